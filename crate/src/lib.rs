@@ -1,0 +1,9 @@
+//! AI Studio SSH core: everything that decides or formats, host-testable; `wasm` is its browser face.
+
+pub mod jupyter;
+
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+/// The product version, shared by the crate, the extension manifests and the zips.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

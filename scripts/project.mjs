@@ -1,0 +1,68 @@
+// Facts about the checkout that every build and test step shares, and the one way to run a command.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+export const CRATE_NAME = 'aistudio-ssh';
+export const WASM_TARGET = 'wasm32-unknown-unknown';
+/** wasm-bindgen's output, the input of webpack. */
+export const WASM_OUT_DIR = join(ROOT, 'build', 'wasm');
+export const DIST_DIR = join(ROOT, 'dist');
+export const BROWSERS = ['chromium', 'firefox'];
+
+/** Tools and venvs live outside the checkout so fresh clones on one machine share them. */
+export const CACHE_DIR = process.env.AISTUDIO_SSH_CACHE
+  ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'aistudio-ssh');
+
+/** Runs a command in the foreground, echoing it; throws when it fails. */
+export function run(command, args, options = {}) {
+  console.log(`$ ${[command, ...args].join(' ')}`);
+  const result = spawnSync(command, args, { cwd: ROOT, stdio: 'inherit', ...options });
+  if (result.error) throw new Error(`${command} could not start: ${result.error.message}`);
+  if (result.status !== 0) {
+    throw new Error(`${command} ${args.join(' ')} failed with ${result.status ?? result.signal}`);
+  }
+}
+
+/** Runs a command quietly and returns its standard output, or null when it fails. */
+export function capture(command, args, options = {}) {
+  const result = spawnSync(command, args, { cwd: ROOT, encoding: 'utf8', ...options });
+  return result.status === 0 ? result.stdout : null;
+}
+
+/** The version of a package as locked in Cargo.lock: the wasm-bindgen CLI must match it exactly. */
+export function lockedCrateVersion(name) {
+  const lock = readFileSync(join(ROOT, 'Cargo.lock'), 'utf8');
+  const match = lock.match(new RegExp(`\\[\\[package\\]\\]\\nname = "${name}"\\nversion = "([^"]+)"`));
+  if (!match) throw new Error(`${name} is not in Cargo.lock`);
+  return match[1];
+}
+
+/** The product version: `workspace.package.version` in Cargo.toml, the only place it is written. */
+export function productVersion() {
+  const metadata = capture('cargo', ['metadata', '--no-deps', '--format-version', '1']);
+  if (!metadata) throw new Error('cargo metadata failed: is cargo on PATH?');
+  const found = JSON.parse(metadata).packages.find((p) => p.name === CRATE_NAME);
+  if (!found) throw new Error(`package ${CRATE_NAME} not found by cargo metadata`);
+  return found.version;
+}
+
+/** Runs named steps in order, timing each, and exits non-zero on the first failure. */
+export async function runSteps(title, steps) {
+  const started = Date.now();
+  for (const [name, step] of steps) {
+    const stepStarted = Date.now();
+    console.log(`\n== ${title}: ${name}`);
+    try {
+      await step();
+    } catch (error) {
+      console.error(`\n${title} failed at "${name}": ${error.message}`);
+      process.exit(1);
+    }
+    console.log(`== ${name}: ${((Date.now() - stepStarted) / 1000).toFixed(1)} s`);
+  }
+  console.log(`\n${title}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}

@@ -1,0 +1,92 @@
+// Bootstrap: installs what the build and the tests need on a fresh machine, and nothing twice.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { CACHE_DIR, ROOT, WASM_TARGET, capture, lockedCrateVersion, run } from './project.mjs';
+
+const sha256 = (path) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+/** The Rust pieces rustup can add: the wasm target and the fmt/clippy components the tests run. */
+export function ensureRustTargetAndComponents() {
+  const targets = capture('rustup', ['target', 'list', '--installed']) ?? '';
+  if (!targets.split('\n').includes(WASM_TARGET)) run('rustup', ['target', 'add', WASM_TARGET]);
+  const components = capture('rustup', ['component', 'list', '--installed']) ?? '';
+  for (const component of ['rustfmt', 'clippy']) {
+    if (!components.split('\n').some((line) => line.startsWith(component))) {
+      run('rustup', ['component', 'add', component]);
+    }
+  }
+}
+
+/**
+ * The wasm-bindgen CLI (and its test runner) at exactly the library version in Cargo.lock:
+ * any other version refuses the wasm it did not make. Installed under the cache per version.
+ * @returns {{ wasmBindgen: string, testRunner: string }}
+ */
+export function ensureWasmBindgenCli() {
+  const version = lockedCrateVersion('wasm-bindgen');
+  const installRoot = join(CACHE_DIR, `wasm-bindgen-${version}`);
+  const tools = {
+    wasmBindgen: join(installRoot, 'bin', 'wasm-bindgen'),
+    testRunner: join(installRoot, 'bin', 'wasm-bindgen-test-runner'),
+  };
+  const installed = existsSync(tools.testRunner) && capture(tools.wasmBindgen, ['--version']);
+  if (installed && installed.trim().endsWith(version)) return tools;
+
+  const install = ['install', 'wasm-bindgen-cli', '--version', `=${version}`, '--root', installRoot, '--force'];
+  try {
+    run('cargo', [...install, '--locked']);
+  } catch (error) {
+    // The CLI's own lockfile can name a dependency version the registry no longer
+    // serves (seen here: webpki-roots 1.0.11); the CLI version itself stays exact.
+    console.warn(`${error.message}; retrying without the CLI's lockfile`);
+    run('cargo', install);
+  }
+  return tools;
+}
+
+/** `npm ci` when node_modules does not match package-lock.json (a stamp records the last install). */
+export function ensureNpmPackages() {
+  const stamp = join(ROOT, 'node_modules', '.aistudio-ssh-lock-sha256');
+  const wanted = sha256(join(ROOT, 'package-lock.json'));
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === wanted) return;
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+  writeFileSync(stamp, wanted);
+}
+
+/** Installs missing Debian packages with apt when root; otherwise says what to install. */
+export function ensureDebianPackages(packages) {
+  const missing = packages.filter((name) => {
+    const status = capture('dpkg-query', ['-W', '-f=${Status}', name]);
+    return !status?.includes('install ok installed');
+  });
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    throw new Error(`missing Debian packages: ${missing.join(' ')}; run: sudo apt-get install ${missing.join(' ')}`);
+  }
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run('apt-get', ['update'], { env });
+  run('apt-get', ['install', '-y', ...missing], { env });
+}
+
+/**
+ * One Python venv per `tests/simulator/jupyterlab-*.txt`, for the AI Studio simulator.
+ * @returns {Record<string, string>} requirement name (such as `jupyterlab-3.6`) -> venv directory
+ */
+export function ensureJupyterVenvs() {
+  const requirementsDir = join(ROOT, 'tests', 'simulator');
+  const venvs = {};
+  for (const file of readdirSync(requirementsDir).filter((f) => /^jupyterlab-.*\.txt$/.test(f))) {
+    const name = basename(file, '.txt');
+    const requirements = join(requirementsDir, file);
+    const venv = join(CACHE_DIR, `venv-${name}`);
+    const stamp = join(venv, '.requirements-sha256');
+    venvs[name] = venv;
+    if (existsSync(stamp) && readFileSync(stamp, 'utf8') === sha256(requirements)) continue;
+    run('python3', ['-m', 'venv', '--clear', venv]);
+    run(join(venv, 'bin', 'pip'), ['install', '--disable-pip-version-check', '--quiet', '-r', requirements]);
+    run(join(venv, 'bin', 'jupyter'), ['lab', '--version']);
+    writeFileSync(stamp, sha256(requirements));
+  }
+  return venvs;
+}

@@ -1,0 +1,47 @@
+// User story: I install the built extension and open its popup; it is alive, in my language.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { productVersion } from '../scripts/project.mjs';
+import { EXTENSION_DIR, openExtensionPage, withExtension } from './harness/browser.mjs';
+
+const version = productVersion();
+const messages = (locale) =>
+  JSON.parse(readFileSync(join(EXTENSION_DIR, '_locales', locale, 'messages.json'), 'utf8'));
+/** A message with its $1.. placeholders filled the way chrome.i18n fills them. */
+const expected = (locale, key, ...values) => {
+  const { message, placeholders = {} } = messages(locale)[key];
+  return message.replace(/\$([A-Z_]+)\$/g, (_, name) => {
+    const content = placeholders[name.toLowerCase()].content;
+    return values[Number(content.slice(1)) - 1];
+  });
+};
+
+for (const [lang, locale] of [['en-US', 'en'], ['zh-CN', 'zh_CN']]) {
+  test(`popup shows the version and the wasm core's answer in ${locale}`, async (t) => {
+    await withExtension(t, { lang }, async (browser) => {
+      const popup = await openExtensionPage(browser, 'popup.html');
+      assert.equal(await popup.textContent('h1'), expected(locale, 'extName'));
+      assert.equal(await popup.textContent('#version'), expected(locale, 'versionLabel', version));
+      // Computed by Rust in the service worker: the core's version and the tab's state.
+      assert.equal(await popup.textContent('#core'), expected(locale, 'coreLabel', version));
+      assert.equal(await popup.textContent('#status'), expected(locale, 'noNotebook'));
+      assert.equal(await popup.getAttribute('html', 'lang'), lang);
+    });
+  });
+}
+
+test('extension pages reach the worker, which answers through the Rust core', async (t) => {
+  await withExtension(t, {}, async (browser) => {
+    const options = await openExtensionPage(browser, 'options.html');
+    assert.equal(await options.textContent('#core'), expected('en', 'coreLabel', version));
+    const send = (request) => options.evaluate((r) => chrome.runtime.sendMessage(r), request);
+    assert.deepEqual(await send({ kind: 'tabNotebook', tabId: 123456 }), { ok: true, value: null });
+    // The sender is an extension page, not an AI Studio frame: no notebook, nothing stored.
+    assert.deepEqual(await send({ kind: 'pageOpened' }), { ok: true, value: null });
+    const unknown = await send({ kind: 'noSuchKind' });
+    assert.equal(unknown.ok, false);
+    assert.equal(unknown.error.name, 'UnknownRequest');
+  });
+});

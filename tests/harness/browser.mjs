@@ -1,0 +1,84 @@
+// Debian Chromium with the built extension loaded, driven by playwright-core (never a downloaded browser).
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { DIST_DIR, ROOT } from '../../scripts/project.mjs';
+
+export const CHROMIUM = '/usr/bin/chromium';
+export const EXTENSION_DIR = join(DIST_DIR, 'chromium');
+export const ARTIFACTS_DIR = join(ROOT, 'test-results');
+
+/**
+ * Launches Chromium with a fresh profile and the unpacked extension from dist/chromium.
+ * @param {{ lang?: string }} options `lang` is the browser UI language (`--lang`), which chrome.i18n follows.
+ * @returns {Promise<{ context: import('playwright-core').BrowserContext, extensionId: string, close: () => Promise<void> }>}
+ */
+export async function launchWithExtension({ lang = 'en-US' } = {}) {
+  const profile = mkdtempSync(join(tmpdir(), 'aistudio-ssh-profile-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    // Playwright disables extensions by default.
+    ignoreDefaultArgs: ['--disable-extensions'],
+    args: [
+      `--load-extension=${EXTENSION_DIR}`,
+      `--disable-extensions-except=${EXTENSION_DIR}`,
+      `--lang=${lang}`,
+      // Root in CI: Chromium's sandbox refuses to start as root.
+      ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
+      // This machine has no Internet: stop Chromium reaching for Google's services.
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--disable-quic', '--no-first-run', '--disable-gpu',
+    ],
+    env: { ...process.env, LANGUAGE: lang.replace('-', '_') },
+  });
+  try {
+    const worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker', { timeout: 20_000 }));
+    const extensionId = new URL(worker.url()).host;
+    return {
+      context,
+      extensionId,
+      close: async () => {
+        await context.close();
+        rmSync(profile, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * Runs `body` with a launched browser; on failure saves a screenshot of every open page
+ * under test-results/ (the CI artifacts) before closing the browser.
+ * @template T
+ * @param {import('node:test').TestContext} t
+ * @param {{ lang?: string }} options
+ * @param {(browser: Awaited<ReturnType<typeof launchWithExtension>>) => Promise<T>} body
+ */
+export async function withExtension(t, options, body) {
+  const browser = await launchWithExtension(options);
+  try {
+    return await body(browser);
+  } catch (error) {
+    mkdirSync(ARTIFACTS_DIR, { recursive: true });
+    const slug = t.name.replace(/[^a-zA-Z0-9]+/g, '-').slice(0, 80);
+    for (const [index, page] of browser.context.pages().entries()) {
+      await page.screenshot({ path: join(ARTIFACTS_DIR, `${slug}-${index}.png`) }).catch(() => {});
+    }
+    throw error;
+  } finally {
+    await browser.close();
+  }
+}
+
+/** Opens one of the extension's pages in a tab and waits until its script has rendered. */
+export async function openExtensionPage(browser, path) {
+  const page = await browser.context.newPage();
+  await page.goto(`chrome-extension://${browser.extensionId}/${path}`);
+  await page.waitForSelector('body[data-ready="true"]', { timeout: 15_000 });
+  return page;
+}
