@@ -14,7 +14,10 @@ fn every_known_page_shape_yields_the_same_base_url() {
         ("lab/tree/work/main.ipynb", NotebookPage::Lab),
         ("lab/workspaces/auto-x?reset", NotebookPage::Lab),
         ("notebooks/main.ipynb", NotebookPage::ClassicNotebook),
-        ("notebooks/work/a%20b.ipynb#cell", NotebookPage::ClassicNotebook),
+        (
+            "notebooks/work/a%20b.ipynb#cell",
+            NotebookPage::ClassicNotebook,
+        ),
     ];
     for (tail, page) in shapes {
         let url = format!("{BASE}{tail}");
@@ -31,7 +34,10 @@ fn every_known_page_shape_yields_the_same_base_url() {
 #[test]
 fn older_zones_and_self_hosted_origins_with_ports_are_recognised() {
     let found = locate_notebook("http://127.0.0.1:8888/idehubcpu01/user/1/42/lab").unwrap();
-    assert_eq!(found.base_url, "http://127.0.0.1:8888/idehubcpu01/user/1/42/");
+    assert_eq!(
+        found.base_url,
+        "http://127.0.0.1:8888/idehubcpu01/user/1/42/"
+    );
     assert_eq!(found.zone, "idehubcpu01");
 }
 
@@ -55,6 +61,10 @@ fn other_pages_and_malformed_urls_are_not_notebooks() {
         "https:///bd-gpu-01/user/1/2/home",
     ];
     for url in not_notebooks {
-        assert_eq!(locate_notebook(url), None, "{url:?} was taken for a notebook");
+        assert_eq!(
+            locate_notebook(url),
+            None,
+            "{url:?} was taken for a notebook"
+        );
     }
 }

@@ -1,0 +1,42 @@
+// `npm test`: bootstrap and build as `npm run build` does, install what the tests need,
+// then every check in order, stopping at the first failure.
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildSteps } from './build.mjs';
+import { ROOT, WASM_TARGET, run, runSteps } from './project.mjs';
+import { ensureDebianPackages, ensureJupyterVenvs, ensureWasmBindgenCli } from './toolchain.mjs';
+
+/** Debian's browser and driver (never a downloaded one), its zh-CN UI strings, and OpenSSH for the simulator. */
+const TEST_PACKAGES = ['chromium', 'chromium-driver', 'chromium-l10n', 'openssh-server', 'openssh-client'];
+
+function wasmBrowserTests() {
+  const { testRunner } = ensureWasmBindgenCli();
+  run('cargo', ['test', '--locked', '--target', WASM_TARGET, '--test', 'wasm'], {
+    env: {
+      ...process.env,
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER: testRunner,
+      CHROMEDRIVER: '/usr/bin/chromedriver',
+      // Chromium flags for the driver's session (no sandbox as root, no network chatter).
+      WASM_BINDGEN_TEST_WEBDRIVER_JSON: join(ROOT, 'tests', 'wasm-webdriver.json'),
+    },
+  });
+}
+
+function endToEndTests() {
+  const files = readdirSync(join(ROOT, 'tests')).filter((f) => f.endsWith('.test.mjs')).sort();
+  // One browser at a time: two cores, and each test owns its Chromium and servers.
+  run(process.execPath, ['--test', '--test-concurrency=1', ...files.map((f) => join('tests', f))]);
+}
+
+await runSteps('test', [
+  ...buildSteps(),
+  ['Debian packages for the tests', () => ensureDebianPackages(TEST_PACKAGES)],
+  ['JupyterLab venvs', ensureJupyterVenvs],
+  ['cargo fmt --check', () => run('cargo', ['fmt', '--all', '--check'])],
+  ['cargo clippy (host)', () => run('cargo', ['clippy', '--locked', '--all-targets', '--', '-D', 'warnings'])],
+  ['cargo clippy (wasm32)', () =>
+    run('cargo', ['clippy', '--locked', '--all-targets', '--target', WASM_TARGET, '--', '-D', 'warnings'])],
+  ['cargo test (host)', () => run('cargo', ['test', '--locked'])],
+  ['wasm-bindgen-test in headless Chromium', wasmBrowserTests],
+  ['end-to-end tests', endToEndTests],
+]);
