@@ -6,8 +6,13 @@ import { buildSteps } from './build.mjs';
 import { ROOT, WASM_TARGET, run, runSteps } from './project.mjs';
 import { ensureDebianPackages, ensureJupyterVenvs, ensureWasmBindgenCli } from './toolchain.mjs';
 
-/** Debian's browser and driver (never a downloaded one), its zh-CN UI strings, and OpenSSH for the simulator. */
-const TEST_PACKAGES = ['chromium', 'chromium-driver', 'chromium-l10n', 'openssh-server', 'openssh-client'];
+/**
+ * Debian's browser and driver (never a downloaded one), its zh-CN UI strings, a small CJK
+ * font so screenshots of the zh_CN UI are legible, and OpenSSH for the simulator.
+ */
+const TEST_PACKAGES = [
+  'chromium', 'chromium-driver', 'chromium-l10n', 'fonts-wqy-microhei', 'openssh-server', 'openssh-client',
+];
 
 function wasmBrowserTests() {
   const { testRunner } = ensureWasmBindgenCli();
