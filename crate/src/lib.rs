@@ -1,6 +1,7 @@
 //! AI Studio SSH core: everything that decides or formats, host-testable; `wasm` is its browser face.
 
 pub mod jupyter;
+pub mod keys;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
