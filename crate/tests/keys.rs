@@ -1,4 +1,5 @@
 //! Keys against real OpenSSH: everything we write, `ssh-keygen` reads; everything it writes, we read.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::fs;
 use std::path::{Path, PathBuf};
