@@ -445,6 +445,49 @@ impl fmt::Debug for RsaComponents {
     }
 }
 
+/// An RSA private key as `SubtleCrypto.exportKey("jwk", ...)` gives it: numbers in
+/// unpadded base64url. The CRT values (`dp`, `dq`, `qi`) are recomputed, not trusted.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RsaJwk {
+    /// Key type; must be `RSA`.
+    pub kty: String,
+    /// Modulus.
+    pub n: String,
+    /// Public exponent.
+    pub e: String,
+    /// Private exponent.
+    pub d: String,
+    /// First prime.
+    pub p: String,
+    /// Second prime.
+    pub q: String,
+}
+
+impl TryFrom<&RsaJwk> for RsaComponents {
+    type Error = KeyError;
+
+    fn try_from(jwk: &RsaJwk) -> Result<Self, KeyError> {
+        use base64ct::{Base64UrlUnpadded, Encoding};
+        if jwk.kty != "RSA" {
+            return Err(KeyError::InvalidRsaComponents {
+                detail: format!("JWK type {:?}, expected RSA", jwk.kty),
+            });
+        }
+        let decode = |field: &str, value: &str| {
+            Base64UrlUnpadded::decode_vec(value).map_err(|_| KeyError::InvalidRsaComponents {
+                detail: format!("JWK field {field} is not base64url"),
+            })
+        };
+        Ok(Self {
+            n: decode("n", &jwk.n)?,
+            e: decode("e", &jwk.e)?,
+            d: decode("d", &jwk.d)?,
+            p: decode("p", &jwk.p)?,
+            q: decode("q", &jwk.q)?,
+        })
+    }
+}
+
 impl Drop for RsaComponents {
     fn drop(&mut self) {
         use zeroize::Zeroize;

@@ -2,6 +2,7 @@
 
 pub mod jupyter;
 pub mod keys;
+pub mod project_keys;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

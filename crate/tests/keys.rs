@@ -396,3 +396,59 @@ fn base64_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn an_rsa_key_from_jwk_numbers_is_checked_and_read_by_ssh_keygen() {
+    use aistudio_ssh::keys::{RsaComponents, RsaJwk};
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+    let native = rsa::RsaPrivateKey::new(&mut seeded(40), 2048).unwrap();
+    let b64 = |n: &rsa::BigUint| base64_url(&n.to_bytes_be());
+    let jwk = RsaJwk {
+        kty: "RSA".into(),
+        n: b64(native.n()),
+        e: b64(native.e()),
+        d: b64(native.d()),
+        p: b64(&native.primes()[0]),
+        q: b64(&native.primes()[1]),
+    };
+    let key =
+        KeyPair::from_rsa_components(&RsaComponents::try_from(&jwk).unwrap(), COMMENT).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_private(dir.path(), "jwk", &key.to_openssh().unwrap());
+    let derived = ssh_keygen(&["-y", "-f", path.to_str().unwrap()]).unwrap();
+    assert_eq!(key_part(&derived), key_part(&key.public().unwrap().line));
+    assert_eq!(key.public().unwrap().bits, 2048);
+
+    let wrong_prime = RsaJwk {
+        q: jwk.p.clone(),
+        ..jwk.clone()
+    };
+    let error =
+        KeyPair::from_rsa_components(&RsaComponents::try_from(&wrong_prime).unwrap(), COMMENT)
+            .unwrap_err();
+    assert!(
+        matches!(error, KeyError::InvalidRsaComponents { .. }),
+        "{error:?}"
+    );
+    let not_base64 = RsaJwk {
+        n: "!!".into(),
+        ..jwk.clone()
+    };
+    assert!(matches!(
+        RsaComponents::try_from(&not_base64),
+        Err(KeyError::InvalidRsaComponents { .. })
+    ));
+    let not_rsa = RsaJwk {
+        kty: "EC".into(),
+        ..jwk
+    };
+    assert!(matches!(
+        RsaComponents::try_from(&not_rsa),
+        Err(KeyError::InvalidRsaComponents { .. })
+    ));
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    Base64UrlUnpadded::encode_string(bytes)
+}

@@ -1,7 +1,12 @@
 //! The JavaScript face of the core: value conversions only, no decisions.
 
+use rand_core::OsRng;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
+
+use crate::keys::{self, KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo, RsaComponents, RsaJwk};
+use crate::project_keys::{self, ProjectKeys, StoredKey};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -11,8 +16,34 @@ fn start() {
 
 /// Plain JS objects and `null` (not `Map` and `undefined`) so results cross
 /// `chrome.runtime` messaging unchanged.
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
-    Ok(value.serialize(&serde_wasm_bindgen::Serializer::json_compatible())?)
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|error| named_error("Conversion", &error.to_string()))
+}
+
+fn from_js<T: DeserializeOwned>(value: JsValue, what: &str) -> Result<T, JsValue> {
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|error| named_error("Conversion", &format!("{what}: {error}")))
+}
+
+/// A JS `Error` whose `name` is a stable variant the UI can switch on.
+fn named_error(name: &str, message: &str) -> JsValue {
+    let error = js_sys::Error::new(message);
+    error.set_name(name);
+    error.into()
+}
+
+fn key_error(error: KeyError) -> JsValue {
+    named_error(error.variant(), &error.to_string())
+}
+
+fn stored(pair: &KeyPair) -> Result<JsValue, JsValue> {
+    let key = StoredKey {
+        private_key: Some(pair.to_openssh().map_err(key_error)?.to_string()),
+        public: pair.public().map_err(key_error)?,
+    };
+    to_js(&key)
 }
 
 /// The core's version; equals the manifest version when the build is consistent.
@@ -23,6 +54,70 @@ pub fn core_version() -> String {
 
 /// `NotebookLocation` as a plain object, or `null` when the URL is not a notebook page.
 #[wasm_bindgen(js_name = locateNotebook)]
-pub fn locate_notebook(page_url: &str) -> Result<JsValue, JsError> {
+pub fn locate_notebook(page_url: &str) -> Result<JsValue, JsValue> {
     to_js(&crate::jupyter::locate_notebook(page_url))
+}
+
+/// A new key (`StoredKey`) made in Rust; `algorithm` is `ed25519` or `rsa-<bits>`.
+#[wasm_bindgen(js_name = generateKeyPair)]
+pub fn generate_key_pair(algorithm: &str, comment: &str) -> Result<JsValue, JsValue> {
+    let algorithm = KeyAlgorithm::from_name(algorithm).map_err(key_error)?;
+    stored(&KeyPair::generate(algorithm, comment, &mut OsRng).map_err(key_error)?)
+}
+
+/// The RSA modulus size of an algorithm name, or `null` for Ed25519 (which WebCrypto
+/// cannot be relied on to make in every browser, and Rust makes in well under a millisecond).
+#[wasm_bindgen(js_name = rsaBits)]
+pub fn rsa_bits(algorithm: &str) -> Result<Option<u32>, JsValue> {
+    let algorithm = KeyAlgorithm::from_name(algorithm).map_err(key_error)?;
+    Ok(algorithm.rsa_bits().map(|bits| bits as u32))
+}
+
+/// A `StoredKey` from an RSA private key WebCrypto exported as a JWK.
+#[wasm_bindgen(js_name = keyPairFromRsaJwk)]
+pub fn key_pair_from_rsa_jwk(jwk: JsValue, comment: &str) -> Result<JsValue, JsValue> {
+    let jwk: RsaJwk = from_js(jwk, "RSA JWK")?;
+    let components = RsaComponents::try_from(&jwk).map_err(key_error)?;
+    stored(&KeyPair::from_rsa_components(&components, comment).map_err(key_error)?)
+}
+
+/// A `StoredKey` from a pasted OpenSSH private key (decrypted with `passphrase` when protected).
+#[wasm_bindgen(js_name = importPrivateKey)]
+pub fn import_private_key(text: &str, passphrase: Option<String>) -> Result<JsValue, JsValue> {
+    stored(&KeyPair::import_openssh(text, passphrase.as_deref()).map_err(key_error)?)
+}
+
+/// `PublicKeyInfo` of a pasted public key or authorized_keys line.
+#[wasm_bindgen(js_name = importPublicKey)]
+pub fn import_public_key(text: &str) -> Result<JsValue, JsValue> {
+    let info: PublicKeyInfo = keys::import_public_key(text).map_err(key_error)?;
+    to_js(&info)
+}
+
+/// The OpenSSH private key text protected by `passphrase`, for the user's download.
+#[wasm_bindgen(js_name = encryptPrivateKey)]
+pub fn encrypt_private_key(private_key: &str, passphrase: &str) -> Result<String, JsValue> {
+    let pair = KeyPair::import_openssh(private_key, None).map_err(key_error)?;
+    let encrypted = pair
+        .to_openssh_encrypted(passphrase, &mut OsRng)
+        .map_err(key_error)?;
+    Ok(encrypted.to_string())
+}
+
+/// `{ keys: ProjectKeys, made: KeyRole[] }`: the project's keys with the missing ones made.
+#[wasm_bindgen(js_name = completeProjectKeys)]
+pub fn complete_project_keys(project_id: &str, existing: JsValue) -> Result<JsValue, JsValue> {
+    let existing: ProjectKeys = if existing.is_null() || existing.is_undefined() {
+        ProjectKeys::default()
+    } else {
+        from_js(existing, "stored project keys")?
+    };
+    let (keys, made) =
+        project_keys::complete_project_keys(project_id, existing, &mut OsRng).map_err(key_error)?;
+    #[derive(Serialize)]
+    struct Completed {
+        keys: ProjectKeys,
+        made: Vec<project_keys::KeyRole>,
+    }
+    to_js(&Completed { keys, made })
 }

@@ -1,0 +1,99 @@
+//! A project's three keys: the user's client key, the container's relay key and its stable host key.
+
+use rand_core::CryptoRngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo};
+
+/// What a key of a project is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KeyRole {
+    /// The user's laptop -> the container (and through the relay, tunnel-only).
+    Client,
+    /// The container -> the relay, allowed only to listen on the project's port there.
+    ContainerRelay,
+    /// The host key of the container's user-mode sshd: pinned by the user's client
+    /// before the container ever runs, the same after restarts and CPU/GPU switches.
+    ContainerHost,
+}
+
+impl KeyRole {
+    /// Every role, in the order they are made and shown.
+    pub const ALL: [KeyRole; 3] = [Self::Client, Self::ContainerRelay, Self::ContainerHost];
+
+    /// The key comment, which names the project and the role wherever the line ends up
+    /// (authorized_keys files, known_hosts, `ssh-add -l`).
+    pub fn comment(self, project_id: &str) -> String {
+        let role = match self {
+            Self::Client => "client",
+            Self::ContainerRelay => "relay",
+            Self::ContainerHost => "host",
+        };
+        format!("aistudio-{project_id}-{role}")
+    }
+}
+
+/// A key as the extension keeps it in `chrome.storage.local`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredKey {
+    /// The OpenSSH private key text, or `None` for a client key whose public half the
+    /// user pasted (the private half stays on their laptop).
+    pub private_key: Option<String>,
+    /// The public half and its fingerprint.
+    pub public: PublicKeyInfo,
+}
+
+impl StoredKey {
+    fn from_pair(pair: &KeyPair) -> Result<Self, KeyError> {
+        Ok(Self {
+            private_key: Some(pair.to_openssh()?.to_string()),
+            public: pair.public()?,
+        })
+    }
+}
+
+/// The keys of one project; a missing one has not been made yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ProjectKeys {
+    /// See [`KeyRole::Client`].
+    pub client: Option<StoredKey>,
+    /// See [`KeyRole::ContainerRelay`].
+    pub container_relay: Option<StoredKey>,
+    /// See [`KeyRole::ContainerHost`].
+    pub container_host: Option<StoredKey>,
+}
+
+impl ProjectKeys {
+    fn slot(&mut self, role: KeyRole) -> &mut Option<StoredKey> {
+        match role {
+            KeyRole::Client => &mut self.client,
+            KeyRole::ContainerRelay => &mut self.container_relay,
+            KeyRole::ContainerHost => &mut self.container_host,
+        }
+    }
+}
+
+/// The project's keys with every missing one made (Ed25519); existing keys are never
+/// replaced. Returns the roles that were made, so the caller stores only when needed.
+///
+/// # Errors
+/// [`KeyError::Crypto`] if generation fails (it should not).
+pub fn complete_project_keys(
+    project_id: &str,
+    mut keys: ProjectKeys,
+    rng: &mut impl CryptoRngCore,
+) -> Result<(ProjectKeys, Vec<KeyRole>), KeyError> {
+    let mut made = Vec::new();
+    for role in KeyRole::ALL {
+        let slot = keys.slot(role);
+        if slot.is_none() {
+            let pair = KeyPair::generate(KeyAlgorithm::Ed25519, &role.comment(project_id), rng)?;
+            *slot = Some(StoredKey::from_pair(&pair)?);
+            made.push(role);
+        }
+    }
+    Ok((keys, made))
+}

@@ -1,0 +1,83 @@
+use aistudio_ssh::keys::{import_public_key, KeyPair};
+use aistudio_ssh::project_keys::{complete_project_keys, KeyRole, ProjectKeys, StoredKey};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+#[test]
+fn a_new_project_gets_three_distinct_ed25519_keys_named_after_it() {
+    let (keys, made) = complete_project_keys(
+        "7892508",
+        ProjectKeys::default(),
+        &mut ChaCha20Rng::seed_from_u64(1),
+    )
+    .unwrap();
+    assert_eq!(made, KeyRole::ALL.to_vec());
+    let all =
+        [&keys.client, &keys.container_relay, &keys.container_host].map(|k| k.clone().unwrap());
+    let comments: Vec<_> = all.iter().map(|k| k.public.comment.as_str()).collect();
+    assert_eq!(
+        comments,
+        [
+            "aistudio-7892508-client",
+            "aistudio-7892508-relay",
+            "aistudio-7892508-host"
+        ]
+    );
+    assert_ne!(all[0].public.fingerprint, all[1].public.fingerprint);
+    assert_ne!(all[1].public.fingerprint, all[2].public.fingerprint);
+    for key in &all {
+        assert_eq!(key.public.algorithm, "ssh-ed25519");
+        let private = KeyPair::import_openssh(key.private_key.as_deref().unwrap(), None).unwrap();
+        assert_eq!(private.public().unwrap(), key.public);
+    }
+}
+
+#[test]
+fn existing_keys_are_never_replaced_and_nothing_is_made_twice() {
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let (first, _) = complete_project_keys("1", ProjectKeys::default(), &mut rng).unwrap();
+    let (second, made) = complete_project_keys("1", first.clone(), &mut rng).unwrap();
+    assert!(made.is_empty());
+    assert_eq!(second, first);
+
+    // A client key the user pasted (public only) stays; only the missing container keys are made.
+    let pasted = KeyPair::generate(
+        aistudio_ssh::keys::KeyAlgorithm::Ed25519,
+        "me@laptop",
+        &mut rng,
+    )
+    .unwrap();
+    let user_client = StoredKey {
+        private_key: None,
+        public: import_public_key(&pasted.public().unwrap().line).unwrap(),
+    };
+    let partial = ProjectKeys {
+        client: Some(user_client.clone()),
+        ..Default::default()
+    };
+    let (completed, made) = complete_project_keys("1", partial, &mut rng).unwrap();
+    assert_eq!(made, [KeyRole::ContainerRelay, KeyRole::ContainerHost]);
+    assert_eq!(completed.client, Some(user_client));
+}
+
+#[test]
+fn stored_keys_round_trip_through_json_in_camel_case() {
+    let (keys, _) = complete_project_keys(
+        "9",
+        ProjectKeys::default(),
+        &mut ChaCha20Rng::seed_from_u64(3),
+    )
+    .unwrap();
+    let json = serde_json::to_string(&keys).unwrap();
+    assert!(
+        json.contains("\"containerRelay\"")
+            && json.contains("\"privateKey\"")
+            && json.contains("\"fingerprint\"")
+    );
+    assert_eq!(serde_json::from_str::<ProjectKeys>(&json).unwrap(), keys);
+    // What older or partial storage holds still reads.
+    assert_eq!(
+        serde_json::from_str::<ProjectKeys>("{}").unwrap(),
+        ProjectKeys::default()
+    );
+}
