@@ -82,6 +82,11 @@ pub fn locate_notebook(page_url: &str) -> Option<NotebookLocation> {
     })
 }
 
+/// Whether `id` can be an AI Studio project id (as it appears in notebook URLs).
+pub fn is_project_id(id: &str) -> bool {
+    is_identifier(id)
+}
+
 /// Zone, user and project ids seen on AI Studio are ASCII letters, digits and dashes
 /// (`bd-gpu-01`, `idehubcpu01`, `7892508`); underscores are accepted as a guess.
 fn is_identifier(segment: &str) -> bool {

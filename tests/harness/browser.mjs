@@ -11,11 +11,14 @@ export const ARTIFACTS_DIR = join(ROOT, 'test-results');
 
 /**
  * Launches Chromium with a fresh profile and the unpacked extension from dist/chromium.
- * @param {{ lang?: string }} options `lang` is the browser UI language (`--lang`), which chrome.i18n follows.
+ * @param {{ lang?: string, profile?: string }} options `lang` is the browser UI language
+ *   (`--lang`), which chrome.i18n follows; `profile` reuses a profile directory (kept on close),
+ *   to test what survives a browser restart.
  * @returns {Promise<{ context: import('playwright-core').BrowserContext, extensionId: string, close: () => Promise<void> }>}
  */
-export async function launchWithExtension({ lang = 'en-US' } = {}) {
-  const profile = mkdtempSync(join(tmpdir(), 'aistudio-ssh-profile-'));
+export async function launchWithExtension({ lang = 'en-US', profile: reused } = {}) {
+  const profile = reused ?? newProfileDir();
+  const removeProfile = () => reused || rmSync(profile, { recursive: true, force: true });
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
@@ -35,21 +38,26 @@ export async function launchWithExtension({ lang = 'en-US' } = {}) {
   });
   try {
     const worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker', { timeout: 20_000 }));
+    // Let a re-used profile's worker finish starting before pages talk to it.
+    await worker.evaluate(() => globalThis.aistudioSsh?.core);
     const extensionId = new URL(worker.url()).host;
     return {
       context,
       extensionId,
       close: async () => {
         await context.close();
-        rmSync(profile, { recursive: true, force: true });
+        removeProfile();
       },
     };
   } catch (error) {
     await context.close();
-    rmSync(profile, { recursive: true, force: true });
+    removeProfile();
     throw error;
   }
 }
+
+/** A new empty browser profile directory; the caller removes it. */
+export const newProfileDir = () => mkdtempSync(join(tmpdir(), 'aistudio-ssh-profile-'));
 
 /**
  * Runs `body` with a launched browser; on failure saves a screenshot of every open page

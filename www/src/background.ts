@@ -1,14 +1,74 @@
 // Background service worker (Chromium) / event page (Firefox): hosts the wasm core and
 // answers the other contexts. Kept minimal: it wires events to core calls.
-import init, { coreVersion, locateNotebook } from '../../build/wasm/aistudio_ssh.js';
-import type { Envelope, NotebookLocation, Replies, Request } from './messages';
+import init, {
+  coreVersion, encryptPrivateKey, importPrivateKey, importPublicKey, isProjectId, locateNotebook,
+} from '../../build/wasm/aistudio_ssh.js';
+import {
+  ensureProjectKeys, generateKey, projectsWithKeys, replaceClientKey, storedProjectKeys,
+} from './keys';
+import type {
+  ClientKeySource, Envelope, KeyView, NotebookLocation, ProjectKeys, ProjectKeysView, Replies, Request,
+  StoredKey,
+} from './messages';
 import { ext } from './platform';
 
 // Instantiated once per worker life. Listeners must be registered synchronously at the top
 // level (a worker woken by an event runs this file again), so handlers await it instead.
 const core = init();
 
+// For the DevTools console and `npm run bench`: the same key making the extension uses.
+Object.assign(globalThis, { aistudioSsh: { core, generateKey } });
+
 const tabKey = (tabId: number) => `tab:${tabId}:notebook`;
+
+function namedError(name: string, message: string): Error {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+
+function checkedProjectId(projectId: string): string {
+  if (!isProjectId(projectId)) {
+    throw namedError('InvalidProjectId', `project id ${JSON.stringify(projectId)} is not letters, digits, - or _`);
+  }
+  return projectId;
+}
+
+function keyView(key: StoredKey | null | undefined): KeyView | null {
+  return key ? { ...key.public, hasPrivateKey: Boolean(key.privateKey) } : null;
+}
+
+function projectView(projectId: string, keys: ProjectKeys): ProjectKeysView {
+  return {
+    projectId,
+    client: keyView(keys.client),
+    containerRelay: keyView(keys.containerRelay),
+    containerHost: keyView(keys.containerHost),
+  };
+}
+
+async function clientKeyFrom(projectId: string, source: ClientKeySource): Promise<StoredKey> {
+  switch (source.kind) {
+    case 'generate':
+      return generateKey(source.algorithm, `aistudio-${projectId}-client`);
+    case 'publicKey':
+      return { privateKey: null, public: importPublicKey(source.text) };
+    case 'privateKey':
+      return importPrivateKey(source.text, source.passphrase || undefined) as StoredKey;
+  }
+}
+
+/** The client key as files named the way users expect; protected when a passphrase is given. */
+async function exportClientKey(projectId: string, passphrase?: string) {
+  const client = (await storedProjectKeys(projectId))?.client;
+  if (!client) throw namedError('NoClientKey', `project ${projectId} has no client key yet`);
+  const files = [{ name: 'id_aistudio.pub', text: `${client.public.line}\n` }];
+  if (client.privateKey) {
+    const text = passphrase ? encryptPrivateKey(client.privateKey, passphrase) : client.privateKey;
+    files.unshift({ name: 'id_aistudio', text });
+  }
+  return files;
+}
 
 async function handle(request: Request, sender: chrome.runtime.MessageSender): Promise<Replies[Request['kind']]> {
   await core;
@@ -20,6 +80,7 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       const location = locateNotebook(sender.url ?? '') as NotebookLocation | null;
       if (location && sender.tab?.id !== undefined) {
         await ext.storage.session.set({ [tabKey(sender.tab.id)]: location });
+        await ensureProjectKeys(location.projectId);
       }
       return location;
     }
@@ -27,19 +88,38 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       const key = tabKey(request.tabId);
       return ((await ext.storage.session.get(key))[key] as NotebookLocation | undefined) ?? null;
     }
-    default: {
-      const error = new Error(`unknown request ${JSON.stringify((request as { kind?: unknown }).kind)}`);
-      error.name = 'UnknownRequest';
-      throw error;
+    case 'projectKeys': {
+      const projectId = checkedProjectId(request.projectId);
+      return projectView(projectId, await ensureProjectKeys(projectId));
     }
+    case 'listProjects':
+      return projectsWithKeys();
+    case 'exportClientKey':
+      return exportClientKey(checkedProjectId(request.projectId), request.passphrase);
+    case 'replaceClientKey': {
+      const projectId = checkedProjectId(request.projectId);
+      const client = await clientKeyFrom(projectId, request.source);
+      return projectView(projectId, await replaceClientKey(projectId, client));
+    }
+    default:
+      throw namedError('UnknownRequest', `unknown request ${JSON.stringify((request as { kind?: unknown }).kind)}`);
   }
 }
+
+/** What a content script may ask; keys and settings are for extension pages only. */
+const CONTENT_SCRIPT_REQUESTS: ReadonlySet<Request['kind']> = new Set(['coreInfo', 'pageOpened']);
+const fromExtensionPage = (sender: chrome.runtime.MessageSender) =>
+  sender.url?.startsWith(ext.runtime.getURL('')) ?? false;
 
 ext.runtime.onMessage.addListener((request: Request, sender, sendResponse) => {
   // Only our own pages and content scripts; web pages cannot reach this listener
   // (no externally_connectable), and this check keeps it so.
   if (sender.id !== ext.runtime.id) return false;
-  handle(request, sender).then(
+  const allowed = fromExtensionPage(sender) || CONTENT_SCRIPT_REQUESTS.has(request.kind);
+  const reply = allowed
+    ? handle(request, sender)
+    : Promise.reject(namedError('Forbidden', `${request.kind} is only answered to extension pages`));
+  reply.then(
     (value) => sendResponse({ ok: true, value } satisfies Envelope<unknown>),
     (error: unknown) => {
       const { name, message } = error instanceof Error ? error : new Error(String(error));

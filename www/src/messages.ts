@@ -11,6 +11,55 @@ export interface NotebookLocation {
   page: 'ideHome' | 'lab' | 'classicNotebook';
 }
 
+/** Key types the extension makes (`aistudio_ssh::keys::KeyAlgorithm::name`). */
+export type KeyAlgorithmName = 'ed25519' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096';
+
+/** Mirror of `aistudio_ssh::keys::PublicKeyInfo`. */
+export interface PublicKeyInfo {
+  line: string;
+  fingerprint: string;
+  algorithm: string;
+  bits: number;
+  comment: string;
+}
+
+/** Mirror of `aistudio_ssh::project_keys::StoredKey`; lives only in the background and storage. */
+export interface StoredKey {
+  privateKey: string | null;
+  public: PublicKeyInfo;
+}
+
+/** Mirror of `aistudio_ssh::project_keys::ProjectKeys`. */
+export interface ProjectKeys {
+  client?: StoredKey | null;
+  containerRelay?: StoredKey | null;
+  containerHost?: StoredKey | null;
+}
+
+/** What extension pages see of a key: never the private half. */
+export interface KeyView extends PublicKeyInfo {
+  hasPrivateKey: boolean;
+}
+
+export interface ProjectKeysView {
+  projectId: string;
+  client: KeyView | null;
+  containerRelay: KeyView | null;
+  containerHost: KeyView | null;
+}
+
+/** Where a replacement client key comes from: made here, or the user's own. */
+export type ClientKeySource =
+  | { kind: 'generate'; algorithm: KeyAlgorithmName }
+  | { kind: 'publicKey'; text: string }
+  | { kind: 'privateKey'; text: string; passphrase?: string };
+
+/** The user's download: file name and contents. */
+export interface KeyFile {
+  name: string;
+  text: string;
+}
+
 export interface CoreInfo {
   coreVersion: string;
 }
@@ -23,12 +72,24 @@ export interface Replies {
   pageOpened: NotebookLocation | null;
   /** Popup -> background: the notebook last seen in a tab. */
   tabNotebook: NotebookLocation | null;
+  /** Options page -> background: the project's keys (made if missing), public halves only. */
+  projectKeys: ProjectKeysView;
+  /** Options page -> background: projects that have keys. */
+  listProjects: string[];
+  /** Options page -> background, on the user's click: the client key files to download. */
+  exportClientKey: KeyFile[];
+  /** Options page -> background, on the user's click: a new client key. */
+  replaceClientKey: ProjectKeysView;
 }
 
 export type Request =
   | { kind: 'coreInfo' }
   | { kind: 'pageOpened' }
-  | { kind: 'tabNotebook'; tabId: number };
+  | { kind: 'tabNotebook'; tabId: number }
+  | { kind: 'projectKeys'; projectId: string }
+  | { kind: 'listProjects' }
+  | { kind: 'exportClientKey'; projectId: string; passphrase?: string }
+  | { kind: 'replaceClientKey'; projectId: string; source: ClientKeySource };
 
 /** How a reply crosses `runtime.sendMessage`: errors keep their name for the UI to switch on. */
 export type Envelope<T> =

@@ -58,6 +58,12 @@ pub fn locate_notebook(page_url: &str) -> Result<JsValue, JsValue> {
     to_js(&crate::jupyter::locate_notebook(page_url))
 }
 
+/// Whether `id` can be an AI Studio project id.
+#[wasm_bindgen(js_name = isProjectId)]
+pub fn is_project_id(id: &str) -> bool {
+    crate::jupyter::is_project_id(id)
+}
+
 /// A new key (`StoredKey`) made in Rust; `algorithm` is `ed25519` or `rsa-<bits>`.
 #[wasm_bindgen(js_name = generateKeyPair)]
 pub fn generate_key_pair(algorithm: &str, comment: &str) -> Result<JsValue, JsValue> {
