@@ -1,0 +1,92 @@
+// `npm run bench [-- section...]`: speed of our code against a reference measured in the
+// same run, written to bench/results.json and printed as a table. Sections: keygen.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildSteps } from './build.mjs';
+import { ROOT, capture, runSteps } from './project.mjs';
+
+const RESULTS = join(ROOT, 'bench', 'results.json');
+const RUNS = 15;
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+};
+const compare = (ours, ref) => ({
+  oursMedianMs: median(ours), refMedianMs: median(ref), ratio: median(ours) / median(ref), n: ours.length,
+});
+
+/** Milliseconds of each `ssh-keygen` run making one key of `args` into a scratch directory. */
+function sshKeygenTimes(args) {
+  const dir = mkdtempSync(join(tmpdir(), 'aistudio-ssh-bench-'));
+  try {
+    return Array.from({ length: RUNS }, (_, i) => {
+      const started = process.hrtime.bigint();
+      const result = spawnSync('ssh-keygen', ['-q', '-N', '', '-f', join(dir, `k${i}`), ...args]);
+      if (result.status !== 0) throw new Error(`ssh-keygen ${args.join(' ')}: ${result.stderr}`);
+      return Number(process.hrtime.bigint() - started) / 1e6;
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Key generation through the extension's own code (`generateKey` in its worker), in headless Chromium. */
+async function extensionKeygenTimes(algorithms) {
+  const { launchWithExtension } = await import('../tests/harness/browser.mjs');
+  const browser = await launchWithExtension();
+  try {
+    const [worker] = browser.context.serviceWorkers();
+    return await worker.evaluate(async ({ algorithms, runs }) => {
+      const { core, generateKey } = globalThis.aistudioSsh;
+      await core;
+      await generateKey('ed25519', 'warm-up');
+      const times = {};
+      for (const algorithm of algorithms) {
+        times[algorithm] = [];
+        for (let i = 0; i < runs; i++) {
+          const started = performance.now();
+          await generateKey(algorithm, 'bench');
+          times[algorithm].push(performance.now() - started);
+        }
+      }
+      return times;
+    }, { algorithms, runs: RUNS });
+  } finally {
+    await browser.close();
+  }
+}
+
+async function keygen() {
+  const ours = await extensionKeygenTimes(['ed25519', 'rsa-2048', 'rsa-3072']);
+  const library = capture('cargo', ['run', '--quiet', '--release', '--locked', '-p', 'aistudio-ssh',
+    '--example', 'keygen_reference', '--', String(RUNS)]);
+  if (!library) throw new Error('the Ed25519 reference (cargo run --example keygen_reference) failed');
+  return {
+    // Ed25519: in-browser through the extension vs the bare ssh-key call, natively.
+    ed25519: compare(ours.ed25519, JSON.parse(library)),
+    rsa2048: compare(ours['rsa-2048'], sshKeygenTimes(['-t', 'rsa', '-b', '2048'])),
+    rsa3072: compare(ours['rsa-3072'], sshKeygenTimes(['-t', 'rsa', '-b', '3072'])),
+  };
+}
+
+const SECTIONS = { keygen };
+
+const wanted = process.argv.slice(2);
+for (const name of wanted) if (!SECTIONS[name]) throw new Error(`unknown bench section ${name}; known: ${Object.keys(SECTIONS).join(', ')}`);
+const results = existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, 'utf8')) : {};
+await runSteps('bench', [
+  ...buildSteps(),
+  ...(wanted.length ? wanted : Object.keys(SECTIONS)).map((name) => [name, async () => {
+    results[name] = await SECTIONS[name]();
+    mkdirSync(join(ROOT, 'bench'), { recursive: true });
+    writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
+    console.table(Object.fromEntries(Object.entries(results[name]).map(([case_, r]) => [case_, {
+      'ours median ms': r.oursMedianMs.toFixed(3), 'ref median ms': r.refMedianMs.toFixed(3),
+      ratio: r.ratio.toFixed(2), n: r.n,
+    }])));
+  }]),
+]);
