@@ -37,6 +37,9 @@ const common = (browser) => ({
     clean: false,
   },
   optimization: { splitChunks: false, runtimeChunk: false },
+  // No Node polyfills: webpack's \`global\` shim is built on Function("return this"),
+  // an eval that MV3's CSP forbids and that Firefox's linter flags.
+  node: false,
   performance: { hints: false },
 });
 

@@ -43,5 +43,8 @@ await runSteps('test', [
     run('cargo', ['clippy', '--locked', '--all-targets', '--target', WASM_TARGET, '--', '-D', 'warnings'])],
   ['cargo test (host)', () => run('cargo', ['test', '--locked'])],
   ['wasm-bindgen-test in headless Chromium', wasmBrowserTests],
+  // No Firefox driver in Debian 12: Mozilla's own linter checks the Firefox build instead.
+  ['Firefox build lint (addons-linter)', () =>
+    run(join(ROOT, 'node_modules', '.bin', 'addons-linter'), ['--warnings-as-errors', '--boring', 'dist/firefox'])],
   ['end-to-end tests', endToEndTests],
 ]);
