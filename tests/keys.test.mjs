@@ -86,6 +86,18 @@ test('keys are made in the browser, download as OpenSSH reads them, and survive 
     await options.waitForFunction((id) =>
       document.querySelector(`article[data-project="${id}"] p.error`)?.textContent?.includes('PuTTYgen'), PROJECT);
     assert.deepEqual(await fingerprints(options), before);
+
+    // The user's own public key (an authorized_keys line with options): kept public only.
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'me@laptop', '-f', join(dir, 'mine')]);
+    const mine = readFileSync(join(dir, 'mine.pub'), 'utf8');
+    const mineFingerprint = execFileSync('ssh-keygen', ['-l', '-f', join(dir, 'mine.pub')], { encoding: 'utf8' }).split(' ')[1];
+    await putty.locator('textarea').fill(`no-pty,command="echo hi there" ${mine}`);
+    await putty.locator('button').click();
+    await options.waitForFunction(([id, fingerprint]) =>
+      document.querySelector(`article[data-project="${id}"] dd[data-key=client]`)?.textContent?.startsWith(fingerprint),
+      [PROJECT, mineFingerprint]);
+    assert.match(await keyText(options, 'client'), /private key stays on your computer/);
+    before = await fingerprints(options);
   });
 
   // A new browser process on the same profile: the same keys, none made again.

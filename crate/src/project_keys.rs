@@ -3,7 +3,7 @@
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo};
+use crate::keys::{import_public_key, KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo};
 
 /// What a key of a project is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +46,29 @@ pub struct StoredKey {
 }
 
 impl StoredKey {
-    fn from_pair(pair: &KeyPair) -> Result<Self, KeyError> {
+    /// A client key the user pasted: a public key line (the private half stays on their
+    /// computer) or an OpenSSH private key (kept, so it can be downloaded with the bundle).
+    ///
+    /// # Errors
+    /// The [`KeyError`] that says what the text is and what is accepted instead.
+    pub fn from_paste(text: &str, passphrase: Option<&str>) -> Result<Self, KeyError> {
+        match import_public_key(text) {
+            Ok(public) => Ok(Self {
+                private_key: None,
+                public,
+            }),
+            Err(KeyError::PrivateKeyGiven) => {
+                Self::from_pair(&KeyPair::import_openssh(text, passphrase)?)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The stored form of a key pair: its unencrypted OpenSSH text and public half.
+    ///
+    /// # Errors
+    /// [`KeyError::Crypto`] if encoding fails (it should not).
+    pub fn from_pair(pair: &KeyPair) -> Result<Self, KeyError> {
         Ok(Self {
             private_key: Some(pair.to_openssh()?.to_string()),
             public: pair.public()?,

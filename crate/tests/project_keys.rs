@@ -81,3 +81,37 @@ fn stored_keys_round_trip_through_json_in_camel_case() {
         ProjectKeys::default()
     );
 }
+
+#[test]
+fn a_pasted_client_key_is_kept_public_only_or_with_its_private_half() {
+    let mut rng = ChaCha20Rng::seed_from_u64(4);
+    let pair = KeyPair::generate(
+        aistudio_ssh::keys::KeyAlgorithm::Ed25519,
+        "me@laptop",
+        &mut rng,
+    )
+    .unwrap();
+    let public_line = pair.public().unwrap().line;
+
+    let from_public = StoredKey::from_paste(&format!("{public_line}\n"), None).unwrap();
+    assert_eq!(from_public.private_key, None);
+    assert_eq!(from_public.public.line, public_line);
+
+    let encrypted = pair.to_openssh_encrypted("pw", &mut rng).unwrap();
+    assert_eq!(
+        StoredKey::from_paste(&encrypted, None).unwrap_err(),
+        aistudio_ssh::keys::KeyError::PassphraseRequired
+    );
+    let from_private = StoredKey::from_paste(&encrypted, Some("pw")).unwrap();
+    assert_eq!(from_private.public.line, public_line);
+    assert!(from_private
+        .private_key
+        .unwrap()
+        .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+
+    let putty = "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\n";
+    assert_eq!(
+        StoredKey::from_paste(putty, None).unwrap_err(),
+        aistudio_ssh::keys::KeyError::PuttyFormat
+    );
+}

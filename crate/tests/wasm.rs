@@ -1,12 +1,29 @@
-//! The bindings in a real browser: values arrive as plain JS objects.
+//! The bindings in a real browser: values arrive as plain JS objects, errors as named JS
+//! errors, and RSA keys made by the browser's WebCrypto become OpenSSH keys.
 #![cfg(target_arch = "wasm32")]
 
-use aistudio_ssh::wasm::{core_version, locate_notebook};
-use js_sys::Reflect;
-use wasm_bindgen::JsValue;
+use aistudio_ssh::wasm::{
+    core_version, generate_key_pair, import_public_key, key_pair_from_rsa_jwk, locate_notebook,
+};
+use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
+
+fn field(object: &JsValue, name: &str) -> JsValue {
+    Reflect::get(object, &JsValue::from_str(name)).unwrap()
+}
+
+fn text(object: &JsValue, path: &[&str]) -> String {
+    let value = path
+        .iter()
+        .fold(object.clone(), |value, name| field(&value, name));
+    value
+        .as_string()
+        .unwrap_or_else(|| panic!("{path:?} is not a string"))
+}
 
 #[wasm_bindgen_test]
 fn core_version_is_the_crate_version() {
@@ -18,11 +35,10 @@ fn a_notebook_location_is_a_plain_object_with_camel_case_fields() {
     let found = locate_notebook("https://aistudio.baidu.com/bd-cpu-01/user/9/77/home#codelab")
         .expect("conversion");
     assert!(found.is_object());
-    let field = |name: &str| Reflect::get(&found, &JsValue::from_str(name)).unwrap();
-    assert_eq!(field("projectId"), "77");
-    assert_eq!(field("page"), "ideHome");
+    assert_eq!(text(&found, &["projectId"]), "77");
+    assert_eq!(text(&found, &["page"]), "ideHome");
     assert_eq!(
-        field("baseUrl"),
+        text(&found, &["baseUrl"]),
         "https://aistudio.baidu.com/bd-cpu-01/user/9/77/"
     );
 }
@@ -31,4 +47,69 @@ fn a_notebook_location_is_a_plain_object_with_camel_case_fields() {
 fn a_page_that_is_no_notebook_is_null_not_undefined() {
     let found = locate_notebook("https://aistudio.baidu.com/projectdetail/77").expect("conversion");
     assert!(found.is_null());
+}
+
+#[wasm_bindgen_test]
+fn errors_cross_as_js_errors_named_by_variant() {
+    let error = import_public_key("PuTTY-User-Key-File-3: ssh-ed25519").unwrap_err();
+    let error: js_sys::Error = error.dyn_into().expect("a JS Error");
+    assert_eq!(error.name(), "PrivateKeyGiven");
+    assert!(String::from(error.message()).contains("public key"));
+    let error: js_sys::Error = generate_key_pair("dsa", "x")
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert_eq!(error.name(), "UnknownAlgorithm");
+}
+
+#[wasm_bindgen_test]
+fn ed25519_keys_come_from_the_browser_rng_and_differ() {
+    let first = generate_key_pair("ed25519", "a").unwrap();
+    let second = generate_key_pair("ed25519", "a").unwrap();
+    assert!(text(&first, &["privateKey"]).starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+    assert_ne!(
+        text(&first, &["public", "fingerprint"]),
+        text(&second, &["public", "fingerprint"])
+    );
+}
+
+/// Calls `crypto.subtle.<method>(args...)` and awaits its promise.
+async fn subtle(method: &str, args: &[JsValue]) -> JsValue {
+    let crypto = field(&js_sys::global(), "crypto");
+    let subtle = field(&crypto, "subtle");
+    let function: Function = field(&subtle, method).dyn_into().unwrap();
+    let promise = function
+        .apply(&subtle, &args.iter().collect::<Array>())
+        .unwrap();
+    JsFuture::from(Promise::from(promise)).await.unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn an_rsa_key_made_by_webcrypto_becomes_an_openssh_key() {
+    let params = Object::new();
+    let set = |name: &str, value: JsValue| Reflect::set(&params, &name.into(), &value).unwrap();
+    set("name", "RSASSA-PKCS1-v1_5".into());
+    set("modulusLength", 2048.into());
+    set("publicExponent", Uint8Array::from(&[1u8, 0, 1][..]).into());
+    set("hash", "SHA-256".into());
+    let usages = Array::of2(&"sign".into(), &"verify".into());
+    let pair = subtle(
+        "generateKey",
+        &[params.into(), JsValue::TRUE, usages.into()],
+    )
+    .await;
+    let jwk = subtle("exportKey", &["jwk".into(), field(&pair, "privateKey")]).await;
+
+    let key = key_pair_from_rsa_jwk(jwk.clone(), "webcrypto").unwrap();
+    assert!(text(&key, &["public", "line"]).starts_with("ssh-rsa AAAAB3NzaC1yc2E"));
+    assert!(text(&key, &["public", "line"]).ends_with(" webcrypto"));
+    assert_eq!(field(&field(&key, "public"), "bits").as_f64(), Some(2048.0));
+
+    // A JWK whose primes were tampered with is refused, not wrapped.
+    Reflect::set(&jwk, &"q".into(), &field(&jwk, "p")).unwrap();
+    let error: js_sys::Error = key_pair_from_rsa_jwk(jwk, "x")
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert_eq!(error.name(), "InvalidRsaComponents");
 }

@@ -1,7 +1,7 @@
 // Background service worker (Chromium) / event page (Firefox): hosts the wasm core and
 // answers the other contexts. Kept minimal: it wires events to core calls.
 import init, {
-  coreVersion, encryptPrivateKey, importPrivateKey, importPublicKey, isProjectId, locateNotebook,
+  coreVersion, encryptPrivateKey, importClientKey, isProjectId, locateNotebook,
 } from '../../build/wasm/aistudio_ssh.js';
 import {
   ensureProjectKeys, generateKey, projectsWithKeys, replaceClientKey, storedProjectKeys,
@@ -51,10 +51,8 @@ async function clientKeyFrom(projectId: string, source: ClientKeySource): Promis
   switch (source.kind) {
     case 'generate':
       return generateKey(source.algorithm, `aistudio-${projectId}-client`);
-    case 'publicKey':
-      return { privateKey: null, public: importPublicKey(source.text) };
-    case 'privateKey':
-      return importPrivateKey(source.text, source.passphrase || undefined) as StoredKey;
+    case 'pasted':
+      return importClientKey(source.text, source.passphrase || undefined) as StoredKey;
   }
 }
 

@@ -51,8 +51,7 @@ export interface ProjectKeysView {
 /** Where a replacement client key comes from: made here, or the user's own. */
 export type ClientKeySource =
   | { kind: 'generate'; algorithm: KeyAlgorithmName }
-  | { kind: 'publicKey'; text: string }
-  | { kind: 'privateKey'; text: string; passphrase?: string };
+  | { kind: 'pasted'; text: string; passphrase?: string };
 
 /** The user's download: file name and contents. */
 export interface KeyFile {

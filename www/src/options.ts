@@ -58,9 +58,7 @@ function renderProject(view: ProjectKeysView): void {
     event.preventDefault();
     const text = field(form('paste'), 'text');
     const passphrase = field(form('paste'), 'passphrase') || undefined;
-    void replace(text.includes('PRIVATE KEY') || text.startsWith('PuTTY')
-      ? { kind: 'privateKey', text, passphrase }
-      : { kind: 'publicKey', text });
+    void replace({ kind: 'pasted', text, passphrase });
   });
 
   if (existing) existing.replaceWith(article);

@@ -39,11 +39,7 @@ fn key_error(error: KeyError) -> JsValue {
 }
 
 fn stored(pair: &KeyPair) -> Result<JsValue, JsValue> {
-    let key = StoredKey {
-        private_key: Some(pair.to_openssh().map_err(key_error)?.to_string()),
-        public: pair.public().map_err(key_error)?,
-    };
-    to_js(&key)
+    to_js(&StoredKey::from_pair(pair).map_err(key_error)?)
 }
 
 /// The core's version; equals the manifest version when the build is consistent.
@@ -87,10 +83,11 @@ pub fn key_pair_from_rsa_jwk(jwk: JsValue, comment: &str) -> Result<JsValue, JsV
     stored(&KeyPair::from_rsa_components(&components, comment).map_err(key_error)?)
 }
 
-/// A `StoredKey` from a pasted OpenSSH private key (decrypted with `passphrase` when protected).
-#[wasm_bindgen(js_name = importPrivateKey)]
-pub fn import_private_key(text: &str, passphrase: Option<String>) -> Result<JsValue, JsValue> {
-    stored(&KeyPair::import_openssh(text, passphrase.as_deref()).map_err(key_error)?)
+/// A `StoredKey` from what the user pasted as their client key: a public key line, or an
+/// OpenSSH private key (decrypted with `passphrase` when protected).
+#[wasm_bindgen(js_name = importClientKey)]
+pub fn import_client_key(text: &str, passphrase: Option<String>) -> Result<JsValue, JsValue> {
+    to_js(&StoredKey::from_paste(text, passphrase.as_deref()).map_err(key_error)?)
 }
 
 /// `PublicKeyInfo` of a pasted public key or authorized_keys line.
