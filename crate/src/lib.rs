@@ -3,6 +3,8 @@
 pub mod jupyter;
 pub mod keys;
 pub mod project_keys;
+pub mod settings;
+pub mod shell;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -1,0 +1,131 @@
+use aistudio_ssh::settings::{SettingsError, SettingsInput};
+
+const RELAY_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEeLjlB+C7KxjA+eCCR2noVi0Q35q+LndIlvgrS0QFJm relay";
+
+fn input(json: &str) -> SettingsInput {
+    SettingsInput::from_json(json).unwrap()
+}
+
+fn minimal() -> String {
+    format!(
+        r#"{{"project": "7892508", "relay": {{"host": "relay.example.com", "hostKey": "{RELAY_KEY}"}}}}"#
+    )
+}
+
+/// The invalid fields' names, in order.
+fn invalid_fields(settings: &SettingsInput) -> Vec<&'static str> {
+    match settings.validate() {
+        Err(SettingsError::Invalid { fields }) => fields.iter().map(|f| f.field).collect(),
+        other => panic!("expected invalid settings, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_fill_everything_but_project_host_and_host_key() {
+    let settings = input(&minimal()).validate().unwrap();
+    assert_eq!(settings.relay_port, 443);
+    assert_eq!(settings.relay_user, "aistudio-tunnel");
+    assert_eq!(settings.remote_port, 7423);
+    assert_eq!(settings.container_sshd_port, 2222);
+    assert_eq!(settings.container_user, "aistudio");
+    assert_eq!(settings.ssh_dir, "~/.ssh/aistudio-7892508");
+    assert_eq!(settings.relay_host_keys.len(), 1);
+}
+
+#[test]
+fn hosts_may_be_names_ipv4_or_ipv6() {
+    for (host, normalized) in [
+        ("Relay.Example.COM", "relay.example.com"),
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8::7", "2001:db8::7"),
+        ("[2001:DB8::7]", "2001:db8::7"),
+        ("::1", "::1"),
+    ] {
+        let mut settings = input(&minimal());
+        settings.relay.host = host.into();
+        assert_eq!(
+            settings.validate().unwrap().relay_host,
+            normalized,
+            "{host}"
+        );
+    }
+    for bad in [
+        "",
+        "relay example.com",
+        "256.1.1.1",
+        "1.2.3",
+        "01.2.3.4",
+        "[1.2.3.4]",
+        "fe80::1%eth0",
+        "a;b",
+        "relay.example.com:22",
+        "-oProxyCommand=x",
+    ] {
+        let mut settings = input(&minimal());
+        settings.relay.host = bad.into();
+        assert_eq!(invalid_fields(&settings), ["relay.host"], "{bad}");
+    }
+}
+
+#[test]
+fn every_bad_field_is_named_with_its_value_and_what_is_allowed() {
+    let json = r#"{"project": "78 92", "relay": {"host": "relay.example.com", "port": 70000,
+        "user": "Root", "hostKey": "not a key"}, "remotePort": 80, "containerSshdPort": 0,
+        "containerUser": "", "sshDir": "~/.ssh/$(x)"}"#;
+    let error = input(json).validate().unwrap_err();
+    let SettingsError::Invalid { fields } = &error else {
+        panic!("{error:?}")
+    };
+    let names: Vec<_> = fields.iter().map(|f| f.field).collect();
+    assert_eq!(
+        names,
+        [
+            "project",
+            "relay.port",
+            "relay.user",
+            "relay.hostKey",
+            "remotePort",
+            "containerSshdPort",
+            "containerUser",
+            "sshDir"
+        ]
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains(
+            r#"relay.port: "70000" is not allowed; a port is a whole number from 1 to 65535"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"remotePort: "80" is not allowed; a whole number from 1024 to 65535"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("relay.user: \"Root\" is not allowed; a user name"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_host_key_may_be_ssh_keyscan_output_with_several_keys() {
+    let mut settings = input(&minimal());
+    settings.relay.host_key = format!(
+        "# relay.example.com:443 SSH-2.0-OpenSSH_9.2\n[relay.example.com]:443 {RELAY_KEY}\nrelay.example.com {RELAY_KEY}\n"
+    );
+    assert_eq!(settings.validate().unwrap().relay_host_keys.len(), 2);
+    settings.relay.host_key = "# only a comment".into();
+    assert_eq!(invalid_fields(&settings), ["relay.hostKey"]);
+}
+
+#[test]
+fn json_that_is_not_settings_is_refused_with_the_reason() {
+    let error = SettingsInput::from_json(r#"{"relay": {}}"#).unwrap_err();
+    assert!(matches!(error, SettingsError::Json { .. }));
+    assert!(error.to_string().contains("missing field `host`"), "{error}");
+    assert!(SettingsInput::from_json(
+        r#"{"project": "1", "relay": {"host": "h", "hostKey": "k", "port": "22"}}"#
+    )
+    .is_err());
+}
