@@ -15,7 +15,7 @@ const WASM_FEATURES = [
 
 function buildWasm() {
   // --locked: build exactly what Cargo.lock says, the same on every machine.
-  run('cargo', ['build', '--release', '--locked', '--target', WASM_TARGET, '-p', CRATE_NAME]);
+  run('cargo', ['build', '--release', '--locked', '--target', WASM_TARGET, '-p', CRATE_NAME, '--lib']);
 }
 
 function bindWasm(wasmBindgen) {

@@ -3,6 +3,7 @@
 pub mod jupyter;
 pub mod keys;
 pub mod project_keys;
+pub mod render;
 pub mod settings;
 pub mod shell;
 

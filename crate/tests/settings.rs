@@ -123,7 +123,10 @@ fn the_host_key_may_be_ssh_keyscan_output_with_several_keys() {
 fn json_that_is_not_settings_is_refused_with_the_reason() {
     let error = SettingsInput::from_json(r#"{"relay": {}}"#).unwrap_err();
     assert!(matches!(error, SettingsError::Json { .. }));
-    assert!(error.to_string().contains("missing field `host`"), "{error}");
+    assert!(
+        error.to_string().contains("missing field `host`"),
+        "{error}"
+    );
     assert!(SettingsInput::from_json(
         r#"{"project": "1", "relay": {"host": "h", "hostKey": "k", "port": "22"}}"#
     )

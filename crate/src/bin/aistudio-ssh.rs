@@ -1,0 +1,150 @@
+//! `aistudio-ssh`: the extension's core from a terminal. Renders a project's scripts,
+//! ssh config and keys from a settings JSON file.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
+use aistudio_ssh::render::{self, RenderKeys, CLIENT_KEY_FILE, KNOWN_HOSTS_FILE};
+use aistudio_ssh::settings::SettingsInput;
+use rand_core::OsRng;
+
+const USAGE: &str = "usage: aistudio-ssh render --settings SETTINGS.json --out DIR
+
+Writes into DIR: provision.sh, tunnel.sh, probe.sh, relay-setup.sh, ssh_config,
+known_hosts, id_aistudio, id_aistudio.pub; the project's keys are kept in
+DIR/keys/project-keys.json and reused on every later run.
+Settings (camelCase JSON): {\"project\": \"7892508\", \"relay\": {\"host\": \"relay.example.com\",
+\"port\": 443, \"user\": \"aistudio-tunnel\", \"hostKey\": \"ssh-ed25519 AAAA...\"},
+\"remotePort\": 7423, \"containerSshdPort\": 2222}";
+
+/// Exit codes: 0 done, 1 could not read or write files, 2 bad usage or invalid settings.
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (settings_path, out_dir) = match parse_args(&args) {
+        Some(paths) => paths,
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match fs::read_to_string(&settings_path) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!(
+                "aistudio-ssh: cannot read {}: {error}",
+                settings_path.display()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let settings = match SettingsInput::from_json(&text).and_then(|input| input.validate()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("aistudio-ssh: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match write_project(&settings, &out_dir) {
+        Ok(()) => {
+            println!(
+                "wrote {}; connect with: ssh -F {}/ssh_config {}",
+                out_dir.display(),
+                out_dir.display(),
+                render::host_alias(&settings)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("aistudio-ssh: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn parse_args(args: &[String]) -> Option<(PathBuf, PathBuf)> {
+    let [command, rest @ ..] = args else {
+        return None;
+    };
+    if command != "render" {
+        return None;
+    }
+    let (mut settings, mut out) = (None, None);
+    let mut rest = rest.iter();
+    while let Some(flag) = rest.next() {
+        match flag.as_str() {
+            "--settings" => settings = Some(PathBuf::from(rest.next()?)),
+            "--out" => out = Some(PathBuf::from(rest.next()?)),
+            _ => return None,
+        }
+    }
+    Some((settings?, out?))
+}
+
+fn write_project(
+    settings: &aistudio_ssh::settings::Settings,
+    out: &Path,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let keys_dir = out.join("keys");
+    fs::create_dir_all(&keys_dir)?;
+    let keys_path = keys_dir.join("project-keys.json");
+    let existing: ProjectKeys = match fs::read_to_string(&keys_path) {
+        Ok(text) => {
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", keys_path.display()))?
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => ProjectKeys::default(),
+        Err(error) => return Err(error.into()),
+    };
+    let (keys, made) = complete_project_keys(&settings.project, existing, &mut OsRng)?;
+    if !made.is_empty() {
+        write_private(&keys_path, &serde_json::to_string_pretty(&keys)?)?;
+    }
+    let render_keys = RenderKeys::from_project(&keys)?;
+
+    write_executable(
+        &out.join("provision.sh"),
+        &render::render_provision(settings, &render_keys),
+    )?;
+    write_executable(&out.join("tunnel.sh"), &render::render_tunnel(settings))?;
+    write_executable(&out.join("probe.sh"), &render::render_probe())?;
+    write_executable(
+        &out.join("relay-setup.sh"),
+        &render::render_relay_setup(settings, &render_keys),
+    )?;
+    fs::write(out.join("ssh_config"), render::render_ssh_config(settings))?;
+    fs::write(
+        out.join(KNOWN_HOSTS_FILE),
+        render::render_known_hosts(settings, &render_keys),
+    )?;
+    if let Some(client) = &keys.client {
+        if let Some(private) = &client.private_key {
+            write_private(&out.join(CLIENT_KEY_FILE), private)?;
+        }
+        fs::write(
+            out.join(format!("{CLIENT_KEY_FILE}.pub")),
+            format!("{}\n", client.public.line),
+        )?;
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    write_with_mode(path, text, 0o600)
+}
+
+fn write_executable(path: &Path, text: &str) -> std::io::Result<()> {
+    write_with_mode(path, text, 0o755)
+}
+
+#[cfg(unix)]
+fn write_with_mode(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn write_with_mode(path: &Path, text: &str, _mode: u32) -> std::io::Result<()> {
+    fs::write(path, text)
+}
