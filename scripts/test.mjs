@@ -8,10 +8,11 @@ import { ensureDebianPackages, ensureJupyterVenvs, ensureWasmBindgenCli } from '
 
 /**
  * Debian's browser and driver (never a downloaded one), its zh-CN UI strings, a small CJK
- * font so screenshots of the zh_CN UI are legible, and OpenSSH for the simulator.
+ * font so screenshots of the zh_CN UI are legible, OpenSSH for the script tests and the
+ * simulator, and shellcheck for the rendered scripts.
  */
 const TEST_PACKAGES = [
-  'chromium', 'chromium-driver', 'chromium-l10n', 'fonts-wqy-microhei', 'openssh-server', 'openssh-client',
+  'chromium', 'chromium-driver', 'chromium-l10n', 'fonts-wqy-microhei', 'openssh-server', 'openssh-client', 'shellcheck',
 ];
 
 function wasmBrowserTests() {

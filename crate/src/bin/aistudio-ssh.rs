@@ -102,9 +102,11 @@ fn write_project(
     }
     let render_keys = RenderKeys::from_project(&keys)?;
 
-    write_executable(
+    // Holds the container's private keys: the user's eyes only.
+    write_with_mode(
         &out.join("provision.sh"),
         &render::render_provision(settings, &render_keys),
+        0o700,
     )?;
     write_executable(&out.join("tunnel.sh"), &render::render_tunnel(settings))?;
     write_executable(&out.join("probe.sh"), &render::render_probe())?;
@@ -137,10 +139,21 @@ fn write_executable(path: &Path, text: &str) -> std::io::Result<()> {
     write_with_mode(path, text, 0o755)
 }
 
+/// Writes `text` so that at no moment do others see it with wider permissions than `mode`.
 #[cfg(unix)]
 fn write_with_mode(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::write(path, text)?;
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if path.exists() {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
 

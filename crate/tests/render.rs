@@ -1,0 +1,185 @@
+//! Rendered files: golden copies for fixed settings and seeded keys, shellcheck-clean
+//! scripts, and the `aistudio-ssh render` command.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
+use aistudio_ssh::render::{self, RenderKeys};
+use aistudio_ssh::settings::{Settings, SettingsInput};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+
+const SETTINGS: &str = r#"{"project": "7892508", "relay": {"host": "relay.example.com",
+  "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEeLjlB+C7KxjA+eCCR2noVi0Q35q+LndIlvgrS0QFJm relay"}}"#;
+
+fn settings() -> Settings {
+    SettingsInput::from_json(SETTINGS)
+        .unwrap()
+        .validate()
+        .unwrap()
+}
+
+fn seeded_keys() -> RenderKeys {
+    let (keys, _) = complete_project_keys(
+        "7892508",
+        ProjectKeys::default(),
+        &mut ChaCha20Rng::seed_from_u64(7),
+    )
+    .unwrap();
+    RenderKeys::from_project(&keys).unwrap()
+}
+
+fn rendered() -> Vec<(&'static str, String)> {
+    let (settings, keys) = (settings(), seeded_keys());
+    vec![
+        ("provision.sh", render::render_provision(&settings, &keys)),
+        ("tunnel.sh", render::render_tunnel(&settings)),
+        ("probe.sh", render::render_probe()),
+        (
+            "relay-setup.sh",
+            render::render_relay_setup(&settings, &keys),
+        ),
+        ("ssh_config", render::render_ssh_config(&settings)),
+        ("known_hosts", render::render_known_hosts(&settings, &keys)),
+    ]
+}
+
+#[test]
+fn renders_match_their_golden_files() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/render");
+    for (name, text) in rendered() {
+        if std::env::var_os("BLESS").is_some() {
+            // Rewrites the golden files after an intended change; review the diff.
+            fs::write(fixtures.join(name), &text).unwrap();
+        }
+        let golden = fs::read_to_string(fixtures.join(name)).unwrap();
+        assert_eq!(
+            text, golden,
+            "{name} differs from its golden file (BLESS=1 rewrites them)"
+        );
+    }
+}
+
+#[test]
+fn rendered_scripts_pass_shellcheck() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in rendered()
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".sh"))
+    {
+        let path = dir.path().join(name);
+        fs::write(&path, text).unwrap();
+        let out = Command::new("shellcheck")
+            .args(["--severity=warning", "--shell=bash"])
+            .arg(&path)
+            .output()
+            .expect("shellcheck runs (Debian package shellcheck; npm test installs it)");
+        assert!(
+            out.status.success(),
+            "{name}:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn the_ssh_config_pins_both_hosts_and_the_known_hosts_holds_both_keys() {
+    let (settings, keys) = (settings(), seeded_keys());
+    let config = render::render_ssh_config(&settings);
+    assert_eq!(config.matches("StrictHostKeyChecking yes").count(), 2);
+    assert!(config.contains("ProxyJump aistudio-7892508-relay"));
+    assert!(!config.contains("UserKnownHostsFile /dev/null"));
+    let known_hosts = render::render_known_hosts(&settings, &keys);
+    let host_key = keys
+        .container_host
+        .1
+        .line
+        .split(' ')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        known_hosts.contains(&format!("aistudio-7892508 {host_key}\n")),
+        "{known_hosts}"
+    );
+    assert!(known_hosts
+        .starts_with("aistudio-7892508-relay ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEeLjlB"));
+}
+
+#[test]
+fn a_windows_style_ssh_dir_with_blanks_is_quoted_in_the_config() {
+    let mut input = SettingsInput::from_json(SETTINGS).unwrap();
+    input.ssh_dir = Some(r"C:\Users\Li Lei\.ssh\aistudio".into());
+    let config = render::render_ssh_config(&input.validate().unwrap());
+    assert!(
+        config.contains(r#"IdentityFile "C:\Users\Li Lei\.ssh\aistudio\id_aistudio""#),
+        "{config}"
+    );
+}
+
+#[test]
+fn the_cli_renders_reuses_its_keys_and_refuses_bad_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings_path = dir.path().join("settings.json");
+    fs::write(&settings_path, SETTINGS).unwrap();
+    let out_dir = dir.path().join("out");
+    let render = || {
+        Command::new(env!("CARGO_BIN_EXE_aistudio-ssh"))
+            .args(["render", "--settings"])
+            .arg(&settings_path)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap()
+    };
+    assert!(render().status.success());
+    let files = [
+        "provision.sh",
+        "tunnel.sh",
+        "probe.sh",
+        "relay-setup.sh",
+        "ssh_config",
+        "known_hosts",
+        "id_aistudio",
+        "id_aistudio.pub",
+    ];
+    for file in files {
+        assert!(out_dir.join(file).is_file(), "{file} missing");
+    }
+    let first_key = fs::read_to_string(out_dir.join("id_aistudio")).unwrap();
+    assert!(render().status.success());
+    assert_eq!(
+        fs::read_to_string(out_dir.join("id_aistudio")).unwrap(),
+        first_key,
+        "keys were made again"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for private in ["id_aistudio", "provision.sh"] {
+        let mode = fs::metadata(out_dir.join(private))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o077;
+        assert_eq!(mode, 0, "{private} is readable by others");
+    }
+
+    fs::write(&settings_path, r#"{"project": "7892508", "relay": {"host": "relay.example.com", "port": 0, "hostKey": "x"}}"#).unwrap();
+    let bad_out = dir.path().join("bad");
+    let out = Command::new(env!("CARGO_BIN_EXE_aistudio-ssh"))
+        .args(["render", "--settings"])
+        .arg(&settings_path)
+        .arg("--out")
+        .arg(&bad_out)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("relay.port") && stderr.contains("relay.hostKey"),
+        "{stderr}"
+    );
+    assert!(!bad_out.exists(), "invalid settings wrote files");
+}
