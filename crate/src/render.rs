@@ -210,16 +210,19 @@ Subsystem sftp internal-sftp" 644
 
 sshd_bin=$(command -v sshd || echo /usr/sbin/sshd)
 sshd_running() {{ [ -f "$state_dir/sshd.pid" ] && kill -0 "$(cat "$state_dir/sshd.pid")" 2>/dev/null; }}
+# sshd exits 0 even when it then fails to bind (it reports that in its log), so success is
+# its pid file naming a live process.
+sshd_started() {{ for _ in $(seq 1 50); do sshd_running && return 0; sleep 0.1; done; return 1; }}
 mode=user
+rm -f "$state_dir/sshd.log"
 if sshd_running; then
   say "user-mode sshd already running on 127.0.0.1:$sshd_port"
-elif [ -x "$sshd_bin" ] && "$sshd_bin" -t -f "$keys_dir/sshd_config" > "$state_dir/sshd-check.log" 2>&1 \
-    && "$sshd_bin" -f "$keys_dir/sshd_config" -E "$state_dir/sshd.log"; then
-  for _ in $(seq 1 50); do sshd_running && break; sleep 0.1; done
+elif [ -x "$sshd_bin" ] && "$sshd_bin" -t -f "$keys_dir/sshd_config" > "$state_dir/sshd.log" 2>&1 \
+    && "$sshd_bin" -f "$keys_dir/sshd_config" -E "$state_dir/sshd.log" && sshd_started; then
   say "started user-mode sshd on 127.0.0.1:$sshd_port"
 else
   mode=system
-  say "cannot run a user-mode sshd ($(tail -n 1 "$state_dir/sshd-check.log" 2>/dev/null)); the tunnel uses the system sshd on port 22, whose host key changes with the container"
+  say "cannot run a user-mode sshd ($(tail -n 1 "$state_dir/sshd.log" 2>/dev/null)); the tunnel uses the system sshd on port 22, whose host key changes with the container"
 fi
 printf '%s\n' "$mode" > "$state_dir/sshd.mode"
 printf '%s %s\n' "$project" "$(date +%s)" > "$state_dir/provisioned"

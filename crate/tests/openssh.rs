@@ -105,9 +105,14 @@ impl Lab {
     }
 
     fn run_relay_setup(&self) -> String {
+        self.run_relay_setup_from(&self.client_dir())
+    }
+
+    /// Runs a rendered relay-setup.sh against the test relay instead of /etc/ssh.
+    fn run_relay_setup_from(&self, rendered: &Path) -> String {
         let pid_file = self.relay_dir().join("sshd.pid");
         ok(Command::new("bash")
-            .arg(self.client_dir().join("relay-setup.sh"))
+            .arg(rendered.join("relay-setup.sh"))
             .env("AISTUDIO_SSH_SSHD_CONFIG", self.relay_config())
             .env(
                 "AISTUDIO_SSH_SSHD_DROPIN_DIR",
@@ -117,6 +122,13 @@ impl Lab {
                 "AISTUDIO_SSH_SSHD_RELOAD",
                 format!("kill -HUP $(cat {})", pid_file.display()),
             ))
+    }
+
+    fn relay_authorized_keys(&self) -> String {
+        let home = ok(Command::new("sh")
+            .arg("-c")
+            .arg(format!("getent passwd {TUNNEL_USER} | cut -d: -f6")));
+        fs::read_to_string(format!("{}/.ssh/authorized_keys", home.trim())).unwrap()
     }
 
     fn provision(&self) -> String {
@@ -374,13 +386,7 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
         1,
         "{authorized}"
     );
-    let relay_keys = fs::read_to_string(format!("/home/{TUNNEL_USER}/.ssh/authorized_keys"))
-        .unwrap_or_else(|_| {
-            let home = ok(Command::new("sh")
-                .arg("-c")
-                .arg(format!("getent passwd {TUNNEL_USER} | cut -d: -f6")));
-            fs::read_to_string(format!("{}/.ssh/authorized_keys", home.trim())).unwrap()
-        });
+    let relay_keys = lab.relay_authorized_keys();
     assert_eq!(
         count_lines(&relay_keys, "aistudio-7892508-relay"),
         1,
@@ -477,6 +483,72 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
     let back = lab.wait_for_ssh(Duration::from_secs(45));
     eprintln!("after a stale listener went away: back in {back:?}");
 
+    // The probe: one JSON line about the container. The tunnel reports "up" once ssh has
+    // held the forward for 3 s, so give it that long after the reconnect above.
+    let started = Instant::now();
+    let probe = loop {
+        let probe = as_container(&lab.client_dir().join("probe.sh"), &[]);
+        assert!(
+            probe.status.success(),
+            "{}",
+            String::from_utf8_lossy(&probe.stderr)
+        );
+        let probe_text = String::from_utf8_lossy(&probe.stdout).into_owned();
+        assert_eq!(probe_text.trim_end().lines().count(), 1, "{probe_text}");
+        let probe: serde_json::Value = serde_json::from_str(&probe_text).unwrap();
+        if probe["tunnel"]["state"] == "up" || started.elapsed() > Duration::from_secs(10) {
+            break probe;
+        }
+        sleep(Duration::from_millis(500));
+    };
+    assert_eq!(probe["tunnel"]["state"], "up", "{probe}");
+    assert_eq!(probe["sshd"]["mode"], "user");
+    assert_eq!(probe["sshd"]["running"], true);
+    assert!(probe["provisioned"].as_str().unwrap().starts_with(PROJECT));
+    assert!(probe["initStarted"].as_u64().unwrap() > 1_600_000_000);
+    assert_eq!(
+        probe["accelerator"]["kind"], "none",
+        "this machine has no GPU"
+    );
+    let host_key_pub = home.join("work/ssh/ssh_host_ed25519_key.pub");
+    let listed = ok(Command::new("ssh-keygen")
+        .arg("-l")
+        .arg("-f")
+        .arg(&host_key_pub));
+    assert_eq!(
+        probe["hostKeys"]["stable"],
+        listed.split(' ').nth(1).unwrap()
+    );
+
+    // A second project on the same relay account: its own block and port; the first keeps working.
+    let second_dir = lab.dir.path().join("second");
+    let second_settings = lab.dir.path().join("second.json");
+    let mut settings: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(lab.dir.path().join("settings.json")).unwrap())
+            .unwrap();
+    settings["project"] = "42".into();
+    settings["remotePort"] = free_port().into();
+    settings["sshDir"] = second_dir.to_str().unwrap().into();
+    fs::write(&second_settings, settings.to_string()).unwrap();
+    ok(Command::new(env!("CARGO_BIN_EXE_aistudio-ssh"))
+        .args(["render", "--settings"])
+        .arg(&second_settings)
+        .arg("--out")
+        .arg(&second_dir));
+    lab.run_relay_setup_from(&second_dir);
+    let relay_keys = lab.relay_authorized_keys();
+    assert_eq!(
+        count_lines(&relay_keys, ">>> aistudio-ssh project 7892508"),
+        1,
+        "{relay_keys}"
+    );
+    assert_eq!(
+        count_lines(&relay_keys, ">>> aistudio-ssh project 42"),
+        1,
+        "{relay_keys}"
+    );
+    lab.wait_for_ssh(Duration::from_secs(5));
+
     // A clean stop.
     assert!(lab.tunnel(&["stop"]).contains("tunnel stopped"));
     assert!(
@@ -484,4 +556,21 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
         "tunnel ssh still running after stop"
     );
     assert!(!lab.user_ssh("true").status.success());
+
+    // No user-mode sshd possible (its port is taken): provisioning says so and falls back.
+    if let Some(pid) = read_pid(Path::new("/tmp/aistudio-ssh/sshd.pid")) {
+        kill(pid, "-TERM");
+        sleep(Duration::from_millis(300));
+    }
+    let sshd_port = settings["containerSshdPort"].as_u64().unwrap() as u16;
+    let _taken = TcpListener::bind(("127.0.0.1", sshd_port)).unwrap();
+    let report = lab.provision();
+    assert!(report.contains("cannot run a user-mode sshd"), "{report}");
+    assert!(report.contains("(sshd: system)"), "{report}");
+    assert_eq!(
+        fs::read_to_string("/tmp/aistudio-ssh/sshd.mode")
+            .unwrap()
+            .trim(),
+        "system"
+    );
 }
