@@ -3,7 +3,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use aistudio_ssh::wasm::{
-    core_version, generate_key_pair, import_public_key, key_pair_from_rsa_jwk, locate_notebook,
+    check_settings, complete_project_keys, core_version, generate_key_pair, import_public_key,
+    key_pair_from_rsa_jwk, locate_notebook, render_project,
 };
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
@@ -112,4 +113,40 @@ async fn an_rsa_key_made_by_webcrypto_becomes_an_openssh_key() {
         .dyn_into()
         .unwrap();
     assert_eq!(error.name(), "InvalidRsaComponents");
+}
+
+fn json(text: &str) -> JsValue {
+    js_sys::JSON::parse(text).unwrap()
+}
+
+#[wasm_bindgen_test]
+fn settings_are_checked_field_by_field_and_rendered_with_the_project_keys() {
+    let relay_key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEeLjlB+C7KxjA+eCCR2noVi0Q35q+LndIlvgrS0QFJm";
+    let bad =
+        json(r#"{"project": "7892508", "relay": {"host": "a b", "port": 0, "hostKey": "x"}}"#);
+    let fields: Array = check_settings(bad.clone()).unwrap().dyn_into().unwrap();
+    let names: Vec<String> = fields.iter().map(|f| text(&f, &["field"])).collect();
+    assert_eq!(names, ["relay.host", "relay.port", "relay.hostKey"]);
+    let error: js_sys::Error = render_project(bad, JsValue::NULL)
+        .unwrap_err()
+        .dyn_into()
+        .unwrap();
+    assert_eq!(error.name(), "InvalidSettings");
+
+    let good = json(&format!(
+        r#"{{"project": "7892508", "relay": {{"host": "relay.example.com", "hostKey": "{relay_key}"}}}}"#
+    ));
+    assert_eq!(
+        Array::from(&check_settings(good.clone()).unwrap()).length(),
+        0
+    );
+    let keys = field(
+        &complete_project_keys("7892508", JsValue::NULL).unwrap(),
+        "keys",
+    );
+    let rendered = render_project(good, keys).unwrap();
+    assert!(text(&rendered, &["sshConfig"]).contains("Host aistudio-7892508\n"));
+    assert!(text(&rendered, &["relaySetup"]).contains("permitlisten=\"127.0.0.1:7423\""));
+    assert!(text(&rendered, &["provision"]).starts_with("#!/usr/bin/env bash"));
 }

@@ -7,6 +7,8 @@ use wasm_bindgen::prelude::*;
 
 use crate::keys::{self, KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo, RsaComponents, RsaJwk};
 use crate::project_keys::{self, ProjectKeys, StoredKey};
+use crate::render::{self, RenderKeys};
+use crate::settings::{Settings, SettingsError, SettingsInput};
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -123,4 +125,66 @@ pub fn complete_project_keys(project_id: &str, existing: JsValue) -> Result<JsVa
         made: Vec<project_keys::KeyRole>,
     }
     to_js(&Completed { keys, made })
+}
+
+/// Every invalid field of `input` (settings as the user typed them) as
+/// `{field, value, allowed}`; empty when the settings are valid. For inline validation.
+#[wasm_bindgen(js_name = checkSettings)]
+pub fn check_settings(input: JsValue) -> Result<JsValue, JsValue> {
+    let input: SettingsInput = from_js(input, "settings")?;
+    #[derive(Serialize)]
+    struct Field<'a> {
+        field: &'a str,
+        value: &'a str,
+        allowed: &'a str,
+    }
+    match input.validate() {
+        Ok(_) => to_js(&Vec::<Field>::new()),
+        Err(SettingsError::Invalid { fields }) => to_js(
+            &fields
+                .iter()
+                .map(|f| Field {
+                    field: f.field,
+                    value: &f.value,
+                    allowed: &f.allowed,
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Err(other) => Err(named_error(other.variant(), &other.to_string())),
+    }
+}
+
+fn validated(input: JsValue) -> Result<Settings, JsValue> {
+    let input: SettingsInput = from_js(input, "settings")?;
+    input
+        .validate()
+        .map_err(|error| named_error(error.variant(), &error.to_string()))
+}
+
+/// Everything rendered for a project: `{provision, tunnel, probe, relaySetup, sshConfig,
+/// knownHosts}`, from settings and the project's stored keys.
+#[wasm_bindgen(js_name = renderProject)]
+pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue> {
+    let settings = validated(input)?;
+    let keys: ProjectKeys = from_js(keys, "stored project keys")?;
+    let keys = RenderKeys::from_project(&keys)
+        .map_err(|error| named_error("MissingKey", &error.to_string()))?;
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Rendered {
+        provision: String,
+        tunnel: String,
+        probe: String,
+        relay_setup: String,
+        ssh_config: String,
+        known_hosts: String,
+    }
+    to_js(&Rendered {
+        provision: render::render_provision(&settings, &keys),
+        tunnel: render::render_tunnel(&settings),
+        probe: render::render_probe(),
+        relay_setup: render::render_relay_setup(&settings, &keys),
+        ssh_config: render::render_ssh_config(&settings),
+        known_hosts: render::render_known_hosts(&settings, &keys),
+    })
 }
