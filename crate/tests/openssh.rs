@@ -352,6 +352,28 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
         Some(lab.container_home.to_str().unwrap())
     );
 
+    // The pin is real: with another key pinned for the container, ssh refuses to connect.
+    let known_hosts_path = lab.client_dir().join("known_hosts");
+    let pinned = fs::read_to_string(&known_hosts_path).unwrap();
+    let relay_line = pinned.lines().next().unwrap();
+    let relay_key_only = relay_line.split_once(' ').unwrap().1;
+    fs::write(
+        &known_hosts_path,
+        format!("{relay_line}\naistudio-{PROJECT} {relay_key_only}\n"),
+    )
+    .unwrap();
+    let refused = lab.user_ssh("true");
+    assert!(
+        !refused.status.success(),
+        "ssh accepted a host key that was not pinned"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Host key verification failed"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    fs::write(&known_hosts_path, &pinned).unwrap();
+
     // The starter (runuser above) exited long ago; the supervisor runs in its own session.
     let supervisor = read_pid(Path::new("/tmp/aistudio-ssh/tunnel.pid")).expect("supervisor pid");
     let session = ok(Command::new("ps").args(["-o", "sid=", "-p", &supervisor.to_string()]));
