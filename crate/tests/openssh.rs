@@ -242,7 +242,7 @@ impl Drop for Lab {
 
 fn set_up() -> Lab {
     assert_eq!(
-        unsafe_getuid(),
+        current_uid(),
         0,
         "this test needs root: it creates users and runs a root sshd as the relay (npm test runs it as root in CI)"
     );
@@ -304,15 +304,20 @@ fn set_up() -> Lab {
     });
     let settings_path = lab.dir.path().join("settings.json");
     fs::write(&settings_path, settings.to_string()).unwrap();
-    ok(Command::new(env!("CARGO_BIN_EXE_aistudio-ssh"))
-        .args(["render", "--settings"])
-        .arg(&settings_path)
-        .arg("--out")
-        .arg(lab.client_dir()));
+    render_with_cli(&settings_path, &lab.client_dir());
     lab
 }
 
-fn unsafe_getuid() -> u32 {
+/// `aistudio-ssh render`, the command users run, as the test's way to make a project.
+fn render_with_cli(settings: &Path, out: &Path) {
+    ok(Command::new(env!("CARGO_BIN_EXE_aistudio-ssh"))
+        .args(["render", "--settings"])
+        .arg(settings)
+        .arg("--out")
+        .arg(out));
+}
+
+fn current_uid() -> u32 {
     let out = output(Command::new("id").arg("-u"));
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
@@ -552,11 +557,7 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
     settings["remotePort"] = free_port().into();
     settings["sshDir"] = second_dir.to_str().unwrap().into();
     fs::write(&second_settings, settings.to_string()).unwrap();
-    ok(Command::new(env!("CARGO_BIN_EXE_aistudio-ssh"))
-        .args(["render", "--settings"])
-        .arg(&second_settings)
-        .arg("--out")
-        .arg(&second_dir));
+    render_with_cli(&second_settings, &second_dir);
     lab.run_relay_setup_from(&second_dir);
     let relay_keys = lab.relay_authorized_keys();
     assert_eq!(
