@@ -13,9 +13,15 @@ export const WASM_OUT_DIR = join(ROOT, 'build', 'wasm');
 export const DIST_DIR = join(ROOT, 'dist');
 export const BROWSERS = ['chromium', 'firefox'];
 
-/** Tools and venvs live outside the checkout so fresh clones on one machine share them. */
+/**
+ * Tools and venvs live outside the checkout so fresh clones on one machine share them. As
+ * root, under /var/cache: the simulator runs JupyterLab from these venvs as an unprivileged
+ * user, who cannot enter /root.
+ */
 export const CACHE_DIR = process.env.AISTUDIO_SSH_CACHE
-  ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'aistudio-ssh');
+  ?? (process.getuid?.() === 0
+    ? '/var/cache/aistudio-ssh'
+    : join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'aistudio-ssh'));
 
 /** Runs a command in the foreground, echoing it; throws when it fails. */
 export function run(command, args, options = {}) {

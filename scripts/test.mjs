@@ -9,10 +9,10 @@ import { ensureDebianPackages, ensureJupyterVenvs, ensureWasmBindgenCli } from '
 /**
  * Debian's browser and driver (never a downloaded one), its zh-CN UI strings, a small CJK
  * font so screenshots of the zh_CN UI are legible, OpenSSH for the script tests and the
- * simulator, and shellcheck for the rendered scripts.
+ * simulator, shellcheck for the rendered scripts, and Debian's Python venv for JupyterLab.
  */
 const TEST_PACKAGES = [
-  'chromium', 'chromium-driver', 'chromium-l10n', 'fonts-wqy-microhei', 'openssh-server', 'openssh-client', 'shellcheck',
+  'chromium', 'chromium-driver', 'chromium-l10n', 'fonts-wqy-microhei', 'openssh-server', 'openssh-client', 'shellcheck', 'python3-venv',
 ];
 
 function wasmBrowserTests() {

@@ -70,6 +70,12 @@ export function ensureDebianPackages(packages) {
 }
 
 /**
+ * Debian's Python for the venvs: the simulator runs them as an unprivileged user, and a venv
+ * only links to its interpreter, which must be readable by that user (a pyenv under /root is not).
+ */
+const VENV_PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+/**
  * One Python venv per `tests/simulator/jupyterlab-*.txt`, for the AI Studio simulator.
  * @returns {Record<string, string>} requirement name (such as `jupyterlab-3.6`) -> venv directory
  */
@@ -81,12 +87,13 @@ export function ensureJupyterVenvs() {
     const requirements = join(requirementsDir, file);
     const venv = join(CACHE_DIR, `venv-${name}`);
     const stamp = join(venv, '.requirements-sha256');
+    const wanted = `${sha256(requirements)} ${VENV_PYTHON}`;
     venvs[name] = venv;
-    if (existsSync(stamp) && readFileSync(stamp, 'utf8') === sha256(requirements)) continue;
-    run('python3', ['-m', 'venv', '--clear', venv]);
+    if (existsSync(stamp) && readFileSync(stamp, 'utf8') === wanted) continue;
+    run(VENV_PYTHON, ['-m', 'venv', '--clear', venv]);
     run(join(venv, 'bin', 'pip'), ['install', '--disable-pip-version-check', '--quiet', '-r', requirements]);
     run(join(venv, 'bin', 'jupyter'), ['lab', '--version']);
-    writeFileSync(stamp, sha256(requirements));
+    writeFileSync(stamp, wanted);
   }
   return venvs;
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { DIST_DIR, ROOT } from '../../scripts/project.mjs';
+import { AISTUDIO_HOST } from '../simulator/simulator.mjs';
 
 export const CHROMIUM = '/usr/bin/chromium';
 export const EXTENSION_DIR = join(DIST_DIR, 'chromium');
@@ -33,7 +34,11 @@ export async function launchWithExtension({ lang = 'en-US', profile: reused } = 
       // This machine has no Internet: stop Chromium reaching for Google's services.
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--disable-quic', '--no-first-run', '--disable-gpu',
+      // The AI Studio simulator: the real host name, answered on loopback (tests/simulator).
+      `--host-resolver-rules=MAP ${AISTUDIO_HOST} 127.0.0.1`,
     ],
+    // The simulator's certificate is self-signed; accepted in test profiles only.
+    ignoreHTTPSErrors: true,
     env: { ...process.env, LANGUAGE: lang.replace('-', '_') },
   });
   try {
@@ -89,4 +94,20 @@ export async function openExtensionPage(browser, path) {
   await page.goto(`chrome-extension://${browser.extensionId}/${path}`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 15_000 });
   return page;
+}
+
+/**
+ * Polls `probe` until `done(value)` holds; returns that value.
+ * @template T
+ * @param {() => Promise<T>} probe
+ * @param {(value: T) => boolean} done
+ */
+export async function eventually(probe, done, { timeoutMs = 30_000, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${what} not reached in ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
 }

@@ -8,7 +8,7 @@ import {
 } from './keys';
 import type {
   ClientKeySource, Envelope, KeyView, NotebookLocation, ProjectKeys, ProjectKeysView, Replies, Request,
-  StoredKey,
+  StoredKey, TabNotebook,
 } from './messages';
 import { ext } from './platform';
 
@@ -77,14 +77,25 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       // The browser sets sender.url to the frame's URL; nothing the page says is used.
       const location = locateNotebook(sender.url ?? '') as NotebookLocation | null;
       if (location && sender.tab?.id !== undefined) {
-        await ext.storage.session.set({ [tabKey(sender.tab.id)]: location });
+        // The IDE page and its lab iframe both report; keep what is known of the same notebook.
+        const key = tabKey(sender.tab.id);
+        const known = (await ext.storage.session.get(key))[key] as TabNotebook | undefined;
+        if (known?.baseUrl !== location.baseUrl) await ext.storage.session.set({ [key]: location });
         await ensureProjectKeys(location.projectId);
       }
       return location;
     }
+    case 'jupyterReady': {
+      // Recorded only for a tab whose frame was recognised as a notebook.
+      const location = locateNotebook(sender.url ?? '') as NotebookLocation | null;
+      if (!location || sender.tab?.id === undefined) return null;
+      const notebook: TabNotebook = { ...location, jupyterStarted: String(request.started) };
+      await ext.storage.session.set({ [tabKey(sender.tab.id)]: notebook });
+      return notebook;
+    }
     case 'tabNotebook': {
       const key = tabKey(request.tabId);
-      return ((await ext.storage.session.get(key))[key] as NotebookLocation | undefined) ?? null;
+      return ((await ext.storage.session.get(key))[key] as TabNotebook | undefined) ?? null;
     }
     case 'projectKeys': {
       const projectId = checkedProjectId(request.projectId);
@@ -105,7 +116,7 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
 }
 
 /** What a content script may ask; keys and settings are for extension pages only. */
-const CONTENT_SCRIPT_REQUESTS: ReadonlySet<Request['kind']> = new Set(['coreInfo', 'pageOpened']);
+const CONTENT_SCRIPT_REQUESTS: ReadonlySet<Request['kind']> = new Set(['coreInfo', 'pageOpened', 'jupyterReady']);
 const fromExtensionPage = (sender: chrome.runtime.MessageSender) =>
   sender.url?.startsWith(ext.runtime.getURL('')) ?? false;
 
@@ -127,8 +138,16 @@ ext.runtime.onMessage.addListener((request: Request, sender, sendResponse) => {
   return true; // the reply is sent asynchronously
 });
 
-// A tab that navigates or closes no longer shows the notebook it showed.
-ext.tabs.onUpdated.addListener((tabId, change) => {
-  if (change.status === 'loading') void ext.storage.session.remove(tabKey(tabId));
+// A tab that navigates elsewhere or closes no longer shows the notebook it showed. The lab
+// iframe loading also reports "loading"; the tab's URL (visible on AI Studio pages only)
+// tells the two apart.
+ext.tabs.onUpdated.addListener((tabId, change, tab) => {
+  if (change.status !== 'loading') return;
+  void core.then(async () => {
+    const key = tabKey(tabId);
+    const known = (await ext.storage.session.get(key))[key] as TabNotebook | undefined;
+    const now = tab.url ? (locateNotebook(tab.url) as NotebookLocation | null) : null;
+    if (known && now?.baseUrl !== known.baseUrl) await ext.storage.session.remove(key);
+  });
 });
 ext.tabs.onRemoved.addListener((tabId) => void ext.storage.session.remove(tabKey(tabId)));

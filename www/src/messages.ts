@@ -59,6 +59,12 @@ export interface KeyFile {
   text: string;
 }
 
+/** What the background knows of a tab's notebook. */
+export interface TabNotebook extends NotebookLocation {
+  /** When the notebook's Jupyter Server started (its `api/status`), once the restore is over. */
+  jupyterStarted?: string;
+}
+
 export interface CoreInfo {
   coreVersion: string;
 }
@@ -69,8 +75,10 @@ export interface Replies {
   coreInfo: CoreInfo;
   /** Content script -> background: "I run in this frame"; the background reads the URL from the sender. */
   pageOpened: NotebookLocation | null;
+  /** Content script -> background: the page's Jupyter Server answers; when it started. */
+  jupyterReady: TabNotebook | null;
   /** Popup -> background: the notebook last seen in a tab. */
-  tabNotebook: NotebookLocation | null;
+  tabNotebook: TabNotebook | null;
   /** Options page -> background: the project's keys (made if missing), public halves only. */
   projectKeys: ProjectKeysView;
   /** Options page -> background: projects that have keys. */
@@ -84,6 +92,7 @@ export interface Replies {
 export type Request =
   | { kind: 'coreInfo' }
   | { kind: 'pageOpened' }
+  | { kind: 'jupyterReady'; started: string }
   | { kind: 'tabNotebook'; tabId: number }
   | { kind: 'projectKeys'; projectId: string }
   | { kind: 'listProjects' }
