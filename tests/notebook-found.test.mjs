@@ -2,7 +2,7 @@
 // Server once AI Studio has finished restoring my files (simulator, JupyterLab 3.6 and 4).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { eventually, openExtensionPage, withExtension } from './harness/browser.mjs';
+import { eventually, notebookSeenByExtension, withExtension } from './harness/browser.mjs';
 import { RESTORE_BODY, RESTORE_STATUS, startSimulator } from './simulator/simulator.mjs';
 
 for (const jupyterlab of ['3.6', '4']) {
@@ -21,15 +21,7 @@ for (const jupyterlab of ['3.6', '4']) {
       assert.deepEqual(during, { status: RESTORE_STATUS, body: RESTORE_BODY });
 
       // The content script waited it out and told the background the base URL and start time.
-      const options = await openExtensionPage(browser, 'options.html');
-      const notebook = await eventually(
-        () => options.evaluate(async (origin) => {
-          const [tab] = await chrome.tabs.query({ url: `${origin}/*` });
-          return tab && (await chrome.runtime.sendMessage({ kind: 'tabNotebook', tabId: tab.id })).value;
-        }, simulator.origin),
-        (value) => Boolean(value?.jupyterStarted),
-        { what: 'the Jupyter start time in the background' },
-      );
+      const notebook = await notebookSeenByExtension(browser, simulator.origin);
       assert.equal(notebook.baseUrl, simulator.baseUrl);
       assert.equal(notebook.projectId, simulator.projectId);
       assert.equal(notebook.zone, simulator.zone);

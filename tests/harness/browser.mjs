@@ -12,17 +12,17 @@ export const ARTIFACTS_DIR = join(ROOT, 'test-results');
 
 /**
  * Launches Chromium with a fresh profile and the unpacked extension from dist/chromium.
- * @param {{ lang?: string, profile?: string }} options `lang` is the browser UI language
- *   (`--lang`), which chrome.i18n follows; `profile` reuses a profile directory (kept on close),
- *   to test what survives a browser restart.
+ * @param {{ lang?: string, profile?: string, headless?: boolean }} options `lang` is the browser UI
+ *   language (`--lang`), which chrome.i18n follows; `profile` reuses a profile directory (kept on
+ *   close), to test what survives a browser restart; `headless` defaults to true.
  * @returns {Promise<{ context: import('playwright-core').BrowserContext, extensionId: string, close: () => Promise<void> }>}
  */
-export async function launchWithExtension({ lang = 'en-US', profile: reused } = {}) {
+export async function launchWithExtension({ lang = 'en-US', profile: reused, headless = true } = {}) {
   const profile = reused ?? newProfileDir();
   const removeProfile = () => reused || rmSync(profile, { recursive: true, force: true });
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
-    headless: true,
+    headless,
     // Playwright disables extensions by default.
     ignoreDefaultArgs: ['--disable-extensions'],
     args: [
@@ -39,6 +39,11 @@ export async function launchWithExtension({ lang = 'en-US', profile: reused } = 
     ],
     // The simulator's certificate is self-signed; accepted in test profiles only.
     ignoreHTTPSErrors: true,
+    // Our callers close the browser and stop the servers they started; Playwright's own
+    // signal handlers would exit the process before they could.
+    handleSIGINT: false,
+    handleSIGTERM: false,
+    handleSIGHUP: false,
     env: { ...process.env, LANGUAGE: lang.replace('-', '_') },
   });
   try {
@@ -109,5 +114,25 @@ export async function eventually(probe, done, { timeoutMs = 30_000, what = 'cond
     if (done(value)) return value;
     if (Date.now() > deadline) throw new Error(`${what} not reached in ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/**
+ * What the extension's background knows of the (first) tab showing `origin`, asked the way
+ * the popup asks; waits until it knows the Jupyter start time.
+ */
+export async function notebookSeenByExtension(browser, origin) {
+  const page = await openExtensionPage(browser, 'options.html');
+  try {
+    return await eventually(
+      () => page.evaluate(async (origin) => {
+        const [tab] = await chrome.tabs.query({ url: `${origin}/*` });
+        return tab && (await chrome.runtime.sendMessage({ kind: 'tabNotebook', tabId: tab.id })).value;
+      }, origin),
+      (value) => Boolean(value?.jupyterStarted),
+      { what: 'the Jupyter start time in the background', timeoutMs: 60_000 },
+    );
+  } finally {
+    await page.close();
   }
 }

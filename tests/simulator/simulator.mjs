@@ -137,6 +137,11 @@ export async function startSimulator({
     upstream.on('error', () => response.writeHead(502).end('jupyter not reachable'));
     request.pipe(upstream);
   });
+  const sockets = new Set();
+  front.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   front.on('upgrade', (request, socket, head) => {
     if (!cookies(request.headers.cookie)[SESSION_COOKIE] || restoring()) return void socket.destroy();
     const upstream = net.connect(jupyterPort, '127.0.0.1', () => {
@@ -166,8 +171,10 @@ export async function startSimulator({
     zone,
     /** Stops the front and every process of the Jupyter server by its process group. */
     async stop() {
-      await new Promise((resolve) => { front.closeAllConnections?.(); front.close(resolve); });
       await stopProcessGroup(jupyter.pid);
+      // Upgraded (WebSocket) connections are not the server's any more: end them too.
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => front.close(resolve));
       rmSync(dir, { recursive: true, force: true });
     },
     log: () => jupyterLog,
