@@ -1,7 +1,7 @@
 // Background service worker (Chromium) / event page (Firefox): hosts the wasm core and
 // answers the other contexts. Kept minimal: it wires events to core calls.
 import init, {
-  coreVersion, encryptPrivateKey, importClientKey, isProjectId, locateNotebook,
+  clientKeyComment, coreVersion, encryptPrivateKey, importClientKey, isProjectId, locateNotebook,
 } from '../../build/wasm/aistudio_ssh.js';
 import {
   ensureProjectKeys, generateKey, projectsWithKeys, replaceClientKey, storedProjectKeys,
@@ -50,7 +50,7 @@ function projectView(projectId: string, keys: ProjectKeys): ProjectKeysView {
 async function clientKeyFrom(projectId: string, source: ClientKeySource): Promise<StoredKey> {
   switch (source.kind) {
     case 'generate':
-      return generateKey(source.algorithm, `aistudio-${projectId}-client`);
+      return generateKey(source.algorithm, clientKeyComment(projectId));
     case 'pasted':
       return importClientKey(source.text, source.passphrase || undefined) as StoredKey;
   }

@@ -62,6 +62,12 @@ pub fn is_project_id(id: &str) -> bool {
     crate::jupyter::is_project_id(id)
 }
 
+/// The comment a project's client key carries (`aistudio-<project>-client`).
+#[wasm_bindgen(js_name = clientKeyComment)]
+pub fn client_key_comment(project_id: &str) -> String {
+    project_keys::KeyRole::Client.comment(project_id)
+}
+
 /// A new key (`StoredKey`) made in Rust; `algorithm` is `ed25519` or `rsa-<bits>`.
 #[wasm_bindgen(js_name = generateKeyPair)]
 pub fn generate_key_pair(algorithm: &str, comment: &str) -> Result<JsValue, JsValue> {
