@@ -1,10 +1,12 @@
 // A local stand-in for AI Studio built from real parts: an HTTPS front for
-// aistudio.baidu.com on loopback, and a real JupyterLab (3.6 or 4) running as an
-// unprivileged container user behind it. Reproduces the facts in
+// aistudio.baidu.com on loopback, a real JupyterLab (3.6 or 4) running as an unprivileged
+// container user behind it, and a real root sshd as the container's port 22. Reproduces the facts in
 // ../shared/reference/platform-facts.md that the extension depends on (see README there).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync,
+} from 'node:fs';
 import https from 'node:https';
 import http from 'node:http';
 import net from 'node:net';
@@ -76,37 +78,118 @@ const idePage = (base) => `<!doctype html><html><head><meta charset="utf-8"><tit
  * Starts the front on 127.0.0.1:443 and a JupyterLab as the container user.
  * @param {{ jupyterlab?: '3.6' | '4', zone?: string, userId?: string, projectId?: string, restoreSeconds?: number }} options
  */
+/** Zones by accelerator; AI Studio's zone names vary, and are not a reliable CPU/GPU signal. */
+const ZONES = { cpu: 'bd-cpu-01', gpu: 'bd-gpu-01' };
+/** A stand-in for the V100's `nvidia-smi` (this machine has no GPU); on PATH only on GPU machines. */
+const NVIDIA_SMI = `#!/bin/sh
+if [ "$1" = "-L" ]; then echo "GPU 0: Tesla V100-SXM2-32GB (UUID: GPU-5a1d0000-aist-udio-0000-simulator00)"; exit 0; fi
+echo "| NVIDIA-SMI 470.82.01    Driver Version: 470.82.01    CUDA Version: 11.4 |"
+echo "|   0  Tesla V100-SXM2...  On   | 00000000:00:08.0 Off |                    0 |"
+`;
+
+/** Starts a root sshd on 127.0.0.1:22 with `hostKey`: the container's own sshd on port 22. */
+function startSystemSshd(machineDir) {
+  mkdirSync('/run/sshd', { recursive: true });
+  const config = join(machineDir, 'sshd_config');
+  writeFileSync(config, `Port 22\nListenAddress 127.0.0.1\nHostKey ${join(machineDir, 'ssh_host_ed25519_key')}\n`
+    + `PidFile ${join(machineDir, 'sshd.pid')}\nUsePAM no\nPasswordAuthentication no\n`);
+  execFileSync('/usr/sbin/sshd', ['-f', config, '-E', join(machineDir, 'sshd.log')]);
+}
+
+/** A machine: its zone, whether it has a GPU, and its system sshd host key (made once). */
+function newMachine(dir, accelerator, serial) {
+  const machineDir = join(dir, `machine-${serial}-${accelerator}`);
+  mkdirSync(machineDir, { recursive: true });
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(machineDir, 'ssh_host_ed25519_key')]);
+  const gpuBin = join(machineDir, 'bin');
+  if (accelerator === 'gpu') {
+    mkdirSync(gpuBin, { mode: 0o755 });
+    writeFileSync(join(gpuBin, 'nvidia-smi'), NVIDIA_SMI, { mode: 0o755 });
+  }
+  return { dir: machineDir, accelerator, zone: ZONES[accelerator], pathPrefix: accelerator === 'gpu' ? `${gpuBin}:` : '' };
+}
+
+/**
+ * Starts the front on 127.0.0.1:443 and a container: a JupyterLab as the container user and a
+ * root sshd on 127.0.0.1:22. Controls: `restart()` (new container, same machine: HOME wiped
+ * except work/ and data/, fresh /tmp), `switchTo('cpu' | 'gpu')` (another machine: the zone in
+ * the URL, the system host key and nvidia-smi change), `stop()`.
+ * @param {{ jupyterlab?: '3.6' | '4', accelerator?: 'cpu' | 'gpu', userId?: string, projectId?: string, restoreSeconds?: number }} options
+ */
 export async function startSimulator({
-  jupyterlab = '3.6', zone = 'bd-cpu-01', userId = '1234567', projectId = '7892508', restoreSeconds = 3,
+  jupyterlab = '3.6', accelerator = 'cpu', userId = '1234567', projectId = '7892508', restoreSeconds = 3,
 } = {}) {
-  if (process.getuid?.() !== 0) throw new Error('the simulator needs root: it creates the container user and binds port 443');
+  if (process.getuid?.() !== 0) throw new Error('the simulator needs root: it creates the container user and binds ports 443 and 22');
   const venv = ensureJupyterVenvs()[`jupyterlab-${jupyterlab}`];
   if (!venv) throw new Error(`no venv for JupyterLab ${jupyterlab}`);
   const home = ensureContainerUser();
-  mkdirSync(join(home, 'work'), { recursive: true });
-  execFileSync('chown', ['-R', `${CONTAINER_USER}:`, join(home, 'work')]);
   const dir = mkdtempSync(join(tmpdir(), 'aistudio-sim-'));
-  const base = `/${zone}/user/${userId}/${projectId}/`;
-  const token = randomBytes(16).toString('hex');
-  const jupyterPort = await freePort();
-
-  const jupyter = spawn('runuser', ['-u', CONTAINER_USER, '--', 'env', `HOME=${home}`, `PATH=${venv}/bin:/usr/bin:/bin`,
-    `${venv}/bin/jupyter`, 'lab', '--no-browser', '--ip=127.0.0.1', `--port=${jupyterPort}`,
-    `--ServerApp.base_url=${base}`, `--ServerApp.token=${token}`, `--ServerApp.root_dir=${home}`,
-    // Requests arrive through the front with Host: aistudio.baidu.com, as on AI Studio.
-    '--ServerApp.allow_remote_access=True'],
-  { cwd: home, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let jupyterLog = '';
-  jupyter.stderr.on('data', (chunk) => { jupyterLog = (jupyterLog + chunk).slice(-20_000); });
-  // The restore window starts once the container's Jupyter runs (set below).
+  chmodSync(dir, 0o755);
+  let machines = 0;
+  let machine = newMachine(dir, accelerator, machines++);
+  let container; // { jupyter, port, token, base, log }
+  // The restore window starts once the container's Jupyter runs.
   let restoreUntil = Infinity;
   const restoring = () => Date.now() < restoreUntil;
+  const base = () => `/${machine.zone}/user/${userId}/${projectId}/`;
+
+  async function startContainer() {
+    for (const kept of ['work', 'data']) mkdirSync(join(home, kept), { recursive: true });
+    execFileSync('chown', ['-R', `${CONTAINER_USER}:`, home]);
+    startSystemSshd(machine.dir);
+    const port = await freePort();
+    const token = randomBytes(16).toString('hex');
+    const jupyter = spawn('runuser', ['-u', CONTAINER_USER, '--', 'env', `HOME=${home}`,
+      `PATH=${machine.pathPrefix}${venv}/bin:/usr/bin:/bin`, `${venv}/bin/jupyter`, 'lab', '--no-browser',
+      '--ip=127.0.0.1', `--port=${port}`, `--ServerApp.base_url=${base()}`, `--ServerApp.token=${token}`,
+      `--ServerApp.root_dir=${home}`,
+      // Requests arrive through the front with Host: aistudio.baidu.com, as on AI Studio.
+      '--ServerApp.allow_remote_access=True',
+      // Terminals keep the container's environment (a login shell would reset PATH from /etc/profile).
+      `--ServerApp.terminado_settings={'shell_command': ['/bin/bash']}`],
+    { cwd: home, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    container = { jupyter, port, token, log: '' };
+    jupyter.stderr.on('data', (chunk) => { container.log = (container.log + chunk).slice(-20_000); });
+    restoreUntil = Infinity;
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      // Straight to Jupyter, not through the front's restore window.
+      const up = await fetch(`http://127.0.0.1:${port}${base()}api/status`, {
+        headers: { authorization: `token ${token}` },
+      }).then((r) => r.ok, () => false);
+      if (up) break;
+      if (Date.now() > deadline || jupyter.exitCode !== null) {
+        const log = container.log;
+        await stopContainer();
+        throw new Error(`JupyterLab ${jupyterlab} did not start:\n${log}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    restoreUntil = Date.now() + restoreSeconds * 1000;
+  }
+
+  async function stopContainer() {
+    if (container) await stopProcessGroup(container.jupyter.pid);
+    container = undefined;
+    const sshdPid = Number(readFileSync(join(machine.dir, 'sshd.pid'), 'utf8').trim());
+    try { process.kill(sshdPid, 'SIGTERM'); } catch { /* already gone */ }
+    for (const socket of sockets) socket.destroy();
+  }
+
+  /** A new container: only ~/work and ~/data survive, /tmp is fresh. */
+  function wipeContainerFiles() {
+    spawnSync('pkill', ['-KILL', '-u', CONTAINER_USER]); // exits 1 when nothing was left: fine
+    for (const entry of readdirSync(home)) {
+      if (entry !== 'work' && entry !== 'data') rmSync(join(home, entry), { recursive: true, force: true });
+    }
+    spawnSync('find', ['/tmp', '-xdev', '-mindepth', '1', '-user', CONTAINER_USER, '-delete']);
+  }
 
   const tls = testCertificate(dir);
   const front = https.createServer(tls, (request, response) => {
     const url = new URL(request.url, `https://${AISTUDIO_HOST}`);
-    if (!url.pathname.startsWith(base)) return void response.writeHead(404).end('not found');
-    const rest = url.pathname.slice(base.length);
+    if (!url.pathname.startsWith(base())) return void response.writeHead(404).end('not found');
+    const rest = url.pathname.slice(base().length);
     if (rest === '__simulator/state') {
       // "syncing" for the first half of the window, then "Unzipping files", as the IDE page shows.
       const half = restoreUntil - restoreSeconds * 500;
@@ -119,17 +202,19 @@ export async function startSimulator({
       return void response.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',
         'set-cookie': `${SESSION_COOKIE}=${randomBytes(8).toString('hex')}; Path=/; Secure; HttpOnly; SameSite=Lax`,
-      }).end(idePage(base));
+      }).end(idePage(base()));
     }
     const jar = cookies(request.headers.cookie);
     if (!jar[SESSION_COOKIE]) return void response.writeHead(403).end('not logged in');
-    if (restoring()) return void response.writeHead(RESTORE_STATUS, { 'content-type': 'text/plain; charset=utf-8' }).end(RESTORE_BODY);
+    if (restoring() || !container) {
+      return void response.writeHead(RESTORE_STATUS, { 'content-type': 'text/plain; charset=utf-8' }).end(RESTORE_BODY);
+    }
     if (UNSAFE_METHODS.has(request.method) && (!jar._xsrf || request.headers['x-xsrftoken'] !== jar._xsrf)) {
       return void response.writeHead(403).end('_xsrf argument missing from POST');
     }
     const upstream = http.request({
-      host: '127.0.0.1', port: jupyterPort, method: request.method, path: request.url,
-      headers: { ...request.headers, authorization: `token ${token}` },
+      host: '127.0.0.1', port: container.port, method: request.method, path: request.url,
+      headers: { ...request.headers, authorization: `token ${container.token}` },
     }, (answer) => {
       response.writeHead(answer.statusCode, answer.headers);
       answer.pipe(response);
@@ -143,8 +228,9 @@ export async function startSimulator({
     socket.on('close', () => sockets.delete(socket));
   });
   front.on('upgrade', (request, socket, head) => {
-    if (!cookies(request.headers.cookie)[SESSION_COOKIE] || restoring()) return void socket.destroy();
-    const upstream = net.connect(jupyterPort, '127.0.0.1', () => {
+    if (!cookies(request.headers.cookie)[SESSION_COOKIE] || restoring() || !container) return void socket.destroy();
+    const { port, token } = container;
+    const upstream = net.connect(port, '127.0.0.1', () => {
       const headers = { ...request.headers, authorization: `token ${token}` };
       const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
       upstream.write(`${request.method} ${request.url} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
@@ -156,43 +242,41 @@ export async function startSimulator({
   });
   try {
     await new Promise((resolve, reject) => front.listen(443, '127.0.0.1', resolve).on('error', reject));
+    await startContainer();
   } catch (error) {
-    await stopProcessGroup(jupyter.pid);
+    front.close();
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`the simulator cannot listen on 127.0.0.1:443: ${error.message}`);
+    throw new Error(`the simulator did not start: ${error.message}`);
   }
 
   const simulator = {
     origin: `https://${AISTUDIO_HOST}`,
-    baseUrl: `https://${AISTUDIO_HOST}${base}`,
-    ideUrl: `https://${AISTUDIO_HOST}${base}home`,
+    get baseUrl() { return `https://${AISTUDIO_HOST}${base()}`; },
+    get ideUrl() { return `https://${AISTUDIO_HOST}${base()}home`; },
+    get zone() { return machine.zone; },
+    get accelerator() { return machine.accelerator; },
     jupyterlab,
     projectId,
-    zone,
-    /** Stops the front and every process of the Jupyter server by its process group. */
+    /** A new container on the same machine (an environment restart). */
+    async restart() {
+      await stopContainer();
+      wipeContainerFiles();
+      await startContainer();
+    },
+    /** A new container on a CPU or GPU machine: another zone, system host key and accelerator. */
+    async switchTo(wanted) {
+      await stopContainer();
+      wipeContainerFiles();
+      machine = newMachine(dir, wanted, machines++);
+      await startContainer();
+    },
+    /** Stops the container's processes by their PIDs and process groups, then the front. */
     async stop() {
-      await stopProcessGroup(jupyter.pid);
-      // Upgraded (WebSocket) connections are not the server's any more: end them too.
-      for (const socket of sockets) socket.destroy();
+      await stopContainer();
       await new Promise((resolve) => front.close(resolve));
       rmSync(dir, { recursive: true, force: true });
     },
-    log: () => jupyterLog,
+    log: () => container?.log ?? '',
   };
-  // Jupyter answers /api/status once it runs (straight to it, not through the front's restore window).
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const up = await fetch(`http://127.0.0.1:${jupyterPort}${base}api/status`, {
-      headers: { authorization: `token ${token}` },
-    }).then((r) => r.ok, () => false);
-    if (up) {
-      restoreUntil = Date.now() + restoreSeconds * 1000;
-      return simulator;
-    }
-    if (Date.now() > deadline || jupyter.exitCode !== null) {
-      await simulator.stop();
-      throw new Error(`JupyterLab ${jupyterlab} did not start:\n${jupyterLog}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
+  return simulator;
 }
