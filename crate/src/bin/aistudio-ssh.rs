@@ -21,8 +21,10 @@ Settings (camelCase JSON): {\"project\": \"7892508\", \"relay\": {\"host\": \"re
 
 /// Exit codes: 0 done, 1 could not read or write files, 2 bad usage or invalid settings.
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (settings_path, out_dir) = match parse_args(&args) {
+    // The arguments after the program name.
+    let args: Vec<String> = std::env::args().collect();
+    let args = args.get(1..).unwrap_or_default();
+    let (settings_path, out_dir) = match parse_args(args) {
         Some(paths) => paths,
         None => {
             eprintln!("{USAGE}");
