@@ -21,6 +21,12 @@ Object.assign(globalThis, { aistudioSsh: { core, generateKey } });
 
 const tabKey = (tabId: number) => `tab:${tabId}:notebook`;
 
+/** What is known of the notebook a tab shows (storage.session: gone when the browser closes). */
+async function readTabNotebook(tabId: number): Promise<TabNotebook | undefined> {
+  const key = tabKey(tabId);
+  return (await ext.storage.session.get(key))[key] as TabNotebook | undefined;
+}
+
 function namedError(name: string, message: string): Error {
   const error = new Error(message);
   error.name = name;
@@ -78,9 +84,8 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       const location = locateNotebook(sender.url ?? '') as NotebookLocation | null;
       if (location && sender.tab?.id !== undefined) {
         // The IDE page and its lab iframe both report; keep what is known of the same notebook.
-        const key = tabKey(sender.tab.id);
-        const known = (await ext.storage.session.get(key))[key] as TabNotebook | undefined;
-        if (known?.baseUrl !== location.baseUrl) await ext.storage.session.set({ [key]: location });
+        const known = await readTabNotebook(sender.tab.id);
+        if (known?.baseUrl !== location.baseUrl) await ext.storage.session.set({ [tabKey(sender.tab.id)]: location });
         await ensureProjectKeys(location.projectId);
       }
       return location;
@@ -93,10 +98,8 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       await ext.storage.session.set({ [tabKey(sender.tab.id)]: notebook });
       return notebook;
     }
-    case 'tabNotebook': {
-      const key = tabKey(request.tabId);
-      return ((await ext.storage.session.get(key))[key] as TabNotebook | undefined) ?? null;
-    }
+    case 'tabNotebook':
+      return (await readTabNotebook(request.tabId)) ?? null;
     case 'projectKeys': {
       const projectId = checkedProjectId(request.projectId);
       return projectView(projectId, await ensureProjectKeys(projectId));
@@ -144,10 +147,9 @@ ext.runtime.onMessage.addListener((request: Request, sender, sendResponse) => {
 ext.tabs.onUpdated.addListener((tabId, change, tab) => {
   if (change.status !== 'loading') return;
   void core.then(async () => {
-    const key = tabKey(tabId);
-    const known = (await ext.storage.session.get(key))[key] as TabNotebook | undefined;
+    const known = await readTabNotebook(tabId);
     const now = tab.url ? (locateNotebook(tab.url) as NotebookLocation | null) : null;
-    if (known && now?.baseUrl !== known.baseUrl) await ext.storage.session.remove(key);
+    if (known && now?.baseUrl !== known.baseUrl) await ext.storage.session.remove(tabKey(tabId));
   });
 });
 ext.tabs.onRemoved.addListener((tabId) => void ext.storage.session.remove(tabKey(tabId)));
