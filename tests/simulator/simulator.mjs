@@ -87,6 +87,85 @@ echo "| NVIDIA-SMI 470.82.01    Driver Version: 470.82.01    CUDA Version: 11.4 
 echo "|   0  Tesla V100-SXM2...  On   | 00000000:00:08.0 Off |                    0 |"
 `;
 
+/** The relay stands on its own loopback address, so it can serve port 443 beside the front. */
+export const RELAY_ADDRESS = '127.0.0.2';
+export const RELAY_PORT = 443;
+/** The tunnel-only account the extension's relay setup script expects by default. */
+export const RELAY_USER = 'aistudio-tunnel';
+
+/**
+ * A relay server: a root sshd on 127.0.0.2:443 with a drop-in directory, where the
+ * extension's relay setup script runs for real (its sshd paths redirected here).
+ */
+function startRelay(dir) {
+  const relayDir = join(dir, 'relay');
+  mkdirSync(join(relayDir, 'sshd_config.d'), { recursive: true });
+  try {
+    execFileSync('id', [RELAY_USER], { stdio: 'ignore' });
+  } catch {
+    execFileSync('useradd', ['--create-home', '--shell', '/bin/bash', RELAY_USER]);
+    // useradd leaves the account locked, and sshd refuses key logins to locked accounts.
+    execFileSync('usermod', ['-p', '*', RELAY_USER]);
+  }
+  const hostKey = join(relayDir, 'ssh_host_ed25519_key');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+  const config = join(relayDir, 'sshd_config');
+  const pidFile = join(relayDir, 'sshd.pid');
+  writeFileSync(config, `Include ${relayDir}/sshd_config.d/*.conf\nPort ${RELAY_PORT}\nListenAddress ${RELAY_ADDRESS}\n`
+    + `HostKey ${hostKey}\nPidFile ${pidFile}\nUsePAM no\nPasswordAuthentication no\n`
+    + 'KbdInteractiveAuthentication no\nAuthorizedKeysFile .ssh/authorized_keys\n');
+  mkdirSync('/run/sshd', { recursive: true });
+  execFileSync('/usr/sbin/sshd', ['-f', config, '-E', join(relayDir, 'sshd.log')]);
+  return {
+    host: RELAY_ADDRESS,
+    port: RELAY_PORT,
+    user: RELAY_USER,
+    hostKey: readFileSync(`${hostKey}.pub`, 'utf8').trim(),
+    /** Runs the relay setup script the extension printed, as its user would (as root). */
+    setUp(script) {
+      const scriptFile = join(relayDir, 'relay-setup.sh');
+      writeFileSync(scriptFile, script, { mode: 0o700 });
+      return execFileSync('bash', [scriptFile], {
+        encoding: 'utf8',
+        env: {
+          ...process.env,
+          AISTUDIO_SSH_SSHD_CONFIG: config,
+          AISTUDIO_SSH_SSHD_DROPIN_DIR: join(relayDir, 'sshd_config.d'),
+          AISTUDIO_SSH_SSHD_RELOAD: `kill -HUP $(cat ${pidFile})`,
+        },
+      });
+    },
+    log: () => readFileSync(join(relayDir, 'sshd.log'), 'utf8'),
+    stop() {
+      try { process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGTERM'); } catch { /* already gone */ }
+      // Tunnel sessions are children of the listener but outlive it; end them as a shutdown would.
+      spawnSync('pkill', ['-KILL', '-u', RELAY_USER]);
+    },
+  };
+}
+
+const EMPTY_NOTEBOOK = {
+  cells: [], metadata: { kernelspec: { name: 'python3', display_name: 'Python 3', language: 'python' } },
+  nbformat: 4, nbformat_minor: 5,
+};
+/** Sends `time.sleep(600)` to a kernel and leaves without waiting: the kernel stays busy. */
+const BUSY_KERNEL_CLIENT = `
+import sys, time
+from jupyter_client import BlockingKernelClient, find_connection_file
+client = BlockingKernelClient(connection_file=find_connection_file(f"kernel-{sys.argv[1]}.json"))
+client.load_connection_file()
+client.start_channels()
+client.wait_for_ready(timeout=30)
+request = client.execute("import time\\ntime.sleep(600)")
+deadline = time.time() + 30
+while time.time() < deadline:
+    message = client.get_iopub_msg(timeout=30)
+    if message["parent_header"].get("msg_id") == request and message["msg_type"] == "status" \\
+            and message["content"]["execution_state"] == "busy":
+        break
+client.stop_channels()
+`;
+
 /** Starts a root sshd on 127.0.0.1:22 with `hostKey`: the container's own sshd on port 22. */
 function startSystemSshd(machineDir) {
   mkdirSync('/run/sshd', { recursive: true });
@@ -209,6 +288,11 @@ export async function startSimulator({
     if (restoring() || !container) {
       return void response.writeHead(RESTORE_STATUS, { 'content-type': 'text/plain; charset=utf-8' }).end(RESTORE_BODY);
     }
+    if (jupyterlab === '4' && rest.startsWith('notebooks/')) {
+      // JupyterLab 4 alone has no classic notebook page (3.6 brings nbclassic); AI Studio's
+      // older links then end in the lab, as a redirect here.
+      return void response.writeHead(302, { location: `${base()}lab/tree/${rest.slice('notebooks/'.length)}` }).end();
+    }
     if (UNSAFE_METHODS.has(request.method) && (!jar._xsrf || request.headers['x-xsrftoken'] !== jar._xsrf)) {
       return void response.writeHead(403).end('_xsrf argument missing from POST');
     }
@@ -240,10 +324,13 @@ export async function startSimulator({
     upstream.on('error', () => socket.destroy());
     socket.on('error', () => upstream.destroy());
   });
+  let relay;
   try {
     await new Promise((resolve, reject) => front.listen(443, '127.0.0.1', resolve).on('error', reject));
+    relay = startRelay(dir);
     await startContainer();
   } catch (error) {
+    relay?.stop();
     front.close();
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`the simulator did not start: ${error.message}`);
@@ -257,6 +344,35 @@ export async function startSimulator({
     get accelerator() { return machine.accelerator; },
     jupyterlab,
     projectId,
+    relay,
+    /**
+     * The open notebook `work/<name>` gets a session whose kernel then runs
+     * `time.sleep(600)`: the user's notebook is busy. Returns the notebook's path.
+     */
+    async busyKernel(name = 'main.ipynb') {
+      const path = `work/${name}`;
+      const api = (rest, method = 'GET', body) => fetch(`http://127.0.0.1:${container.port}${base()}${rest}`, {
+        method,
+        headers: { authorization: `token ${container.token}`, 'content-type': 'application/json' },
+        body: body && JSON.stringify(body),
+      }).then(async (response) => {
+        if (!response.ok) throw new Error(`${method} ${rest}: ${response.status} ${await response.text()}`);
+        return response.json();
+      });
+      await api(`api/contents/${path}`, 'PUT', { type: 'notebook', content: EMPTY_NOTEBOOK });
+      const session = await api('api/sessions', 'POST', { path, name, type: 'notebook', kernel: { name: 'python3' } });
+      // jupyter_client from the container's venv, as the container user, through the kernel's connection file.
+      execFileSync('runuser', ['-u', CONTAINER_USER, '--', 'env', `HOME=${home}`, `${venv}/bin/python`, '-c', BUSY_KERNEL_CLIENT,
+        session.kernel.id], { stdio: 'ignore', timeout: 60_000 });
+      return path;
+    },
+    /** The execution state Jupyter reports for a kernel ('busy' while it sleeps). */
+    async kernelStates() {
+      const response = await fetch(`http://127.0.0.1:${container.port}${base()}api/kernels`, {
+        headers: { authorization: `token ${container.token}` },
+      });
+      return (await response.json()).map((kernel) => kernel.execution_state);
+    },
     /** A new container on the same machine (an environment restart). */
     async restart() {
       await stopContainer();
@@ -273,6 +389,7 @@ export async function startSimulator({
     /** Stops the container's processes by their PIDs and process groups, then the front. */
     async stop() {
       await stopContainer();
+      relay.stop();
       await new Promise((resolve) => front.close(resolve));
       rmSync(dir, { recursive: true, force: true });
     },
