@@ -1,6 +1,9 @@
 //! AI Studio SSH core: everything that decides or formats, host-testable; `wasm` is its browser face.
 
+pub mod cells;
+pub mod connection;
 pub mod jupyter;
+pub mod kernel;
 pub mod keys;
 pub mod project_keys;
 pub mod render;

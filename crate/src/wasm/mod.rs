@@ -5,6 +5,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+use crate::cells::{self, CellRole, CellScripts};
+use crate::connection::{self, ConnectionEvent, ProjectStatus};
+use crate::kernel;
 use crate::keys::{self, KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo, RsaComponents, RsaJwk};
 use crate::project_keys::{self, ProjectKeys, StoredKey};
 use crate::render::{self, RenderKeys};
@@ -184,13 +187,86 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
         relay_setup: String,
         ssh_config: String,
         known_hosts: String,
+        host_alias: String,
+        cells: Vec<Cell>,
+        notebook_path: &'static str,
+        notebook: serde_json::Value,
     }
+    #[derive(Serialize)]
+    struct Cell {
+        step: CellRole,
+        source: String,
+    }
+    let provision = render::render_provision(&settings, &keys);
+    let tunnel = render::render_tunnel(&settings);
+    let probe = render::render_probe();
+    let scripts = CellScripts {
+        provision: &provision,
+        tunnel: &tunnel,
+        probe: &probe,
+    };
+    let cells = scripts
+        .cells()
+        .into_iter()
+        .map(|(step, source)| Cell { step, source })
+        .collect();
+    let notebook = cells::companion_notebook(&settings.project, &scripts);
     to_js(&Rendered {
-        provision: render::render_provision(&settings, &keys),
-        tunnel: render::render_tunnel(&settings),
-        probe: render::render_probe(),
         relay_setup: render::render_relay_setup(&settings, &keys),
         ssh_config: render::render_ssh_config(&settings),
         known_hosts: render::render_known_hosts(&settings, &keys),
+        host_alias: render::host_alias(&settings),
+        cells,
+        notebook_path: cells::COMPANION_NOTEBOOK_PATH,
+        notebook,
+        provision,
+        tunnel,
+        probe,
     })
+}
+
+/// A kernel `execute_request` frame for the server's WebSocket, as JSON text.
+#[wasm_bindgen(js_name = executeRequest)]
+pub fn execute_request(msg_id: &str, session: &str, code: &str, date: &str) -> String {
+    kernel::execute_request(msg_id, session, code, date).to_string()
+}
+
+/// What a kernel WebSocket frame means for the request `request_id`.
+#[wasm_bindgen(js_name = readKernelMessage)]
+pub fn read_kernel_message(frame: &str, request_id: &str) -> Result<JsValue, JsValue> {
+    to_js(&kernel::read_kernel_message(frame, request_id))
+}
+
+/// The project's status after an event (`null` status: a project seen for the first time).
+#[wasm_bindgen(js_name = applyConnectionEvent)]
+pub fn apply_connection_event(
+    status: JsValue,
+    event: JsValue,
+    host_fingerprint: &str,
+) -> Result<JsValue, JsValue> {
+    let status: Option<ProjectStatus> = from_js(status, "project status")?;
+    let event: ConnectionEvent = from_js(event, "connection event")?;
+    to_js(&status.unwrap_or_default().apply(event, host_fingerprint))
+}
+
+/// The toolbar badge for a status.
+#[wasm_bindgen(js_name = statusBadge)]
+pub fn status_badge(status: JsValue) -> Result<JsValue, JsValue> {
+    let status: ProjectStatus = from_js(status, "project status")?;
+    to_js(&status.badge())
+}
+
+/// Whether a ready notebook is connected without a click.
+#[wasm_bindgen(js_name = connectsByItself)]
+pub fn connects_by_itself(
+    status: JsValue,
+    has_settings: bool,
+    auto_connect: bool,
+) -> Result<bool, JsValue> {
+    let status: Option<ProjectStatus> = from_js(status, "project status")?;
+    Ok(connection::connects_by_itself(
+        &status.unwrap_or_default(),
+        has_settings,
+        auto_connect,
+    ))
 }

@@ -1,0 +1,121 @@
+//! The visible cells: the provisioning, tunnel and probe scripts as `%%bash` cells, alone
+//! (what the extension runs on its own kernel) and as the companion notebook
+//! `~/work/aistudio-ssh.ipynb` the user can open and re-run by hand.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Where the companion notebook lives, relative to the Jupyter root (the container's HOME).
+pub const COMPANION_NOTEBOOK_PATH: &str = "work/aistudio-ssh.ipynb";
+
+/// The cells the extension runs, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CellRole {
+    /// Keys, sshd, authorized_keys; safe to re-run.
+    Provision,
+    /// The reverse tunnel's supervisor (started once; a re-run reports it).
+    Tunnel,
+    /// One JSON line about the container; reads only.
+    Probe,
+}
+
+impl CellRole {
+    pub const ALL: [CellRole; 3] = [CellRole::Provision, CellRole::Tunnel, CellRole::Probe];
+
+    /// A stable cell id (nbformat 4.5 wants one), also the step name the UI shows.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Provision => "aistudio-ssh-provision",
+            Self::Tunnel => "aistudio-ssh-tunnel",
+            Self::Probe => "aistudio-ssh-probe",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Provision => "1. Provisioning: keys from ~/work/ssh, sshd on the container's loopback, authorized_keys (safe to re-run)",
+            Self::Tunnel => "2. Tunnel: keeps `ssh -R` to the relay up in the background (re-run after a restart)",
+            Self::Probe => "3. Probe: one line of JSON about this container (reads only)",
+        }
+    }
+}
+
+/// One cell's source: `%%bash`, then the script inside a brace group. Bash reads a whole
+/// compound command before running it and the group's stdin is /dev/null, so nothing in
+/// the script can swallow the rest of the cell, which IPython feeds to bash on stdin.
+pub fn cell_source(role: CellRole, script: &str) -> String {
+    format!(
+        "%%bash\n# AI Studio SSH · {title}\n{{\n{script}\n}} < /dev/null\n",
+        title = role.title(),
+        script = script.trim_end_matches('\n'),
+    )
+}
+
+/// The scripts of one project, as rendered for its settings and keys.
+pub struct CellScripts<'a> {
+    pub provision: &'a str,
+    pub tunnel: &'a str,
+    pub probe: &'a str,
+}
+
+impl CellScripts<'_> {
+    fn script(&self, role: CellRole) -> &str {
+        match role {
+            CellRole::Provision => self.provision,
+            CellRole::Tunnel => self.tunnel,
+            CellRole::Probe => self.probe,
+        }
+    }
+
+    /// The cells in the order they run.
+    pub fn cells(&self) -> Vec<(CellRole, String)> {
+        CellRole::ALL
+            .iter()
+            .map(|&role| (role, cell_source(role, self.script(role))))
+            .collect()
+    }
+}
+
+/// Splits a source into nbformat's list of lines, each keeping its newline.
+fn source_lines(source: &str) -> Vec<&str> {
+    source.split_inclusive('\n').collect()
+}
+
+/// The companion notebook (nbformat 4.5) for `project`: a note on what it is, then the cells.
+pub fn companion_notebook(project: &str, scripts: &CellScripts<'_>) -> Value {
+    let intro = format!(
+        "# AI Studio SSH · project {project}\n\n\
+         Written by the AI Studio SSH browser extension, which runs these cells for you on a kernel \
+         of its own when you open this project. Run them by hand (top to bottom) in a new \
+         environment to get the same tunnel: then `ssh aistudio-{project}` on your computer.\n\n\
+         由 AI Studio SSH 浏览器扩展写入；打开项目时扩展会在自己的内核上运行这些单元。\
+         也可以在新环境中按顺序手动运行，之后在本机执行 `ssh aistudio-{project}`。\n\n\
+         The cells hold this container's own SSH keys (also kept in `~/work/ssh`): do not share this notebook.\n"
+    );
+    let mut cells = vec![json!({
+        "cell_type": "markdown",
+        "id": "aistudio-ssh-intro",
+        "metadata": {},
+        "source": source_lines(&intro),
+    })];
+    for (role, source) in scripts.cells() {
+        cells.push(json!({
+            "cell_type": "code",
+            "id": role.id(),
+            "metadata": {"tags": ["aistudio-ssh"]},
+            "execution_count": null,
+            "outputs": [],
+            "source": source_lines(&source),
+        }));
+    }
+    json!({
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    })
+}

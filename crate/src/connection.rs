@@ -1,0 +1,277 @@
+//! A project's connection as the popup and the badge show it, and how it moves: the
+//! restore window, the cells' steps, the probe's report, restarts and CPU/GPU switches.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cells::CellRole;
+
+/// Where a project's connection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Phase {
+    /// No relay settings yet: nothing can run.
+    NotSetUp,
+    /// The notebook is known but nothing was asked (auto-connect off, no click).
+    Ready,
+    /// AI Studio is restoring the persistent home (HTTP 492): nothing may run yet.
+    Restoring,
+    /// A cell is running on the extension's kernel.
+    Running,
+    /// The probe saw the tunnel up.
+    Up,
+    /// The tunnel is not up (connecting, retrying or stopped); `reason` says what it saw.
+    Down,
+    /// A step failed; `reason` says which and why.
+    Error,
+    /// The user stopped the tunnel.
+    Disconnected,
+}
+
+/// The container's accelerator as the probe saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    /// `cpu`, `nvidia` or `iluvatar`.
+    pub kind: String,
+    /// The first device's name, such as `Tesla V100-SXM2-32GB`.
+    pub device: Option<String>,
+    pub hostname: String,
+}
+
+/// What the popup shows of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectStatus {
+    pub phase: Phase,
+    /// The running step, while `phase` is `running`.
+    pub step: Option<CellRole>,
+    /// Why the tunnel is down or what failed, in words.
+    pub reason: Option<String>,
+    pub environment: Option<Environment>,
+    /// The Jupyter Server's start time last seen, and its zone: a change means a new container.
+    pub jupyter_started: Option<String>,
+    pub zone: Option<String>,
+    /// Set when the last ready notebook was a new container: `restarted` or `switched`.
+    pub change: Option<String>,
+}
+
+impl Default for ProjectStatus {
+    fn default() -> Self {
+        Self {
+            phase: Phase::Ready,
+            step: None,
+            reason: None,
+            environment: None,
+            jupyter_started: None,
+            zone: None,
+            change: None,
+        }
+    }
+}
+
+/// What happened to a project.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum ConnectionEvent {
+    NoSettings,
+    Restoring,
+    #[serde(rename_all = "camelCase")]
+    JupyterReady {
+        started: String,
+        zone: String,
+    },
+    StepStarted {
+        step: CellRole,
+    },
+    StepFailed {
+        step: CellRole,
+        output: String,
+    },
+    /// The probe cell's output (one JSON line, possibly after other lines).
+    Probed {
+        output: String,
+    },
+    Disconnected,
+    Failed {
+        reason: String,
+    },
+}
+
+/// The probe's JSON line (see `render::render_probe`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProbeReport {
+    hostname: String,
+    accelerator: ProbeAccelerator,
+    host_keys: ProbeHostKeys,
+    tunnel: ProbeTunnel,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProbeAccelerator {
+    kind: String,
+    devices: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProbeHostKeys {
+    stable: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProbeTunnel {
+    state: String,
+    detail: Option<String>,
+}
+
+/// `GPU 0: Tesla V100-SXM2-32GB (UUID: ...)` -> `Tesla V100-SXM2-32GB`.
+fn device_name(line: &str) -> String {
+    let name = line.split_once(": ").map_or(line, |(_, rest)| rest);
+    name.split(" (UUID")
+        .next()
+        .unwrap_or(name)
+        .trim()
+        .to_owned()
+}
+
+fn last_json_line(output: &str) -> Option<ProbeReport> {
+    output
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line.trim()).ok())
+}
+
+fn step_name(step: CellRole) -> &'static str {
+    match step {
+        CellRole::Provision => "provisioning",
+        CellRole::Tunnel => "tunnel",
+        CellRole::Probe => "probe",
+    }
+}
+
+/// The last lines of a failed step's output: where scripts say what went wrong.
+fn tail(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join("\n")
+}
+
+impl ProjectStatus {
+    /// The status after `event`. `host_fingerprint` is the container host key this browser
+    /// holds for the project: a container serving another key is an error, not "up".
+    pub fn apply(&self, event: ConnectionEvent, host_fingerprint: &str) -> ProjectStatus {
+        let mut next = ProjectStatus {
+            step: None,
+            ..self.clone()
+        };
+        match event {
+            ConnectionEvent::NoSettings => {
+                next.phase = Phase::NotSetUp;
+                next.reason = None;
+            }
+            ConnectionEvent::Restoring => {
+                next.phase = Phase::Restoring;
+                next.reason = None;
+            }
+            ConnectionEvent::JupyterReady { started, zone } => {
+                next.change = match (&self.jupyter_started, &self.zone) {
+                    (Some(_), Some(old_zone)) if *old_zone != zone => Some("switched".into()),
+                    (Some(old), _) if *old != started => Some("restarted".into()),
+                    _ => self.change.clone(),
+                };
+                if next.change != self.change {
+                    // A new container: what the probe saw of the old one no longer holds.
+                    next.environment = None;
+                }
+                next.jupyter_started = Some(started);
+                next.zone = Some(zone);
+                if matches!(self.phase, Phase::Restoring | Phase::NotSetUp) {
+                    next.phase = Phase::Ready;
+                }
+            }
+            ConnectionEvent::StepStarted { step } => {
+                next.phase = Phase::Running;
+                next.step = Some(step);
+                next.reason = None;
+            }
+            ConnectionEvent::StepFailed { step, output } => {
+                next.phase = Phase::Error;
+                next.reason = Some(format!("{} failed: {}", step_name(step), tail(&output)));
+            }
+            ConnectionEvent::Probed { output } => match last_json_line(&output) {
+                None => {
+                    next.phase = Phase::Error;
+                    next.reason = Some(format!("the probe printed no report: {}", tail(&output)));
+                }
+                Some(report) => {
+                    next.environment = Some(Environment {
+                        kind: match report.accelerator.kind.as_str() {
+                            "none" => "cpu".into(),
+                            other => other.into(),
+                        },
+                        device: report.accelerator.devices.first().map(|d| device_name(d)),
+                        hostname: report.hostname,
+                    });
+                    (next.phase, next.reason) = match (report.host_keys.stable, report.tunnel) {
+                        (Some(stable), _) if stable != host_fingerprint => (
+                            Phase::Error,
+                            Some(format!(
+                                "the container serves host key {stable}, not this browser's {host_fingerprint}: \
+                                 ~/work/ssh holds keys from another browser or profile"
+                            )),
+                        ),
+                        (None, _) => (
+                            Phase::Error,
+                            Some("the container has no host key in ~/work/ssh: provisioning did not run".into()),
+                        ),
+                        (_, tunnel) if tunnel.state == "up" => (Phase::Up, None),
+                        (_, tunnel) => (
+                            Phase::Down,
+                            Some(match tunnel.detail {
+                                Some(detail) if !detail.is_empty() => format!("tunnel {}: {detail}", tunnel.state),
+                                _ => format!("tunnel {}", tunnel.state),
+                            }),
+                        ),
+                    };
+                }
+            },
+            ConnectionEvent::Disconnected => {
+                next.phase = Phase::Disconnected;
+                next.reason = None;
+            }
+            ConnectionEvent::Failed { reason } => {
+                next.phase = Phase::Error;
+                next.reason = Some(reason);
+            }
+        }
+        next
+    }
+
+    /// The toolbar badge: a short text and a colour.
+    pub fn badge(&self) -> Badge {
+        let (text, color) = match self.phase {
+            Phase::NotSetUp => ("set", "#9e9e9e"),
+            Phase::Ready | Phase::Disconnected => ("", "#9e9e9e"),
+            Phase::Restoring | Phase::Running => ("…", "#f9a825"),
+            Phase::Up => ("on", "#2e7d32"),
+            Phase::Down => ("off", "#ef6c00"),
+            Phase::Error => ("!", "#c62828"),
+        };
+        Badge {
+            text: text.into(),
+            color: color.into(),
+        }
+    }
+}
+
+/// What the toolbar button shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Badge {
+    pub text: String,
+    pub color: String,
+}
+
+/// Whether the extension runs the cells by itself when a notebook's Jupyter is ready:
+/// only with settings, with auto-connect on, and not after the user disconnected.
+pub fn connects_by_itself(status: &ProjectStatus, has_settings: bool, auto_connect: bool) -> bool {
+    has_settings && auto_connect && !matches!(status.phase, Phase::Disconnected | Phase::Running)
+}

@@ -1,0 +1,121 @@
+//! The connection state as the popup shows it, driven by events.
+use aistudio_ssh::cells::CellRole;
+use aistudio_ssh::connection::{connects_by_itself, ConnectionEvent as E, Phase, ProjectStatus};
+
+const HOST_FP: &str = "SHA256:stable";
+
+fn probe(tunnel: &str, stable: &str, accelerator: &str) -> E {
+    E::Probed {
+        output: format!(
+            "some noise\n{{\"hostname\": \"jupyter-1\", \"initStarted\": 1, \"provisioned\": \"x\", \"accelerator\": {accelerator}, \
+             \"hostKeys\": {{\"system\": \"SHA256:sys\", \"stable\": \"{stable}\"}}, \"sshd\": {{\"mode\": \"user\", \"running\": true}}, \
+             \"tunnel\": {{\"state\": \"{tunnel}\", \"detail\": \"relay r:443\"}}}}\n"
+        ),
+    }
+}
+
+const GPU: &str = r#"{"kind": "nvidia", "devices": ["GPU 0: Tesla V100-SXM2-32GB (UUID: GPU-1)"]}"#;
+const CPU: &str = r#"{"kind": "none", "devices": []}"#;
+
+fn ready(started: &str, zone: &str) -> E {
+    E::JupyterReady {
+        started: started.into(),
+        zone: zone.into(),
+    }
+}
+
+#[test]
+fn a_connect_goes_restoring_running_up_with_the_environment() {
+    let s = ProjectStatus::default().apply(E::Restoring, HOST_FP);
+    assert_eq!(s.phase, Phase::Restoring);
+    let s = s.apply(ready("t1", "bd-gpu-01"), HOST_FP);
+    assert_eq!((s.phase, s.change.clone()), (Phase::Ready, None));
+    let s = s.apply(
+        E::StepStarted {
+            step: CellRole::Provision,
+        },
+        HOST_FP,
+    );
+    assert_eq!(
+        (s.phase, s.step),
+        (Phase::Running, Some(CellRole::Provision))
+    );
+    let s = s.apply(probe("up", HOST_FP, GPU), HOST_FP);
+    assert_eq!((s.phase, s.step, s.reason.clone()), (Phase::Up, None, None));
+    let env = s.environment.clone().unwrap();
+    assert_eq!(
+        (
+            env.kind.as_str(),
+            env.device.as_deref(),
+            env.hostname.as_str()
+        ),
+        ("nvidia", Some("Tesla V100-SXM2-32GB"), "jupyter-1")
+    );
+    assert_eq!(s.badge().text, "on");
+}
+
+#[test]
+fn restarts_and_switches_are_told_apart_and_forget_the_old_environment() {
+    let up = ProjectStatus::default()
+        .apply(ready("t1", "bd-cpu-01"), HOST_FP)
+        .apply(probe("up", HOST_FP, CPU), HOST_FP);
+    assert_eq!(up.environment.as_ref().unwrap().kind, "cpu");
+    let restarted = up.apply(ready("t2", "bd-cpu-01"), HOST_FP);
+    assert_eq!(
+        (restarted.change.as_deref(), restarted.environment.is_none()),
+        (Some("restarted"), true)
+    );
+    let switched = up.apply(ready("t3", "bd-gpu-01"), HOST_FP);
+    assert_eq!(switched.change.as_deref(), Some("switched"));
+    // The same server seen again (another frame of the page) changes nothing.
+    assert_eq!(up.apply(ready("t1", "bd-cpu-01"), HOST_FP).change, None);
+}
+
+#[test]
+fn a_down_tunnel_a_foreign_host_key_and_a_silent_probe_are_not_up() {
+    let down = ProjectStatus::default().apply(probe("connecting", HOST_FP, CPU), HOST_FP);
+    assert_eq!(
+        (down.phase, down.reason.as_deref()),
+        (Phase::Down, Some("tunnel connecting: relay r:443"))
+    );
+    let foreign = ProjectStatus::default().apply(probe("up", "SHA256:other", CPU), HOST_FP);
+    assert_eq!(foreign.phase, Phase::Error);
+    assert!(foreign.reason.unwrap().contains("SHA256:other"));
+    let silent = ProjectStatus::default().apply(
+        E::Probed {
+            output: "python3: not found".into(),
+        },
+        HOST_FP,
+    );
+    assert_eq!(silent.phase, Phase::Error);
+    assert!(silent.reason.unwrap().contains("python3: not found"));
+    let failed = ProjectStatus::default().apply(
+        E::StepFailed {
+            step: CellRole::Provision,
+            output: "a\nb\nc\naistudio-ssh: sshd did not start\n".into(),
+        },
+        HOST_FP,
+    );
+    assert_eq!(
+        failed.reason.as_deref(),
+        Some("provisioning failed: b\nc\naistudio-ssh: sshd did not start")
+    );
+    assert_eq!(failed.badge().text, "!");
+}
+
+#[test]
+fn auto_connect_needs_settings_and_respects_a_disconnect() {
+    let ready_status = ProjectStatus::default();
+    assert!(connects_by_itself(&ready_status, true, true));
+    assert!(!connects_by_itself(&ready_status, false, true));
+    assert!(!connects_by_itself(&ready_status, true, false));
+    let disconnected = ready_status.apply(E::Disconnected, HOST_FP);
+    assert!(!connects_by_itself(&disconnected, true, true));
+    let running = ready_status.apply(
+        E::StepStarted {
+            step: CellRole::Tunnel,
+        },
+        HOST_FP,
+    );
+    assert!(!connects_by_itself(&running, true, true));
+}
