@@ -52,6 +52,14 @@ pub fn cell_source(role: CellRole, script: &str) -> String {
     )
 }
 
+/// The cell that stops the tunnel (the tunnel script's `stop`): Disconnect runs it.
+pub fn stop_tunnel_source(tunnel_script: &str) -> String {
+    format!(
+        "%%bash\n# AI Studio SSH · stop the tunnel\n{{\nset -- stop\n{script}\n}} < /dev/null\n",
+        script = tunnel_script.trim_end_matches('\n'),
+    )
+}
+
 /// The scripts of one project, as rendered for its settings and keys.
 pub struct CellScripts<'a> {
     pub provision: &'a str,
@@ -87,7 +95,7 @@ pub fn companion_notebook(project: &str, scripts: &CellScripts<'_>) -> Value {
     let intro = format!(
         "# AI Studio SSH · project {project}\n\n\
          Written by the AI Studio SSH browser extension, which runs these cells for you on a kernel \
-         of its own when you open this project. Run them by hand (top to bottom) in a new \
+         of its own when you open this project. The extension rewrites this notebook on each connect, so keep your own cells elsewhere. Run them by hand (top to bottom) in a new \
          environment to get the same tunnel: then `ssh aistudio-{project}` on your computer.\n\n\
          由 AI Studio SSH 浏览器扩展写入；打开项目时扩展会在自己的内核上运行这些单元。\
          也可以在新环境中按顺序手动运行，之后在本机执行 `ssh aistudio-{project}`。\n\n\

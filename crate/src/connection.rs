@@ -53,6 +53,8 @@ pub struct ProjectStatus {
     pub zone: Option<String>,
     /// Set when the last ready notebook was a new container: `restarted` or `switched`.
     pub change: Option<String>,
+    /// Whether the companion notebook could be written (`saved`), or why not.
+    pub notebook: Option<String>,
 }
 
 impl Default for ProjectStatus {
@@ -65,6 +67,7 @@ impl Default for ProjectStatus {
             jupyter_started: None,
             zone: None,
             change: None,
+            notebook: None,
         }
     }
 }
@@ -90,6 +93,11 @@ pub enum ConnectionEvent {
     /// The probe cell's output (one JSON line, possibly after other lines).
     Probed {
         output: String,
+    },
+    /// The companion notebook was written through the Contents API, or refused (`status`).
+    NotebookSaved {
+        ok: bool,
+        status: u16,
     },
     Disconnected,
     Failed {
@@ -234,6 +242,14 @@ impl ProjectStatus {
                     };
                 }
             },
+            ConnectionEvent::NotebookSaved { ok, status } => {
+                next.step = self.step;
+                next.notebook = Some(if ok {
+                    "saved".into()
+                } else {
+                    format!("refused ({status})")
+                });
+            }
             ConnectionEvent::Disconnected => {
                 next.phase = Phase::Disconnected;
                 next.reason = None;

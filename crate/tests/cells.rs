@@ -83,3 +83,12 @@ fn the_companion_notebook_holds_the_three_cells_in_order_with_their_exact_source
         assert_eq!(code, 0, "{role:?} runs");
     }
 }
+
+#[test]
+fn the_stop_cell_runs_the_tunnel_script_with_stop() {
+    let script = "case \"${1:-start}\" in stop) echo stopping ;; *) echo starting ;; esac";
+    let (code, out) = run_like_bash_magic(&aistudio_ssh::cells::stop_tunnel_source(script));
+    assert_eq!((code, out.as_str()), (0, "stopping\n"));
+    let (_, out) = run_like_bash_magic(&cell_source(CellRole::Tunnel, script));
+    assert_eq!(out, "starting\n");
+}

@@ -119,3 +119,10 @@ fn auto_connect_needs_settings_and_respects_a_disconnect() {
     );
     assert!(!connects_by_itself(&running, true, true));
 }
+
+#[test]
+fn a_refused_companion_notebook_is_remembered_without_changing_the_step() {
+    let running = ProjectStatus::default().apply(E::StepStarted { step: CellRole::Provision }, HOST_FP);
+    let refused = running.apply(E::NotebookSaved { ok: false, status: 405 }, HOST_FP);
+    assert_eq!((refused.phase, refused.step, refused.notebook.as_deref()), (Phase::Running, Some(CellRole::Provision), Some("refused (405)")));
+}

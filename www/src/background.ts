@@ -1,14 +1,19 @@
 // Background service worker (Chromium) / event page (Firefox): hosts the wasm core and
 // answers the other contexts. Kept minimal: it wires events to core calls.
 import init, {
-  clientKeyComment, coreVersion, encryptPrivateKey, importClientKey, isProjectId, locateNotebook,
+  clientKeyComment, coreVersion, encryptPrivateKey, executeRequest, importClientKey, isProjectId, locateNotebook,
+  companionNotebookPath, readKernelMessage,
 } from '../../build/wasm/aistudio_ssh.js';
 import {
   ensureProjectKeys, generateKey, projectsWithKeys, replaceClientKey, storedProjectKeys,
 } from './keys';
+import {
+  autoConnect, cellPlan, planOnReady, projectSettings, readRelay, readStatus, recordEvent, rendered, saveProjectSettings,
+  saveRelay, setAutoConnect, showBadge, tabsOfProject,
+} from './connection';
 import type {
-  ClientKeySource, Envelope, KeyView, NotebookLocation, ProjectKeys, ProjectKeysView, Replies, Request,
-  StoredKey, TabNotebook,
+  CellPlan, ClientKeySource, ContentOrder, Envelope, KeyFile, KeyView, NotebookLocation, ProjectKeys, ProjectKeysView,
+  ProjectView, Replies, Request, StoredKey, TabNotebook,
 } from './messages';
 import { ext } from './platform';
 
@@ -74,6 +79,52 @@ async function exportClientKey(projectId: string, passphrase?: string) {
   return files;
 }
 
+/** The user's files for a project: ssh config, known_hosts, the client key, the relay setup script. */
+async function bundle(projectId: string, passphrase?: string): Promise<KeyFile[]> {
+  const render = await rendered(projectId);
+  if (!render) throw namedError('NoRelay', 'set up the relay in the options first');
+  return [
+    { name: 'ssh_config', text: render.rendered.sshConfig },
+    { name: 'known_hosts', text: render.rendered.knownHosts },
+    ...(await exportClientKey(projectId, passphrase)),
+    { name: 'relay-setup.sh', text: render.rendered.relaySetup },
+  ];
+}
+
+/** The notebook a tab shows, once its Jupyter answered. */
+async function readyNotebook(tabId: number): Promise<TabNotebook> {
+  const notebook = await readTabNotebook(tabId);
+  if (!notebook?.jupyterStarted || notebook.frameId === undefined) {
+    throw namedError('NoNotebook', 'this tab shows no AI Studio notebook whose Jupyter answers yet');
+  }
+  return notebook;
+}
+
+/** Orders the content script of the notebook's frame to run cells; the popup follows the status. */
+async function runInTab(tabId: number, action: CellPlan['action']) {
+  const notebook = await readyNotebook(tabId);
+  const render = await rendered(notebook.projectId);
+  if (!render) return recordEvent(notebook.projectId, { kind: 'noSettings' });
+  const order: ContentOrder = { kind: 'run', plan: cellPlan(action, render.rendered) };
+  const status = await recordEvent(notebook.projectId, { kind: 'stepStarted', step: order.plan.cells[0].step });
+  void ext.tabs.sendMessage(tabId, order, { frameId: notebook.frameId }).catch((error: unknown) =>
+    recordEvent(notebook.projectId, { kind: 'failed', reason: `the notebook page did not answer: ${String(error)}` }));
+  return status;
+}
+
+async function projectStatusView(projectId: string): Promise<ProjectView> {
+  const render = await rendered(projectId);
+  const hostAlias = render?.rendered.hostAlias ?? `aistudio-${projectId}`;
+  return {
+    projectId,
+    hasRelay: Boolean(render),
+    status: (await readStatus(projectId)) ?? null,
+    hostAlias,
+    command: `ssh ${hostAlias}`,
+    notebookPath: companionNotebookPath(),
+  };
+}
+
 async function handle(request: Request, sender: chrome.runtime.MessageSender): Promise<Replies[Request['kind']]> {
   await core;
   switch (request.kind) {
@@ -94,9 +145,55 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       // Recorded only for a tab whose frame was recognised as a notebook.
       const location = locateNotebook(sender.url ?? '') as NotebookLocation | null;
       if (!location || sender.tab?.id === undefined) return null;
-      const notebook: TabNotebook = { ...location, jupyterStarted: String(request.started) };
+      const known = await readTabNotebook(sender.tab.id);
+      const started = String(request.started);
+      // The first frame to reach Jupyter runs the cells for the tab (the IDE page or its lab iframe).
+      const frameId = known?.baseUrl === location.baseUrl && known.frameId !== undefined ? known.frameId : sender.frameId;
+      const notebook: TabNotebook = { ...location, jupyterStarted: started, frameId };
       await ext.storage.session.set({ [tabKey(sender.tab.id)]: notebook });
-      return notebook;
+      const plan = frameId === sender.frameId ? await planOnReady(location.projectId, started, location.zone) : null;
+      await showBadge(sender.tab.id, await readStatus(location.projectId));
+      return { notebook, plan };
+    }
+    case 'connectionEvent': {
+      const location = locateNotebook(sender.url ?? '') as NotebookLocation | null;
+      if (!location) return null;
+      return recordEvent(location.projectId, request.event);
+    }
+    case 'executeRequest': {
+      const requestId = crypto.randomUUID();
+      return { requestId, frame: executeRequest(requestId, request.session, request.code, new Date().toISOString()) };
+    }
+    case 'kernelMessage':
+      return readKernelMessage(request.frame, request.requestId) as unknown;
+    case 'relaySettings':
+      return { relay: (await readRelay()) ?? null, autoConnect: await autoConnect() };
+    case 'saveRelay':
+      return saveRelay(request.relay);
+    case 'setAutoConnect':
+      await setAutoConnect(Boolean(request.autoConnect));
+      return autoConnect();
+    case 'projectSettings':
+      return projectSettings(checkedProjectId(request.projectId));
+    case 'saveProjectSettings':
+      return saveProjectSettings(checkedProjectId(request.projectId), request.settings);
+    case 'relayScript': {
+      const render = await rendered(checkedProjectId(request.projectId));
+      if (!render) throw namedError('NoRelay', 'set up the relay first');
+      return render.rendered.relaySetup;
+    }
+    case 'projectView':
+      return projectStatusView(checkedProjectId(request.projectId));
+    case 'connect':
+      return runInTab(request.tabId, 'connect');
+    case 'disconnect':
+      return runInTab(request.tabId, 'disconnect');
+    case 'bundle':
+      return bundle(checkedProjectId(request.projectId), request.passphrase);
+    case 'companionNotebook': {
+      const render = await rendered(checkedProjectId(request.projectId));
+      if (!render) throw namedError('NoRelay', 'set up the relay first');
+      return [{ name: 'aistudio-ssh.ipynb', text: `${JSON.stringify(render.rendered.notebook, null, 1)}\n` }];
     }
     case 'tabNotebook':
       return (await readTabNotebook(request.tabId)) ?? null;
@@ -119,7 +216,9 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
 }
 
 /** What a content script may ask; keys and settings are for extension pages only. */
-const CONTENT_SCRIPT_REQUESTS: ReadonlySet<Request['kind']> = new Set(['coreInfo', 'pageOpened', 'jupyterReady']);
+const CONTENT_SCRIPT_REQUESTS: ReadonlySet<Request['kind']> = new Set([
+  'coreInfo', 'pageOpened', 'jupyterReady', 'connectionEvent', 'executeRequest', 'kernelMessage',
+]);
 const fromExtensionPage = (sender: chrome.runtime.MessageSender) =>
   sender.url?.startsWith(ext.runtime.getURL('')) ?? false;
 
@@ -152,4 +251,12 @@ ext.tabs.onUpdated.addListener((tabId, change, tab) => {
     if (known && now?.baseUrl !== known.baseUrl) await ext.storage.session.remove(tabKey(tabId));
   });
 });
-ext.tabs.onRemoved.addListener((tabId) => void ext.storage.session.remove(tabKey(tabId)));
+ext.tabs.onRemoved.addListener((tabId) => void core.then(async () => {
+  const known = await readTabNotebook(tabId);
+  await ext.storage.session.remove(tabKey(tabId));
+  // Cells that were running in the closed tab never report; the next page may run them again.
+  if (known && (await readStatus(known.projectId))?.phase === 'running'
+    && (await tabsOfProject(known.projectId)).length === 0) {
+    await recordEvent(known.projectId, { kind: 'failed', reason: 'the notebook page closed while cells ran' });
+  }
+}));

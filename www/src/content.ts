@@ -1,37 +1,90 @@
 // Content script on AI Studio pages (every frame). Thin: it tells the background which
-// frame it runs in (the Rust core decides whether that is a notebook), then asks the
-// page's own Jupyter Server, from the page origin and with the site's cookies, when it
-// started. No wasm here: a page's CSP may forbid it.
-import { send } from './messages';
+// frame it runs in (the Rust core decides whether that is a notebook), waits out AI
+// Studio's restore, and runs the cells the background hands it on a kernel of its own.
+// No wasm here (a page's CSP may forbid it), and nothing here listens to the page.
+import { JupyterServer, jupyterStatus } from './jupyter';
+import { type CellPlan, type ConnectionEvent, type ContentOrder, type ProjectStatus, send } from './messages';
+import { ext } from './platform';
 
-/** AI Studio answers this while it restores the persistent home after a start. */
-const RESTORING_STATUS = 492;
-const RETRY_MS = 2_000;
 /** A restore of a large ~/work can take minutes; past this, something else is wrong. */
 const GIVE_UP_MS = 30 * 60_000;
+/** After the tunnel cell, the probe is repeated until the tunnel is up or this many tries. */
+const PROBE_TRIES = 15;
+const PROBE_INTERVAL_MS = 2_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const report = (event: ConnectionEvent) => send({ kind: 'connectionEvent', event }) as Promise<ProjectStatus | null>;
 
-/** `GET <base>api/status`, waiting out the restore window. */
-async function jupyterStatus(baseUrl: string): Promise<{ started: string }> {
-  const deadline = Date.now() + GIVE_UP_MS;
-  for (;;) {
-    const response = await fetch(`${baseUrl}api/status`, { credentials: 'same-origin', cache: 'no-store' });
-    if (response.ok) return (await response.json()) as { started: string };
-    if (response.status !== RESTORING_STATUS || Date.now() > deadline) {
-      throw new Error(`${baseUrl}api/status answered ${response.status}`);
+let server: JupyterServer | undefined;
+/** One run at a time in this frame. */
+let running: Promise<void> = Promise.resolve();
+
+/** Writes the companion notebook (visible, re-runnable cells); some containers refuse (405). */
+async function saveCompanionNotebook(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
+  if (!plan.notebookPath) return;
+  const response = await jupyter.request(`api/contents/${plan.notebookPath}`, 'PUT', {
+    type: 'notebook', format: 'json', content: plan.notebook,
+  }).catch(() => undefined);
+  await report({ kind: 'notebookSaved', ok: Boolean(response?.ok), status: response?.status ?? 0 });
+}
+
+async function runPlan(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
+  await saveCompanionNotebook(jupyter, plan);
+  const kernel = await jupyter.startKernel();
+  try {
+    for (const cell of plan.cells) {
+      await report({ kind: 'stepStarted', step: cell.step });
+      if (cell.step !== 'probe') {
+        const result = await kernel.execute(cell.source);
+        if (!result.ok) {
+          await report({ kind: 'stepFailed', step: cell.step, output: result.output });
+          return;
+        }
+        continue;
+      }
+      // The tunnel reports "up" once ssh held the forward for 3 s; until then, probe again.
+      for (let tries = 1; ; tries += 1) {
+        const result = await kernel.execute(cell.source);
+        const status = await report({ kind: 'probed', output: result.output });
+        if (plan.action !== 'connect' || status?.phase !== 'down' || tries >= PROBE_TRIES) break;
+        await sleep(PROBE_INTERVAL_MS);
+        await report({ kind: 'stepStarted', step: 'probe' });
+      }
     }
-    await sleep(RETRY_MS);
+    if (plan.action === 'disconnect') await report({ kind: 'disconnected' });
+  } finally {
+    await kernel.close();
   }
 }
 
-async function run(): Promise<void> {
-  const location = await send({ kind: 'pageOpened' });
-  if (!location) return;
-  const { started } = await jupyterStatus(location.baseUrl);
-  await send({ kind: 'jupyterReady', started });
+function run(plan: CellPlan): Promise<void> {
+  const jupyter = server;
+  running = running.then(async () => {
+    if (!jupyter) throw new Error('this frame has no notebook');
+    await runPlan(jupyter, plan);
+  }).catch((error: unknown) => {
+    void report({ kind: 'failed', reason: error instanceof Error ? error.message : String(error) });
+  });
+  return running;
 }
 
-run().catch((error: unknown) => {
+// Orders come from the background only: a page cannot reach runtime.onMessage, and the
+// sender check keeps other extensions' content scripts out too.
+ext.runtime.onMessage.addListener((order: ContentOrder, sender) => {
+  if (sender.id !== ext.runtime.id || sender.tab || order?.kind !== 'run') return false;
+  void run(order.plan);
+  return false;
+});
+
+async function start(): Promise<void> {
+  const location = await send({ kind: 'pageOpened' });
+  if (!location) return;
+  server = new JupyterServer(location.baseUrl);
+  const { started } = await jupyterStatus(server, GIVE_UP_MS, () => void report({ kind: 'restoring' }));
+  const ready = await send({ kind: 'jupyterReady', started });
+  if (ready?.plan) await run(ready.plan);
+}
+
+start().catch((error: unknown) => {
   console.warn('AI Studio SSH:', error);
 });

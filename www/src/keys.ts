@@ -26,12 +26,12 @@ export async function generateKey(algorithm: KeyAlgorithmName, comment: string):
 const projectKey = (projectId: string) => `project:${projectId}:keys`;
 const PROJECT_KEY_PATTERN = /^project:(.+):keys$/;
 
-/** One change at a time per project, so two tabs of one project never make two key sets. */
+/** One change at a time per name (a project id for keys), so two tabs of one project never make two key sets. */
 const locks = new Map<string, Promise<unknown>>();
-function serialized<T>(projectId: string, work: () => Promise<T>): Promise<T> {
-  const previous = locks.get(projectId) ?? Promise.resolve();
+export function serialized<T>(name: string, work: () => Promise<T>): Promise<T> {
+  const previous = locks.get(name) ?? Promise.resolve();
   const next = previous.then(work, work);
-  locks.set(projectId, next.catch(() => undefined));
+  locks.set(name, next.catch(() => undefined));
   return next;
 }
 

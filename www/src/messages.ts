@@ -63,6 +63,78 @@ export interface KeyFile {
 export interface TabNotebook extends NotebookLocation {
   /** When the notebook's Jupyter Server started (its `api/status`), once the restore is over. */
   jupyterStarted?: string;
+  /** The frame whose content script talks to this notebook's Jupyter Server. */
+  frameId?: number;
+}
+
+/** Mirror of `aistudio_ssh::settings::RelayInput`: one relay for every project. */
+export interface RelayInput {
+  host: string;
+  port: number;
+  user: string;
+  hostKey: string;
+}
+
+/** Per-project settings; the relay is shared. */
+export interface ProjectSettings {
+  remotePort: number;
+  sshDir?: string;
+}
+
+/** One invalid settings field (`checkSettings`). */
+export interface FieldError {
+  field: string;
+  value: string;
+  allowed: string;
+}
+
+/** Mirror of `aistudio_ssh::cells::CellRole`. */
+export type Step = 'provision' | 'tunnel' | 'probe';
+
+/** Mirror of `aistudio_ssh::connection::ProjectStatus`. */
+export interface ProjectStatus {
+  phase: 'notSetUp' | 'ready' | 'restoring' | 'running' | 'up' | 'down' | 'error' | 'disconnected';
+  step: Step | null;
+  reason: string | null;
+  environment: { kind: string; device: string | null; hostname: string } | null;
+  jupyterStarted: string | null;
+  zone: string | null;
+  change: 'restarted' | 'switched' | null;
+  notebook: string | null;
+}
+
+/** Mirror of `aistudio_ssh::connection::ConnectionEvent`. */
+export type ConnectionEvent =
+  | { kind: 'noSettings' }
+  | { kind: 'restoring' }
+  | { kind: 'jupyterReady'; started: string; zone: string }
+  | { kind: 'stepStarted'; step: Step }
+  | { kind: 'stepFailed'; step: Step; output: string }
+  | { kind: 'probed'; output: string }
+  | { kind: 'notebookSaved'; ok: boolean; status: number }
+  | { kind: 'disconnected' }
+  | { kind: 'failed'; reason: string };
+
+/** What the content script runs on its own kernel: the cells, and the notebook to save first. */
+export interface CellPlan {
+  action: 'connect' | 'disconnect' | 'probe';
+  cells: { step: Step; source: string }[];
+  notebookPath?: string;
+  notebook?: unknown;
+}
+
+/** The background's orders to the content script of the frame that found the notebook. */
+export type ContentOrder = { kind: 'run'; plan: CellPlan };
+
+/** What the popup shows for a project. */
+export interface ProjectView {
+  projectId: string;
+  hasRelay: boolean;
+  status: ProjectStatus | null;
+  hostAlias: string;
+  command: string;
+  /** The companion notebook, relative to the Jupyter root. */
+  notebookPath: string;
 }
 
 export interface CoreInfo {
@@ -75,8 +147,36 @@ export interface Replies {
   coreInfo: CoreInfo;
   /** Content script -> background: "I run in this frame"; the background reads the URL from the sender. */
   pageOpened: NotebookLocation | null;
-  /** Content script -> background: the page's Jupyter Server answers; when it started. */
-  jupyterReady: TabNotebook | null;
+  /** Content script -> background: the page's Jupyter Server answers; what to run, if anything. */
+  jupyterReady: { notebook: TabNotebook; plan: CellPlan | null } | null;
+  /** Content script -> background: an execute_request frame for its kernel (the core builds it). */
+  executeRequest: { requestId: string; frame: string };
+  /** Content script -> background: what a kernel frame means for its request (the core reads it). */
+  kernelMessage: unknown;
+  /** Content script -> background: what happened while it waited or ran cells. */
+  connectionEvent: ProjectStatus | null;
+  /** Options page -> background: the relay settings, if any, and auto-connect. */
+  relaySettings: { relay: RelayInput | null; autoConnect: boolean };
+  /** Options page -> background: saves the relay when valid; the invalid fields otherwise. */
+  saveRelay: FieldError[];
+  /** Options page -> background: auto-connect on or off. */
+  setAutoConnect: boolean;
+  /** Options page -> background: a project's own settings. */
+  projectSettings: ProjectSettings;
+  /** Options page -> background: saves a project's settings when valid; the invalid fields otherwise. */
+  saveProjectSettings: FieldError[];
+  /** Options page / popup -> background: the relay setup script for a project. */
+  relayScript: string;
+  /** Popup -> background: a project's state and its ssh command. */
+  projectView: ProjectView;
+  /** Popup -> background: run the cells in the tab's notebook now. */
+  connect: ProjectStatus | null;
+  /** Popup -> background: stop the tab's tunnel. */
+  disconnect: ProjectStatus | null;
+  /** Popup / options -> background, on the user's click: ssh config, known_hosts, client key, relay script. */
+  bundle: KeyFile[];
+  /** Popup -> background: the companion notebook as a file, when the container refused it. */
+  companionNotebook: KeyFile[];
   /** Popup -> background: the notebook last seen in a tab. */
   tabNotebook: TabNotebook | null;
   /** Options page -> background: the project's keys (made if missing), public halves only. */
@@ -93,6 +193,20 @@ export type Request =
   | { kind: 'coreInfo' }
   | { kind: 'pageOpened' }
   | { kind: 'jupyterReady'; started: string }
+  | { kind: 'connectionEvent'; event: ConnectionEvent }
+  | { kind: 'executeRequest'; code: string; session: string }
+  | { kind: 'kernelMessage'; frame: string; requestId: string }
+  | { kind: 'relaySettings' }
+  | { kind: 'saveRelay'; relay: RelayInput }
+  | { kind: 'setAutoConnect'; autoConnect: boolean }
+  | { kind: 'projectSettings'; projectId: string }
+  | { kind: 'saveProjectSettings'; projectId: string; settings: ProjectSettings }
+  | { kind: 'relayScript'; projectId: string }
+  | { kind: 'projectView'; projectId: string }
+  | { kind: 'connect'; tabId: number }
+  | { kind: 'disconnect'; tabId: number }
+  | { kind: 'bundle'; projectId: string; passphrase?: string }
+  | { kind: 'companionNotebook'; projectId: string }
   | { kind: 'tabNotebook'; tabId: number }
   | { kind: 'projectKeys'; projectId: string }
   | { kind: 'listProjects' }

@@ -1,30 +1,90 @@
 // Options page: the projects' keys (view, download, replace) and what the extension is.
+import { act as actWithProgress, download } from './download';
 import { localizePage, t } from './i18n';
-import { type ClientKeySource, type KeyAlgorithmName, type KeyFile, type ProjectKeysView, send } from './messages';
+import {
+  type ClientKeySource, type FieldError, type KeyAlgorithmName, type ProjectKeysView, type RelayInput, send,
+} from './messages';
 import { showVersions } from './versions';
 
 const projectsElement = () => document.getElementById('projects') as HTMLElement;
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+const act = (errorElement: HTMLElement, work: () => Promise<void>) => actWithProgress(errorElement, t('working'), work);
+const input = (form: HTMLFormElement, name: string) => form.elements.namedItem(name) as HTMLInputElement;
 
-/** Saves files through blob links: no downloads permission needed. */
-function download(files: KeyFile[]): void {
-  for (const file of files) {
-    const url = URL.createObjectURL(new Blob([file.text], { type: 'application/octet-stream' }));
-    const link = Object.assign(document.createElement('a'), { href: url, download: file.name });
-    link.click();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+/** Shows each invalid field's message under it (`[data-field]`); clears the others. */
+function showFieldErrors(form: HTMLFormElement, errors: FieldError[]): void {
+  for (const slot of form.querySelectorAll<HTMLElement>('[data-field]')) {
+    const error = errors.find((e) => e.field === slot.dataset.field);
+    slot.textContent = error ? t('fieldError', [error.value, error.allowed]) : '';
   }
 }
 
-/** Runs a user action with progress shown and its error, if any, shown in `errorElement`. */
-async function act(errorElement: HTMLElement, work: () => Promise<void>): Promise<void> {
-  errorElement.textContent = t('working');
-  try {
-    await work();
-    errorElement.textContent = '';
-  } catch (error) {
-    errorElement.textContent = messageOf(error);
+/** A port field's number; anything else becomes -1, which the core refuses with the rule for ports. */
+const portValue = (text: string) => (/^\d+$/.test(text.trim()) ? Number(text.trim()) : -1);
+
+async function renderRelay(): Promise<void> {
+  const form = document.getElementById('relay-form') as HTMLFormElement;
+  const saved = document.getElementById('relay-saved') as HTMLElement;
+  const autoConnect = document.getElementById('auto-connect') as HTMLInputElement;
+  const current = await send({ kind: 'relaySettings' });
+  if (current.relay) {
+    for (const name of ['host', 'port', 'user', 'hostKey'] as const) input(form, name).value = String(current.relay[name]);
   }
+  autoConnect.checked = current.autoConnect;
+  autoConnect.addEventListener('change', () => void send({ kind: 'setAutoConnect', autoConnect: autoConnect.checked }));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const relay: RelayInput = {
+      host: input(form, 'host').value.trim(),
+      port: portValue(input(form, 'port').value),
+      user: input(form, 'user').value.trim(),
+      hostKey: input(form, 'hostKey').value.trim(),
+    };
+    delete saved.dataset.state;
+    void act(saved, async () => {
+      const errors = await send({ kind: 'saveRelay', relay });
+      showFieldErrors(form, errors);
+      if (errors.length === 0) {
+        for (const article of projectsElement().querySelectorAll<HTMLElement>('[data-project]')) {
+          await showProject(article.dataset.project ?? '');
+        }
+      }
+      saved.dataset.state = errors.length === 0 ? 'saved' : 'invalid';
+    }).then(() => {
+      if (saved.dataset.state === 'saved') saved.textContent = t('savedLabel');
+    });
+  });
+}
+
+/** The project's own settings and its relay script (once there is a relay). */
+async function renderProjectSettings(article: HTMLElement, projectId: string, error: HTMLElement): Promise<void> {
+  const form = article.querySelector('form.project-settings') as HTMLFormElement;
+  const settings = await send({ kind: 'projectSettings', projectId });
+  input(form, 'remotePort').value = String(settings.remotePort);
+  input(form, 'sshDir').value = settings.sshDir ?? '';
+  input(form, 'sshDir').placeholder = `~/.ssh/aistudio-${projectId}`;
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    void act(error, async () => {
+      const sshDir = input(form, 'sshDir').value.trim();
+      const errors = await send({
+        kind: 'saveProjectSettings', projectId,
+        settings: { remotePort: portValue(input(form, 'remotePort').value), ...(sshDir ? { sshDir } : {}) },
+      });
+      showFieldErrors(form, errors);
+      if (errors.length === 0) await showProject(projectId);
+    });
+  });
+  const script = article.querySelector('pre.script') as HTMLElement;
+  const hasRelay = (await send({ kind: 'relaySettings' })).relay !== null;
+  (article.querySelector('details.relay-script') as HTMLElement).hidden = !hasRelay;
+  (article.querySelector('button.bundle') as HTMLButtonElement).disabled = !hasRelay;
+  if (hasRelay) script.textContent = await send({ kind: 'relayScript', projectId });
+  article.querySelector('button.copy-script')?.addEventListener('click', () =>
+    void act(error, () => navigator.clipboard.writeText(script.textContent ?? '')));
+  article.querySelector('button.bundle')?.addEventListener('click', () => {
+    const passphrase = input(article.querySelector('form.download') as HTMLFormElement, 'passphrase').value || undefined;
+    void act(error, async () => download(await send({ kind: 'bundle', projectId, passphrase })));
+  });
 }
 
 function renderProject(view: ProjectKeysView): void {
@@ -63,6 +123,7 @@ function renderProject(view: ProjectKeysView): void {
 
   if (existing) existing.replaceWith(article);
   else projectsElement().append(article);
+  void act(error, () => renderProjectSettings(article, view.projectId, error));
 }
 
 async function showProject(projectId: string): Promise<void> {
@@ -79,6 +140,7 @@ async function render(): Promise<void> {
     void act(keysError, () => showProject(projectId));
   });
   if (await showVersions()) {
+    await renderRelay();
     await act(keysError, async () => {
       for (const projectId of await send({ kind: 'listProjects' })) await showProject(projectId);
     });

@@ -1,15 +1,79 @@
-// Toolbar popup: the state of the active tab's notebook, and the versions.
+// Toolbar popup: the active tab's project, its connection state and environment, and
+// the user's actions (connect, disconnect, copy the ssh command, download the bundle).
+import { act, download } from './download';
 import { t, localizePage } from './i18n';
-import { send } from './messages';
+import { type ProjectStatus, type ProjectView, type TabNotebook, send } from './messages';
 import { ext } from './platform';
 import { showVersions } from './versions';
 
-async function showTabStatus(): Promise<void> {
-  const status = document.getElementById('status');
-  if (!status) return;
+const element = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+/** The state in words: the phase, and the step while cells run. */
+function phaseText(status: ProjectStatus | null, hasRelay: boolean): string {
+  if (!hasRelay) return t('phase_notSetUp');
+  if (!status) return t('phase_ready');
+  if (status.phase === 'running' && status.step) return t('phase_running', t(`step_${status.step}`));
+  return t(`phase_${status.phase}`);
+}
+
+function environmentText(status: ProjectStatus | null): string {
+  const environment = status?.environment;
+  if (!environment) return '';
+  const kind = environment.kind === 'cpu' ? t('environmentCpu') : t('environmentGpu', environment.device ?? environment.kind);
+  return t('environmentLine', [kind, environment.hostname]);
+}
+
+function show(view: ProjectView): void {
+  const { status } = view;
+  element('phase').textContent = phaseText(status, view.hasRelay);
+  element('phase').dataset.phase = view.hasRelay ? status?.phase ?? 'ready' : 'notSetUp';
+  const change = status?.change ? `${t(`change_${status.change}`)} ` : '';
+  element('reason').textContent = `${change}${status?.reason ?? ''}`;
+  element('environment').textContent = environmentText(status);
+  element('command').textContent = view.command;
+  const running = status?.phase === 'running';
+  element<HTMLButtonElement>('connect').disabled = !view.hasRelay || running;
+  element<HTMLButtonElement>('disconnect').disabled = !view.hasRelay || running || status?.phase === 'disconnected';
+  element<HTMLButtonElement>('bundle').disabled = !view.hasRelay;
+  element('download-notebook').hidden = !status?.notebook?.startsWith('refused');
+  element('options-link').hidden = view.hasRelay;
+}
+
+async function showProject(tabId: number, notebook: TabNotebook): Promise<void> {
+  element('project').hidden = false;
+  const errorElement = element('popup-error');
+  const refresh = async () => show(await send({ kind: 'projectView', projectId: notebook.projectId }));
+  const onClick = (id: string, work: () => Promise<unknown>) =>
+    element(id).addEventListener('click', () => void act(errorElement, t('working'), async () => { await work(); await refresh(); }));
+  onClick('connect', () => send({ kind: 'connect', tabId }));
+  onClick('disconnect', () => send({ kind: 'disconnect', tabId }));
+  onClick('copy', () => navigator.clipboard.writeText(element('command').textContent ?? ''));
+  onClick('bundle', async () => download(await send({ kind: 'bundle', projectId: notebook.projectId })));
+  onClick('download-notebook', async () => download(await send({ kind: 'companionNotebook', projectId: notebook.projectId })));
+  onClick('open-cells', async () => {
+    const { notebookPath } = await send({ kind: 'projectView', projectId: notebook.projectId });
+    await ext.tabs.create({ url: `${notebook.baseUrl}lab/tree/${notebookPath}` });
+  });
+  // The status changes as the content script reports; follow it while the popup is open.
+  ext.storage.onChanged.addListener((changes, area) => {
+    if (area === 'local' && changes[`project:${notebook.projectId}:status`]) void refresh();
+  });
+  await refresh();
+}
+
+/** The tab the popup is about: the active one, or `?tab=<id>` when the popup is opened as a page. */
+async function notebookTab(): Promise<number | undefined> {
+  const asked = Number(new URLSearchParams(location.search).get('tab'));
+  if (Number.isInteger(asked) && asked > 0) return asked;
   const [tab] = await ext.tabs.query({ active: true, currentWindow: true });
-  const notebook = tab?.id === undefined ? null : await send({ kind: 'tabNotebook', tabId: tab.id });
-  status.textContent = notebook ? t('notebookFound', [notebook.projectId, notebook.zone]) : t('noNotebook');
+  return tab?.id;
+}
+
+async function showTabStatus(): Promise<void> {
+  const tabId = await notebookTab();
+  const notebook = tabId === undefined ? null : await send({ kind: 'tabNotebook', tabId });
+  element('status').textContent = notebook ? t('notebookFound', [notebook.projectId, notebook.zone]) : t('noNotebook');
+  if (notebook && tabId !== undefined) await showProject(tabId, notebook);
 }
 
 async function render(): Promise<void> {

@@ -189,6 +189,7 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
         known_hosts: String,
         host_alias: String,
         cells: Vec<Cell>,
+        stop_tunnel: String,
         notebook_path: &'static str,
         notebook: serde_json::Value,
     }
@@ -217,12 +218,19 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
         known_hosts: render::render_known_hosts(&settings, &keys),
         host_alias: render::host_alias(&settings),
         cells,
+        stop_tunnel: cells::stop_tunnel_source(&tunnel),
         notebook_path: cells::COMPANION_NOTEBOOK_PATH,
         notebook,
         provision,
         tunnel,
         probe,
     })
+}
+
+/// Where the companion notebook lives, relative to the Jupyter root.
+#[wasm_bindgen(js_name = companionNotebookPath)]
+pub fn companion_notebook_path() -> String {
+    cells::COMPANION_NOTEBOOK_PATH.to_owned()
 }
 
 /// A kernel `execute_request` frame for the server's WebSocket, as JSON text.

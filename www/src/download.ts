@@ -1,0 +1,22 @@
+// Saving files from extension pages through blob links: no downloads permission needed.
+import type { KeyFile } from './messages';
+
+export function download(files: KeyFile[]): void {
+  for (const file of files) {
+    const url = URL.createObjectURL(new Blob([file.text], { type: 'application/octet-stream' }));
+    const link = Object.assign(document.createElement('a'), { href: url, download: file.name });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  }
+}
+
+/** Runs a user action with progress shown and its error, if any, shown in `errorElement`. */
+export async function act(errorElement: HTMLElement, working: string, work: () => Promise<void>): Promise<void> {
+  errorElement.textContent = working;
+  try {
+    await work();
+    errorElement.textContent = '';
+  } catch (error) {
+    errorElement.textContent = error instanceof Error ? error.message : String(error);
+  }
+}
