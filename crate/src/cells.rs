@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 /// Where the companion notebook lives, relative to the Jupyter root (the container's HOME).
 pub const COMPANION_NOTEBOOK_PATH: &str = "work/aistudio-ssh.ipynb";
@@ -90,6 +91,22 @@ fn source_lines(source: &str) -> Vec<&str> {
     source.split_inclusive('\n').collect()
 }
 
+/// A digest of the notebook's cells, kept in its metadata (`aistudio_ssh.digest`): when the
+/// notebook in the container carries the same one, it is not written again (rewriting a
+/// notebook open in the lab makes JupyterLab ask the user which version to keep).
+pub fn notebook_digest(scripts: &CellScripts<'_>) -> String {
+    let mut hasher = Sha256::new();
+    for (_, source) in scripts.cells() {
+        hasher.update((source.len() as u64).to_le_bytes());
+        hasher.update(source.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 /// The companion notebook (nbformat 4.5) for `project`: a note on what it is, then the cells.
 pub fn companion_notebook(project: &str, scripts: &CellScripts<'_>) -> Value {
     let intro = format!(
@@ -122,6 +139,7 @@ pub fn companion_notebook(project: &str, scripts: &CellScripts<'_>) -> Value {
         "metadata": {
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
             "language_info": {"name": "python"},
+            "aistudio_ssh": {"digest": notebook_digest(scripts)},
         },
         "nbformat": 4,
         "nbformat_minor": 5,

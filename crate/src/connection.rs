@@ -192,8 +192,11 @@ impl ProjectStatus {
                 }
                 next.jupyter_started = Some(started);
                 next.zone = Some(zone);
-                if matches!(self.phase, Phase::Restoring | Phase::NotSetUp) {
-                    next.phase = Phase::Ready;
+                match self.phase {
+                    Phase::Restoring | Phase::NotSetUp => next.phase = Phase::Ready,
+                    // Another frame or tab of the project while cells run: they go on.
+                    Phase::Running => next.step = self.step,
+                    _ => {}
                 }
             }
             ConnectionEvent::StepStarted { step } => {

@@ -174,6 +174,7 @@ mkdir -p "$keys_dir" "$state_dir" "$HOME/.ssh"
 chmod 700 "$keys_dir" "$state_dir" "$HOME/.ssh"
 install_file "$keys_dir/relay_ed25519" "$relay_private" 600
 install_file "$keys_dir/relay_ed25519.pub" "$relay_public" 644
+served_host_key=$(cat "$keys_dir/ssh_host_ed25519_key.pub" 2>/dev/null || true)
 install_file "$keys_dir/ssh_host_ed25519_key" "$host_private" 600
 install_file "$keys_dir/ssh_host_ed25519_key.pub" "$host_public" 644
 install_file "$keys_dir/relay_known_hosts" "$relay_known_hosts" 644
@@ -215,7 +216,12 @@ sshd_running() {{ [ -f "$state_dir/sshd.pid" ] && kill -0 "$(cat "$state_dir/ssh
 sshd_started() {{ for _ in $(seq 1 50); do sshd_running && return 0; sleep 0.1; done; return 1; }}
 mode=user
 rm -f "$state_dir/sshd.log"
-if sshd_running; then
+if sshd_running && [ "$served_host_key" != "$host_public" ]; then
+  # Another browser's keys were in ~/work/ssh: SIGHUP makes sshd re-read its host key.
+  kill -HUP "$(cat "$state_dir/sshd.pid")"
+  sshd_started
+  say "user-mode sshd on 127.0.0.1:$sshd_port reloaded with this browser's host key"
+elif sshd_running; then
   say "user-mode sshd already running on 127.0.0.1:$sshd_port"
 elif [ -x "$sshd_bin" ] && "$sshd_bin" -t -f "$keys_dir/sshd_config" > "$state_dir/sshd.log" 2>&1 \
     && "$sshd_bin" -f "$keys_dir/sshd_config" -E "$state_dir/sshd.log" && sshd_started; then

@@ -92,3 +92,25 @@ fn the_stop_cell_runs_the_tunnel_script_with_stop() {
     let (_, out) = run_like_bash_magic(&cell_source(CellRole::Tunnel, script));
     assert_eq!(out, "starting\n");
 }
+
+#[test]
+fn the_notebook_digest_follows_the_cells_and_is_in_the_metadata() {
+    let a = CellScripts {
+        provision: "echo p\n",
+        tunnel: "echo t\n",
+        probe: "echo '{}'\n",
+    };
+    let b = CellScripts {
+        provision: "echo p2\n",
+        tunnel: "echo t\n",
+        probe: "echo '{}'\n",
+    };
+    let digest = aistudio_ssh::cells::notebook_digest(&a);
+    assert_eq!(digest.len(), 64);
+    assert_eq!(digest, aistudio_ssh::cells::notebook_digest(&a));
+    assert_ne!(digest, aistudio_ssh::cells::notebook_digest(&b));
+    assert_eq!(
+        companion_notebook("1", &a)["metadata"]["aistudio_ssh"]["digest"],
+        digest
+    );
+}

@@ -122,7 +122,42 @@ fn auto_connect_needs_settings_and_respects_a_disconnect() {
 
 #[test]
 fn a_refused_companion_notebook_is_remembered_without_changing_the_step() {
-    let running = ProjectStatus::default().apply(E::StepStarted { step: CellRole::Provision }, HOST_FP);
-    let refused = running.apply(E::NotebookSaved { ok: false, status: 405 }, HOST_FP);
-    assert_eq!((refused.phase, refused.step, refused.notebook.as_deref()), (Phase::Running, Some(CellRole::Provision), Some("refused (405)")));
+    let running = ProjectStatus::default().apply(
+        E::StepStarted {
+            step: CellRole::Provision,
+        },
+        HOST_FP,
+    );
+    let refused = running.apply(
+        E::NotebookSaved {
+            ok: false,
+            status: 405,
+        },
+        HOST_FP,
+    );
+    assert_eq!(
+        (refused.phase, refused.step, refused.notebook.as_deref()),
+        (
+            Phase::Running,
+            Some(CellRole::Provision),
+            Some("refused (405)")
+        )
+    );
+}
+
+#[test]
+fn another_frame_becoming_ready_does_not_interrupt_running_cells() {
+    let running = ProjectStatus::default()
+        .apply(ready("t1", "z"), HOST_FP)
+        .apply(
+            E::StepStarted {
+                step: CellRole::Tunnel,
+            },
+            HOST_FP,
+        );
+    let still = running.apply(ready("t1", "z"), HOST_FP);
+    assert_eq!(
+        (still.phase, still.step),
+        (Phase::Running, Some(CellRole::Tunnel))
+    );
 }

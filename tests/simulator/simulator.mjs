@@ -255,11 +255,11 @@ export async function startSimulator({
     for (const socket of sockets) socket.destroy();
   }
 
-  /** A new container: only ~/work and ~/data survive, /tmp is fresh. */
-  function wipeContainerFiles() {
+  /** A new container: only `kept` of HOME survive (~/work and ~/data on a restart), /tmp is fresh. */
+  function wipeContainerFiles(kept = ['work', 'data']) {
     spawnSync('pkill', ['-KILL', '-u', CONTAINER_USER]); // exits 1 when nothing was left: fine
     for (const entry of readdirSync(home)) {
-      if (entry !== 'work' && entry !== 'data') rmSync(join(home, entry), { recursive: true, force: true });
+      if (!kept.includes(entry)) rmSync(join(home, entry), { recursive: true, force: true });
     }
     spawnSync('find', ['/tmp', '-xdev', '-mindepth', '1', '-user', CONTAINER_USER, '-delete']);
   }
@@ -328,6 +328,8 @@ export async function startSimulator({
   try {
     await new Promise((resolve, reject) => front.listen(443, '127.0.0.1', resolve).on('error', reject));
     relay = startRelay(dir);
+    // A project never opened before: nothing of earlier runs in the container user's home.
+    wipeContainerFiles([]);
     await startContainer();
   } catch (error) {
     relay?.stop();
@@ -389,6 +391,8 @@ export async function startSimulator({
     /** Stops the container's processes by their PIDs and process groups, then the front. */
     async stop() {
       await stopContainer();
+      // Whatever else the container ran (the tunnel, a user-mode sshd) ends with it.
+      spawnSync('pkill', ['-KILL', '-u', CONTAINER_USER]);
       relay.stop();
       await new Promise((resolve) => front.close(resolve));
       rmSync(dir, { recursive: true, force: true });

@@ -9,8 +9,9 @@ import {
 } from './keys';
 import {
   autoConnect, cellPlan, planOnReady, projectSettings, readRelay, readStatus, recordEvent, rendered, saveProjectSettings,
-  saveRelay, setAutoConnect, showBadge, tabsOfProject,
+  saveRelay, setAutoConnect, showBadge, wishToConnect,
 } from './connection';
+import { CELLS_PORT } from './messages';
 import type {
   CellPlan, ClientKeySource, ContentOrder, Envelope, KeyFile, KeyView, NotebookLocation, ProjectKeys, ProjectKeysView,
   ProjectView, Replies, Request, StoredKey, TabNotebook,
@@ -102,6 +103,12 @@ async function readyNotebook(tabId: number): Promise<TabNotebook> {
 
 /** Orders the content script of the notebook's frame to run cells; the popup follows the status. */
 async function runInTab(tabId: number, action: CellPlan['action']) {
+  const seen = await readTabNotebook(tabId);
+  if (action === 'connect' && seen && !seen.jupyterStarted) {
+    // Still restoring: the content script connects as soon as Jupyter answers.
+    await wishToConnect(seen.projectId);
+    return readStatus(seen.projectId).then((status) => status ?? null);
+  }
   const notebook = await readyNotebook(tabId);
   const render = await rendered(notebook.projectId);
   if (!render) return recordEvent(notebook.projectId, { kind: 'noSettings' });
@@ -136,7 +143,10 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       if (location && sender.tab?.id !== undefined) {
         // The IDE page and its lab iframe both report; keep what is known of the same notebook.
         const known = await readTabNotebook(sender.tab.id);
-        if (known?.baseUrl !== location.baseUrl) await ext.storage.session.set({ [tabKey(sender.tab.id)]: location });
+        // A reloaded page (top frame) starts over: its server may be a new container still restoring.
+        if (known?.baseUrl !== location.baseUrl || sender.frameId === 0) {
+          await ext.storage.session.set({ [tabKey(sender.tab.id)]: location });
+        }
         await ensureProjectKeys(location.projectId);
       }
       return location;
@@ -251,12 +261,17 @@ ext.tabs.onUpdated.addListener((tabId, change, tab) => {
     if (known && now?.baseUrl !== known.baseUrl) await ext.storage.session.remove(tabKey(tabId));
   });
 });
-ext.tabs.onRemoved.addListener((tabId) => void core.then(async () => {
-  const known = await readTabNotebook(tabId);
-  await ext.storage.session.remove(tabKey(tabId));
-  // Cells that were running in the closed tab never report; the next page may run them again.
-  if (known && (await readStatus(known.projectId))?.phase === 'running'
-    && (await tabsOfProject(known.projectId)).length === 0) {
-    await recordEvent(known.projectId, { kind: 'failed', reason: 'the notebook page closed while cells ran' });
-  }
-}));
+ext.tabs.onRemoved.addListener((tabId) => void ext.storage.session.remove(tabKey(tabId)));
+
+// A content script holds a port open while it runs cells. Closed while the project still
+// shows "running" means the page went away mid-run: say so, and let the next page run again.
+ext.runtime.onConnect.addListener((port) => {
+  if (port.name !== CELLS_PORT || port.sender?.id !== ext.runtime.id) return;
+  const url = port.sender.url ?? '';
+  port.onDisconnect.addListener(() => void core.then(async () => {
+    const location = locateNotebook(url) as NotebookLocation | null;
+    if (location && (await readStatus(location.projectId))?.phase === 'running') {
+      await recordEvent(location.projectId, { kind: 'failed', reason: 'the notebook page closed or reloaded while the cells ran' });
+    }
+  }));
+});

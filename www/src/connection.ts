@@ -77,6 +77,7 @@ export interface Rendered {
   stopTunnel: string;
   notebookPath: string;
   notebook: unknown;
+  notebookDigest: string;
 }
 
 export async function rendered(projectId: string): Promise<{ rendered: Rendered; keys: ProjectKeys } | null> {
@@ -92,7 +93,7 @@ export function cellPlan(action: CellPlan['action'], r: Rendered): CellPlan {
   const probe = r.cells.filter((cell) => cell.step === 'probe');
   switch (action) {
     case 'connect':
-      return { action, cells: r.cells, notebookPath: r.notebookPath, notebook: r.notebook };
+      return { action, cells: r.cells, notebookPath: r.notebookPath, notebook: r.notebook, notebookDigest: r.notebookDigest };
     case 'disconnect':
       return { action, cells: [{ step: 'tunnel', source: r.stopTunnel }, ...probe] };
     case 'probe':
@@ -129,6 +130,17 @@ export function recordEvent(projectId: string, event: ConnectionEvent): Promise<
   });
 }
 
+const wishKey = (projectId: string) => `project:${projectId}:connectWanted`;
+
+/** Connect was clicked before the notebook's Jupyter answered (restore window): run once it does. */
+export const wishToConnect = (projectId: string) => ext.storage.session.set({ [wishKey(projectId)]: true });
+
+async function takeConnectWish(projectId: string): Promise<boolean> {
+  const wanted = Boolean((await ext.storage.session.get(wishKey(projectId)))[wishKey(projectId)]);
+  if (wanted) await ext.storage.session.remove(wishKey(projectId));
+  return wanted;
+}
+
 /**
  * When a notebook's Jupyter is ready: the cells to run if the extension connects by itself
  * (marked running at once, so a second frame or tab of the project does not run them too).
@@ -141,7 +153,8 @@ export async function planOnReady(projectId: string, started: string, zone: stri
   }
   return serialized(`ready:${projectId}`, async () => {
     const status = await recordEvent(projectId, { kind: 'jupyterReady', started, zone });
-    if (!connectsByItself(status, true, await autoConnect())) return null;
+    const wanted = await takeConnectWish(projectId);
+    if (!wanted && !connectsByItself(status, true, await autoConnect())) return null;
     await recordEvent(projectId, { kind: 'stepStarted', step: 'provision' });
     return cellPlan('connect', render.rendered);
   });

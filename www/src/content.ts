@@ -3,7 +3,9 @@
 // Studio's restore, and runs the cells the background hands it on a kernel of its own.
 // No wasm here (a page's CSP may forbid it), and nothing here listens to the page.
 import { JupyterServer, jupyterStatus } from './jupyter';
-import { type CellPlan, type ConnectionEvent, type ContentOrder, type ProjectStatus, send } from './messages';
+import {
+  CELLS_PORT, type CellPlan, type ConnectionEvent, type ContentOrder, type ProjectStatus, send,
+} from './messages';
 import { ext } from './platform';
 
 /** A restore of a large ~/work can take minutes; past this, something else is wrong. */
@@ -22,6 +24,13 @@ let running: Promise<void> = Promise.resolve();
 /** Writes the companion notebook (visible, re-runnable cells); some containers refuse (405). */
 async function saveCompanionNotebook(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
   if (!plan.notebookPath) return;
+  const existing = await jupyter.json<{ content?: { metadata?: { aistudio_ssh?: { digest?: string } } } }>(
+    `api/contents/${plan.notebookPath}?content=1`,
+  ).catch(() => undefined);
+  if (existing?.content?.metadata?.aistudio_ssh?.digest === plan.notebookDigest) {
+    await report({ kind: 'notebookSaved', ok: true, status: 200 });
+    return;
+  }
   const response = await jupyter.request(`api/contents/${plan.notebookPath}`, 'PUT', {
     type: 'notebook', format: 'json', content: plan.notebook,
   }).catch(() => undefined);
@@ -61,10 +70,16 @@ function run(plan: CellPlan): Promise<void> {
   const jupyter = server;
   running = running.then(async () => {
     if (!jupyter) throw new Error('this frame has no notebook');
-    await runPlan(jupyter, plan);
-  }).catch((error: unknown) => {
-    void report({ kind: 'failed', reason: error instanceof Error ? error.message : String(error) });
-  });
+    // Open while the cells run: if this page closes or reloads, the background sees the
+    // port close and knows nobody is running them any more.
+    const alive = ext.runtime.connect({ name: CELLS_PORT });
+    try {
+      await runPlan(jupyter, plan);
+    } finally {
+      alive.disconnect();
+    }
+  }).catch((error: unknown) => report({ kind: 'failed', reason: error instanceof Error ? error.message : String(error) })
+    .then(() => undefined));
   return running;
 }
 

@@ -80,6 +80,7 @@ export class OwnKernel {
 
   /** Runs `code`; resolves once the reply and the kernel's idle both arrived (all output in). */
   async execute(code: string): Promise<CellResult> {
+    if (this.socket.readyState !== WebSocket.OPEN) throw new Error('the kernel WebSocket closed');
     const { requestId, frame } = await send({ kind: 'executeRequest', code, session: this.session });
     let output = '';
     let status: string | undefined;

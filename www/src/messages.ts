@@ -121,7 +121,12 @@ export interface CellPlan {
   cells: { step: Step; source: string }[];
   notebookPath?: string;
   notebook?: unknown;
+  /** The notebook's `metadata.aistudio_ssh.digest`: an equal one in the container means no rewrite. */
+  notebookDigest?: string;
 }
+
+/** The port a content script holds open while it runs cells. */
+export const CELLS_PORT = 'cells';
 
 /** The background's orders to the content script of the frame that found the notebook. */
 export type ContentOrder = { kind: 'run'; plan: CellPlan };

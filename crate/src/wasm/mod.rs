@@ -192,6 +192,7 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
         stop_tunnel: String,
         notebook_path: &'static str,
         notebook: serde_json::Value,
+        notebook_digest: String,
     }
     #[derive(Serialize)]
     struct Cell {
@@ -212,6 +213,7 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
         .map(|(step, source)| Cell { step, source })
         .collect();
     let notebook = cells::companion_notebook(&settings.project, &scripts);
+    let notebook_digest = cells::notebook_digest(&scripts);
     to_js(&Rendered {
         relay_setup: render::render_relay_setup(&settings, &keys),
         ssh_config: render::render_ssh_config(&settings),
@@ -221,6 +223,7 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
         stop_tunnel: cells::stop_tunnel_source(&tunnel),
         notebook_path: cells::COMPANION_NOTEBOOK_PATH,
         notebook,
+        notebook_digest,
         provision,
         tunnel,
         probe,

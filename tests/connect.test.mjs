@@ -1,0 +1,84 @@
+// User story: I fill in my relay once, run the script it prints on the relay, open my
+// notebook, and `ssh aistudio-<project>` works with strict host key checking, even
+// while my notebook's kernel is busy; my container's keys and cells are visible to me.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ARTIFACTS_DIR, eventually, openExtensionPage, withExtension } from './harness/browser.mjs';
+import {
+  collectDownloads, fillRelay, openPopup, popupShows, setUpProject, ssh,
+} from './harness/user.mjs';
+import { CONTAINER_USER, startSimulator } from './simulator/simulator.mjs';
+
+/** What a page script may try: post messages and dispatch events the content script might heed. */
+async function actHostile(page) {
+  await page.evaluate(() => {
+    const plan = { action: 'connect', cells: [{ step: 'provision', source: '%%bash\ntouch /tmp/hostile' }] };
+    for (const message of [{ kind: 'run', plan }, { kind: 'connect' }, 'connect']) window.postMessage(message, '*');
+    for (const name of ['aistudio-ssh:connect', 'message', 'connect']) document.dispatchEvent(new CustomEvent(name, { detail: plan }));
+  });
+}
+
+for (const jupyterlab of ['3.6', '4']) {
+  test(`connect from the notebook page to a working ssh (JupyterLab ${jupyterlab})`, async (t) => {
+    const simulator = await startSimulator({ jupyterlab, restoreSeconds: 8 });
+    const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-user-'));
+    const sshDir = join(home, '.ssh', `aistudio-${simulator.projectId}`);
+    mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+    t.after(async () => { await simulator.stop(); rmSync(home, { recursive: true, force: true }); });
+    // The user's open notebook is busy for ten minutes.
+    await simulator.busyKernel();
+
+    await withExtension(t, {}, async (browser) => {
+      // Options: a wrong relay is refused field by field, nothing saved; then the right one.
+      const first = await openExtensionPage(browser, 'options.html');
+      const errors = await fillRelay(first, { host: 'relay..example', port: '70000', user: 'root;id', hostKey: 'ssh-ed25519 AAAA' });
+      assert.deepEqual(errors.map((e) => e.field).sort(), ['relay.host', 'relay.hostKey', 'relay.port', 'relay.user']);
+      assert.match(errors.find((e) => e.field === 'relay.port').text, /70000.*1 to 65535/);
+      assert.equal((await first.evaluate(() => chrome.storage.local.get('relay'))).relay, undefined, 'nothing saved');
+      await first.close();
+      const { options, relayOutput } = await setUpProject(browser, simulator, simulator.projectId, sshDir);
+      assert.match(relayOutput, new RegExp(`project ${simulator.projectId}`));
+
+      // The IDE page, during AI Studio's restore window; Connect is clicked at once.
+      const ide = await browser.context.newPage();
+      await ide.goto(simulator.ideUrl);
+      await actHostile(ide);
+      const popup = await openPopup(browser, ide);
+      await eventually(() => popup.textContent('#status'), (text) => text.includes(simulator.projectId), { what: 'the notebook in the popup' });
+      await popup.click('#connect');
+      const up = await popupShows(popup, 'up', 120_000);
+      assert.match(up.environment, /CPU/);
+      assert.equal(up.command, `ssh aistudio-${simulator.projectId}`);
+
+      // The user's own notebook kernel was busy all along, and the extension's kernel is gone.
+      await eventually(() => simulator.kernelStates(), (states) => states.length === 1 && states[0] === 'busy',
+        { what: 'only the busy notebook kernel left' });
+
+      // The bundle, downloaded from the popup, is all ssh needs: no host key prompt, strict checking.
+      const files = await collectDownloads(popup, 5, () => popup.click('#bundle'), sshDir);
+      assert.deepEqual(Object.keys(files).sort(), ['id_aistudio', 'id_aistudio.pub', 'known_hosts', 'relay-setup.sh', 'ssh_config']);
+      const out = await ssh(files.ssh_config, `aistudio-${simulator.projectId}`, 'whoami; echo "$HOME"');
+      assert.equal(out.split('\n')[0], CONTAINER_USER);
+
+      // The cells are visible: the companion notebook opens in the lab with the three cells.
+      const cells = await browser.context.newPage();
+      await cells.goto(`${simulator.baseUrl}lab/tree/work/aistudio-ssh.ipynb`);
+      await cells.waitForFunction(() => document.querySelectorAll('.jp-Notebook .jp-Cell').length === 4, null, { timeout: 60_000 });
+      mkdirSync(ARTIFACTS_DIR, { recursive: true });
+      await cells.screenshot({ path: join(ARTIFACTS_DIR, `companion-notebook-jupyterlab-${jupyterlab}.png`) });
+      const sources = await cells.$$eval('.jp-Notebook .jp-Cell .jp-InputArea-editor', (editors) => editors.map((e) => e.textContent));
+      assert.match(sources[1], /%%bash/);
+
+      // Disconnect: the tunnel stops and ssh no longer reaches the container.
+      await popup.click('#disconnect');
+      await popupShows(popup, 'disconnected');
+      await assert.rejects(ssh(files.ssh_config, `aistudio-${simulator.projectId}`, 'true'));
+      // Nothing the page posted or dispatched ran anything.
+      assert.equal(existsSync('/tmp/hostile'), false);
+      await options.close();
+    });
+  });
+}

@@ -1,0 +1,104 @@
+// Helpers that act as the user does: through the extension's real options page and popup,
+// and with the real `ssh` on the files the extension gave them.
+import { execFile } from 'node:child_process';
+import { chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { eventually, openExtensionPage } from './browser.mjs';
+
+/** Clicks `trigger` and saves the `count` files it downloads into `dir`; returns their paths by name. */
+export async function collectDownloads(page, count, trigger, dir) {
+  const all = new Promise((resolve) => {
+    const downloads = [];
+    const collect = (download) => {
+      downloads.push(download);
+      if (downloads.length === count) { page.off('download', collect); resolve(downloads); }
+    };
+    page.on('download', collect);
+  });
+  await trigger();
+  const paths = {};
+  for (const download of await all) {
+    paths[download.suggestedFilename()] = join(dir, download.suggestedFilename());
+    await download.saveAs(paths[download.suggestedFilename()]);
+  }
+  // As a user does after a download: ssh refuses a private key others can read.
+  if (paths.id_aistudio) chmodSync(paths.id_aistudio, 0o600);
+  return paths;
+}
+
+const projectArticle = (page, projectId) => page.locator(`article[data-project="${projectId}"]`);
+
+/** Fills the relay form like a user; returns the field errors it shows (empty when saved). */
+export async function fillRelay(options, relay) {
+  for (const [name, value] of Object.entries(relay)) await options.fill(`#relay-form [name=${name}]`, String(value));
+  await options.click('#relay-form button[type=submit]');
+  await options.waitForFunction(() => document.querySelector('#relay-saved')?.dataset.state);
+  return options.$$eval('#relay-form [data-field]', (slots) =>
+    slots.filter((slot) => slot.textContent).map((slot) => ({ field: slot.dataset.field, text: slot.textContent })));
+}
+
+/**
+ * The whole setup through the options page: relay, the project (with `sshDir` as its
+ * folder on "my computer"), and the relay script run on the simulator's relay.
+ * Returns the options page and what the relay script printed.
+ */
+export async function setUpProject(browser, simulator, projectId, sshDir) {
+  const options = await openExtensionPage(browser, 'options.html');
+  const { host, port, user, hostKey } = simulator.relay;
+  const errors = await fillRelay(options, { host, port, user, hostKey });
+  if (errors.length) throw new Error(`relay refused: ${JSON.stringify(errors)}`);
+  await options.fill('#add-project input[name=projectId]', projectId);
+  await options.click('#add-project button');
+  const article = projectArticle(options, projectId);
+  await article.locator('pre.script').filter({ hasText: 'AI Studio SSH' }).waitFor({ state: 'attached' });
+  await article.locator('form.project-settings input[name=sshDir]').fill(sshDir);
+  await article.locator('form.project-settings button[type=submit]').click();
+  const script = projectArticle(options, projectId).locator('pre.script');
+  await eventually(() => script.textContent(), (text) => text.includes(`project ${projectId}`), { what: 'the relay script' });
+  await projectArticle(options, projectId).locator('details.relay-script summary').click();
+  const relayOutput = simulator.relay.setUp(await script.textContent());
+  return { options, relayOutput };
+}
+
+/** The browser's tab id of `page`, as the extension knows it. */
+export async function tabIdOf(browser, page) {
+  const helper = await openExtensionPage(browser, 'options.html');
+  try {
+    return await helper.evaluate(async (url) => (await chrome.tabs.query({ url }))[0]?.id, page.url());
+  } finally {
+    await helper.close();
+  }
+}
+
+/** The popup for the tab showing `page` (opened as a page: `popup.html?tab=<id>`). */
+export async function openPopup(browser, page) {
+  return openExtensionPage(browser, `popup.html?tab=${await tabIdOf(browser, page)}`);
+}
+
+/** Waits until the popup shows `phase` (its `data-phase`); returns the popup's texts. */
+export async function popupShows(popup, phase, timeoutMs = 90_000) {
+  return eventually(
+    () => popup.evaluate(() => ({
+      phase: document.querySelector('#phase')?.dataset.phase,
+      text: document.querySelector('#phase')?.textContent,
+      reason: document.querySelector('#reason')?.textContent,
+      environment: document.querySelector('#environment')?.textContent,
+      command: document.querySelector('#command')?.textContent,
+    })),
+    (shown) => shown.phase === phase || (phase !== 'error' && shown.phase === 'error'),
+    { what: `popup phase ${phase}`, timeoutMs },
+  ).then((shown) => {
+    if (shown.phase !== phase) throw new Error(`popup shows ${shown.phase}: ${shown.text} ${shown.reason}`);
+    return shown;
+  });
+}
+
+const execFileAsync = promisify(execFile);
+
+/** `ssh -F <config> <alias> <command>` as the user runs it: host keys checked strictly. */
+export async function ssh(config, alias, command) {
+  const { stdout } = await execFileAsync('ssh', ['-F', config, '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15', alias, command],
+    { timeout: 60_000 });
+  return stdout;
+}
