@@ -49,7 +49,7 @@ for (const jupyterlab of ['3.6', '4']) {
       const popup = await openPopup(browser, ide);
       await eventually(() => popup.textContent('#status'), (text) => text.includes(simulator.projectId), { what: 'the notebook in the popup' });
       await popup.click('#connect');
-      const up = await popupShows(popup, 'up', 120_000);
+      const up = await popupShows(popup, 'up', { timeoutMs: 120_000 });
       assert.match(up.environment, /CPU/);
       assert.equal(up.command, `ssh aistudio-${simulator.projectId}`);
 

@@ -76,8 +76,11 @@ export async function openPopup(browser, page) {
   return openExtensionPage(browser, `popup.html?tab=${await tabIdOf(browser, page)}`);
 }
 
-/** Waits until the popup shows `phase` (its `data-phase`); returns the popup's texts. */
-export async function popupShows(popup, phase, timeoutMs = 90_000) {
+/**
+ * Waits until the popup shows `phase` (its `data-phase`) with a reason line matching
+ * `reason`; returns the popup's texts. An error shown meanwhile fails at once.
+ */
+export async function popupShows(popup, phase, { timeoutMs = 90_000, reason = /.*/ } = {}) {
   return eventually(
     () => popup.evaluate(() => ({
       phase: document.querySelector('#phase')?.dataset.phase,
@@ -86,7 +89,7 @@ export async function popupShows(popup, phase, timeoutMs = 90_000) {
       environment: document.querySelector('#environment')?.textContent,
       command: document.querySelector('#command')?.textContent,
     })),
-    (shown) => shown.phase === phase || (phase !== 'error' && shown.phase === 'error'),
+    (shown) => (shown.phase === phase && reason.test(shown.reason)) || (phase !== 'error' && shown.phase === 'error'),
     { what: `popup phase ${phase}`, timeoutMs },
   ).then((shown) => {
     if (shown.phase !== phase) throw new Error(`popup shows ${shown.phase}: ${shown.text} ${shown.reason}`);

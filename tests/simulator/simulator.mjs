@@ -197,6 +197,7 @@ function newMachine(dir, accelerator, serial) {
  */
 export async function startSimulator({
   jupyterlab = '3.6', accelerator = 'cpu', userId = '1234567', projectId = '7892508', restoreSeconds = 3,
+  refuseContentsWrites = false,
 } = {}) {
   if (process.getuid?.() !== 0) throw new Error('the simulator needs root: it creates the container user and binds ports 443 and 22');
   const venv = ensureJupyterVenvs()[`jupyterlab-${jupyterlab}`];
@@ -293,6 +294,10 @@ export async function startSimulator({
       // older links then end in the lab, as a redirect here.
       return void response.writeHead(302, { location: `${base()}lab/tree/${rest.slice('notebooks/'.length)}` }).end();
     }
+    if (refuseContentsWrites && request.method === 'PUT' && rest.startsWith('api/contents/')) {
+      // Reported on some AI Studio containers.
+      return void response.writeHead(405, { 'content-type': 'text/plain' }).end('Method Not Allowed');
+    }
     if (UNSAFE_METHODS.has(request.method) && (!jar._xsrf || request.headers['x-xsrftoken'] !== jar._xsrf)) {
       return void response.writeHead(403).end('_xsrf argument missing from POST');
     }
@@ -367,6 +372,12 @@ export async function startSimulator({
       execFileSync('runuser', ['-u', CONTAINER_USER, '--', 'env', `HOME=${home}`, `${venv}/bin/python`, '-c', BUSY_KERNEL_CLIENT,
         session.kernel.id], { stdio: 'ignore', timeout: 60_000 });
       return path;
+    },
+    /** Runs a notebook's cells top to bottom as its user would by hand (nbconvert --execute, a real kernel). */
+    runNotebookByHand(path) {
+      return execFileSync('runuser', ['-u', CONTAINER_USER, '--', 'env', `HOME=${home}`,
+        `PATH=${machine.pathPrefix}${venv}/bin:/usr/bin:/bin`, `${venv}/bin/jupyter`, 'nbconvert', '--to', 'notebook',
+        '--execute', '--stdout', join(home, path)], { cwd: home, encoding: 'utf8', timeout: 180_000, stdio: ['ignore', 'pipe', 'pipe'] });
     },
     /** The execution state Jupyter reports for a kernel ('busy' while it sleeps). */
     async kernelStates() {

@@ -1,0 +1,87 @@
+// User story: once connected, `ssh aistudio-<project>` keeps working through an
+// environment restart and a CPU -> GPU switch with the files I downloaded once (no host
+// key warning, strict checking), the extension reconnecting by itself; and the cells in
+// ~/work/aistudio-ssh.ipynb bring the tunnel back when I run them by hand.
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { eventually, withExtension } from './harness/browser.mjs';
+import { collectDownloads, openPopup, popupShows, setUpProject, ssh } from './harness/user.mjs';
+import { startSimulator } from './simulator/simulator.mjs';
+
+/** A user's directory for the project's files, removed after the test. */
+function userDir(t, projectId) {
+  const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-user-'));
+  t.after(() => rmSync(home, { recursive: true, force: true }));
+  const sshDir = join(home, '.ssh', `aistudio-${projectId}`);
+  mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+  return sshDir;
+}
+
+test('ssh keeps working through a restart, cells run by hand and a CPU -> GPU switch (JupyterLab 3.6)', async (t) => {
+  const simulator = await startSimulator({ jupyterlab: '3.6', restoreSeconds: 4 });
+  t.after(() => simulator.stop());
+  const sshDir = userDir(t, simulator.projectId);
+  const alias = `aistudio-${simulator.projectId}`;
+
+  await withExtension(t, {}, async (browser) => {
+    const { options } = await setUpProject(browser, simulator, simulator.projectId, sshDir);
+    const ide = await browser.context.newPage();
+    await ide.goto(simulator.ideUrl);
+    const popup = await openPopup(browser, ide);
+    await popup.click('#connect');
+    await popupShows(popup, 'up', { timeoutMs: 120_000 });
+    const files = await collectDownloads(popup, 5, () => popup.click('#bundle'), sshDir);
+    assert.equal((await ssh(files.ssh_config, alias, 'whoami')).trim(), 'aistudio');
+
+    // The first successful connect turned auto-connect on.
+    await options.reload();
+    await options.waitForSelector('body[data-ready="true"]');
+    assert.equal(await options.isChecked('#auto-connect'), true);
+
+    // Restart: a new container (tunnel gone). Nobody opens the page: the user runs the
+    // companion notebook's cells by hand, and ssh works again with the same files.
+    await simulator.restart();
+    await assert.rejects(ssh(files.ssh_config, alias, 'true'), 'no tunnel right after a restart');
+    const ran = simulator.runNotebookByHand('work/aistudio-ssh.ipynb');
+    assert.match(ran, /provisioned project/);
+    await eventually(() => ssh(files.ssh_config, alias, 'whoami').catch(() => ''), (out) => out.trim() === 'aistudio',
+      { what: 'ssh after the cells ran by hand', timeoutMs: 60_000 });
+
+    // Restart again, and this time the page reloads as AI Studio's does: the extension
+    // waits out the restore and reconnects by itself.
+    await simulator.restart();
+    await ide.reload();
+    await popupShows(popup, 'up', { timeoutMs: 120_000, reason: /restarted/i });
+    assert.equal((await ssh(files.ssh_config, alias, 'whoami')).trim(), 'aistudio');
+
+    // CPU -> GPU: another machine, zone and system host key; the same files still work,
+    // and the popup and the ssh session see the GPU.
+    await simulator.switchTo('gpu');
+    await ide.goto(simulator.ideUrl);
+    const switched = await popupShows(popup, 'up', { timeoutMs: 120_000, reason: /switched/i });
+    assert.match(switched.environment, /GPU Tesla V100-SXM2-32GB/);
+    assert.match(await ssh(files.ssh_config, alias, 'nvidia-smi -L'), /Tesla V100/);
+  });
+});
+
+test('a container that refuses Contents API writes still connects and offers the cells as a download', async (t) => {
+  const simulator = await startSimulator({ jupyterlab: '3.6', restoreSeconds: 2, refuseContentsWrites: true });
+  t.after(() => simulator.stop());
+  const sshDir = userDir(t, simulator.projectId);
+  await withExtension(t, {}, async (browser) => {
+    await setUpProject(browser, simulator, simulator.projectId, sshDir);
+    const ide = await browser.context.newPage();
+    await ide.goto(simulator.ideUrl);
+    const popup = await openPopup(browser, ide);
+    await popup.click('#connect');
+    await popupShows(popup, 'up', { timeoutMs: 120_000 });
+    await popup.waitForSelector('#download-notebook:not([hidden])');
+    const files = await collectDownloads(popup, 1, () => popup.click('#download-notebook'), sshDir);
+    const notebook = JSON.parse(readFileSync(files['aistudio-ssh.ipynb'], 'utf8'));
+    assert.deepEqual(notebook.cells.map((cell) => cell.id),
+      ['aistudio-ssh-intro', 'aistudio-ssh-provision', 'aistudio-ssh-tunnel', 'aistudio-ssh-probe']);
+  });
+});
