@@ -379,6 +379,21 @@ export async function startSimulator({
         `PATH=${machine.pathPrefix}${venv}/bin:/usr/bin:/bin`, `${venv}/bin/jupyter`, 'nbconvert', '--to', 'notebook',
         '--execute', '--stdout', join(home, path)], { cwd: home, encoding: 'utf8', timeout: 180_000, stdio: ['ignore', 'pipe', 'pipe'] });
     },
+    /**
+     * Runs a notebook's `%%bash` cells, in order, as plain bash in the container without
+     * Jupyter: the same scripts, run directly by a shell (the bench's reference). Resolves
+     * with bash's exit code once all ran.
+     */
+    runCellsInShell(path) {
+      const notebook = JSON.parse(readFileSync(join(home, path), 'utf8'));
+      const scripts = notebook.cells.filter((c) => c.cell_type === 'code')
+        .map((cell) => [cell.source].flat().join('').replace(/^%%bash\n/, ''));
+      const shell = spawn('runuser', ['-u', CONTAINER_USER, '--', 'env', `HOME=${home}`,
+        `PATH=${machine.pathPrefix}/usr/bin:/bin`, 'bash', '-c', scripts.join('\n')], { cwd: home, stdio: 'ignore' });
+      return new Promise((resolve) => shell.on('exit', resolve));
+    },
+    /** When the current restore window ends (ms since the epoch). */
+    get restoreEndsAt() { return restoreUntil; },
     /** The execution state Jupyter reports for a kernel ('busy' while it sleeps). */
     async kernelStates() {
       const response = await fetch(`http://127.0.0.1:${container.port}${base()}api/kernels`, {

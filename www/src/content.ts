@@ -38,8 +38,10 @@ async function saveCompanionNotebook(jupyter: JupyterServer, plan: CellPlan): Pr
 }
 
 async function runPlan(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
-  await saveCompanionNotebook(jupyter, plan);
-  const kernel = await jupyter.startKernel();
+  // The kernel takes most of a second to start: save the notebook meanwhile.
+  const starting = jupyter.startKernel();
+  await saveCompanionNotebook(jupyter, plan).catch(() => undefined);
+  const kernel = await starting;
   try {
     for (const cell of plan.cells) {
       await report({ kind: 'stepStarted', step: cell.step });

@@ -115,6 +115,17 @@ export class OwnKernel {
   }
 }
 
+/**
+ * How long to wait before asking again, `waitedMs` into a restore: a 492 is a tiny answer
+ * and most restores end within a minute, so ask often at first (SSH soon after it ends),
+ * then back off for the long ones.
+ */
+function restorePollInterval(waitedMs: number): number {
+  if (waitedMs < 60_000) return 250;
+  if (waitedMs < 5 * 60_000) return 1_000;
+  return 3_000;
+}
+
 /** `GET <base>api/status`, waiting out the restore window; `onRestoring` is told once. */
 export async function jupyterStatus(server: JupyterServer, giveUpMs: number, onRestoring: () => void): Promise<{ started: string }> {
   const deadline = Date.now() + giveUpMs;
@@ -127,6 +138,6 @@ export async function jupyterStatus(server: JupyterServer, giveUpMs: number, onR
     }
     if (!told) onRestoring();
     told = true;
-    await sleep(2_000);
+    await sleep(restorePollInterval(Date.now() - (deadline - giveUpMs)));
   }
 }
