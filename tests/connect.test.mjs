@@ -56,6 +56,7 @@ for (const jupyterlab of ['3.6', '4']) {
       // The user's own notebook kernel was busy all along, and the extension's kernel is gone.
       await eventually(() => simulator.kernelStates(), (states) => states.length === 1 && states[0] === 'busy',
         { what: 'only the busy notebook kernel left' });
+      assert.deepEqual(await simulator.terminalNames(), [], 'the extension closed its terminal');
 
       // The bundle, downloaded from the popup, is all ssh needs: no host key prompt, strict checking.
       const files = await collectDownloads(popup, 5, () => popup.click('#bundle'), sshDir);

@@ -67,8 +67,8 @@ test('ssh keeps working through a restart, cells run by hand and a CPU -> GPU sw
   });
 });
 
-test('a container that refuses Contents API writes still connects and offers the cells as a download', async (t) => {
-  const simulator = await startSimulator({ jupyterlab: '3.6', restoreSeconds: 2, refuseContentsWrites: true });
+test('a container without terminals that refuses Contents API writes still connects (own kernel) and offers the cells as a download', async (t) => {
+  const simulator = await startSimulator({ jupyterlab: '3.6', restoreSeconds: 2, refuseContentsWrites: true, terminals: false });
   t.after(() => simulator.stop());
   const sshDir = userDir(t, simulator.projectId);
   await withExtension(t, {}, async (browser) => {
@@ -78,6 +78,9 @@ test('a container that refuses Contents API writes still connects and offers the
     const popup = await openPopup(browser, ide);
     await popup.click('#connect');
     await popupShows(popup, 'up', { timeoutMs: 120_000 });
+    // The cells ran on a kernel of the extension's own, shut down after.
+    await eventually(() => simulator.kernelStates(), (states) => states.length === 0, { what: 'no kernel left' });
+    assert.match(simulator.log(), /Kernel started/);
     await popup.waitForSelector('#download-notebook:not([hidden])');
     const files = await collectDownloads(popup, 1, () => popup.click('#download-notebook'), sshDir);
     const notebook = JSON.parse(readFileSync(files['aistudio-ssh.ipynb'], 'utf8'));

@@ -9,6 +9,7 @@ pub mod project_keys;
 pub mod render;
 pub mod settings;
 pub mod shell;
+pub mod terminal;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

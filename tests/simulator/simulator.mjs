@@ -197,7 +197,7 @@ function newMachine(dir, accelerator, serial) {
  */
 export async function startSimulator({
   jupyterlab = '3.6', accelerator = 'cpu', userId = '1234567', projectId = '7892508', restoreSeconds = 3,
-  refuseContentsWrites = false,
+  refuseContentsWrites = false, terminals = true,
 } = {}) {
   if (process.getuid?.() !== 0) throw new Error('the simulator needs root: it creates the container user and binds ports 443 and 22');
   const venv = ensureJupyterVenvs()[`jupyterlab-${jupyterlab}`];
@@ -226,7 +226,8 @@ export async function startSimulator({
       // Requests arrive through the front with Host: aistudio.baidu.com, as on AI Studio.
       '--ServerApp.allow_remote_access=True',
       // Terminals keep the container's environment (a login shell would reset PATH from /etc/profile).
-      `--ServerApp.terminado_settings={'shell_command': ['/bin/bash']}`],
+      `--ServerApp.terminado_settings={'shell_command': ['/bin/bash']}`,
+      `--ServerApp.terminals_enabled=${terminals ? 'True' : 'False'}`],
     { cwd: home, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     container = { jupyter, port, token, log: '' };
     jupyter.stderr.on('data', (chunk) => { container.log = (container.log + chunk).slice(-20_000); });
@@ -263,6 +264,15 @@ export async function startSimulator({
       if (!kept.includes(entry)) rmSync(join(home, entry), { recursive: true, force: true });
     }
     spawnSync('find', ['/tmp', '-xdev', '-mindepth', '1', '-user', CONTAINER_USER, '-delete']);
+  }
+
+  /** GET of a Jupyter API, straight to the server with its token. */
+  async function jupyterGet(path) {
+    const response = await fetch(`http://127.0.0.1:${container.port}${base()}${path}`, {
+      headers: { authorization: `token ${container.token}` },
+    });
+    if (!response.ok) throw new Error(`GET ${path}: ${response.status}`);
+    return response.json();
   }
 
   const tls = testCertificate(dir);
@@ -396,10 +406,11 @@ export async function startSimulator({
     get restoreEndsAt() { return restoreUntil; },
     /** The execution state Jupyter reports for a kernel ('busy' while it sleeps). */
     async kernelStates() {
-      const response = await fetch(`http://127.0.0.1:${container.port}${base()}api/kernels`, {
-        headers: { authorization: `token ${container.token}` },
-      });
-      return (await response.json()).map((kernel) => kernel.execution_state);
+      return (await jupyterGet('api/kernels')).map((kernel) => kernel.execution_state);
+    },
+    /** The names of the terminals Jupyter runs (none when terminals are off). */
+    async terminalNames() {
+      return terminals ? (await jupyterGet('api/terminals')).map((terminal) => terminal.name) : [];
     },
     /** A new container on the same machine (an environment restart). */
     async restart() {

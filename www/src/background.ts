@@ -2,7 +2,7 @@
 // answers the other contexts. Kept minimal: it wires events to core calls.
 import init, {
   clientKeyComment, coreVersion, encryptPrivateKey, executeRequest, importClientKey, isProjectId, locateNotebook,
-  companionNotebookPath, readKernelMessage,
+  companionNotebookPath, readKernelMessage, readTerminalOutput, terminalInput,
 } from '../../build/wasm/aistudio_ssh.js';
 import {
   ensureProjectKeys, generateKey, projectsWithKeys, replaceClientKey, storedProjectKeys,
@@ -174,6 +174,12 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       const requestId = crypto.randomUUID();
       return { requestId, frame: executeRequest(requestId, request.session, request.code, new Date().toISOString()) };
     }
+    case 'terminalInput': {
+      const nonce = crypto.randomUUID().replace(/-/g, '');
+      return { nonce, lines: terminalInput(request.source, nonce) as Replies['terminalInput']['lines'] };
+    }
+    case 'terminalOutput':
+      return readTerminalOutput(request.stdout, request.nonce) as Replies['terminalOutput'];
     case 'kernelMessage':
       return readKernelMessage(request.frame, request.requestId) as unknown;
     case 'relaySettings':
@@ -227,7 +233,8 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
 
 /** What a content script may ask; keys and settings are for extension pages only. */
 const CONTENT_SCRIPT_REQUESTS: ReadonlySet<Request['kind']> = new Set([
-  'coreInfo', 'pageOpened', 'jupyterReady', 'connectionEvent', 'executeRequest', 'kernelMessage',
+  'coreInfo', 'pageOpened', 'jupyterReady', 'connectionEvent', 'executeRequest', 'kernelMessage', 'terminalInput',
+  'terminalOutput',
 ]);
 const fromExtensionPage = (sender: chrome.runtime.MessageSender) =>
   sender.url?.startsWith(ext.runtime.getURL('')) ?? false;

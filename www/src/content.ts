@@ -1,6 +1,6 @@
 // Content script on AI Studio pages (every frame). Thin: it tells the background which
 // frame it runs in (the Rust core decides whether that is a notebook), waits out AI
-// Studio's restore, and runs the cells the background hands it on a kernel of its own.
+// Studio's restore, and runs the cells the background hands it in a terminal (or kernel) of its own.
 // No wasm here (a page's CSP may forbid it), and nothing here listens to the page.
 import { JupyterServer, jupyterStatus } from './jupyter';
 import {
@@ -38,15 +38,15 @@ async function saveCompanionNotebook(jupyter: JupyterServer, plan: CellPlan): Pr
 }
 
 async function runPlan(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
-  // The kernel takes most of a second to start: save the notebook meanwhile.
-  const starting = jupyter.startKernel();
+  // Starting the runner takes a moment (a kernel most of a second): save the notebook meanwhile.
+  const starting = jupyter.startRunner();
   await saveCompanionNotebook(jupyter, plan).catch(() => undefined);
-  const kernel = await starting;
+  const runner = await starting;
   try {
     for (const cell of plan.cells) {
       await report({ kind: 'stepStarted', step: cell.step });
       if (cell.step !== 'probe') {
-        const result = await kernel.execute(cell.source);
+        const result = await runner.execute(cell.source);
         if (!result.ok) {
           await report({ kind: 'stepFailed', step: cell.step, output: result.output });
           return;
@@ -55,7 +55,7 @@ async function runPlan(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
       }
       // The tunnel reports "up" once ssh held the forward for 3 s; until then, probe again.
       for (let tries = 1; ; tries += 1) {
-        const result = await kernel.execute(cell.source);
+        const result = await runner.execute(cell.source);
         const status = await report({ kind: 'probed', output: result.output });
         if (plan.action !== 'connect' || status?.phase !== 'down' || tries >= PROBE_TRIES) break;
         await sleep(PROBE_INTERVAL_MS);
@@ -64,7 +64,7 @@ async function runPlan(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
     }
     if (plan.action === 'disconnect') await report({ kind: 'disconnected' });
   } finally {
-    await kernel.close();
+    await runner.close();
   }
 }
 

@@ -1,6 +1,7 @@
 // The page's own Jupyter Server, reached from the content script with the page's origin
-// and the site's cookies: REST with the _xsrf header, and a kernel of our own over its
-// WebSocket. What frames mean is decided by the core (through the background).
+// and the site's cookies: REST with the _xsrf header, and a terminal (or, where terminals
+// are off, a kernel) of our own over its WebSocket. Neither waits for the notebook's own
+// kernel. What frames mean is decided by the core (through the background).
 import { send } from './messages';
 
 /** AI Studio answers this while it restores the persistent home after a start. */
@@ -36,24 +37,111 @@ export class JupyterServer {
     return (await response.json()) as T;
   }
 
-  /** A kernel of our own (the notebook's may be busy), on the server's default kernelspec. */
-  async startKernel(): Promise<OwnKernel> {
-    const specs = await this.json<{ default: string }>('api/kernelspecs');
-    const { id } = await this.json<{ id: string }>('api/kernels', 'POST', { name: specs.default });
-    const session = crypto.randomUUID();
-    const url = new URL(`${this.baseUrl}api/kernels/${id}/channels?session_id=${session}`);
+  /** Opens a WebSocket under the base URL; on failure runs `cleanUp` (deletes what it was for). */
+  async socket(path: string, cleanUp: () => Promise<unknown>): Promise<WebSocket> {
+    const url = new URL(`${this.baseUrl}${path}`);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     const socket = new WebSocket(url);
     try {
       await new Promise((resolve, reject) => {
         socket.addEventListener('open', resolve, { once: true });
-        socket.addEventListener('error', () => reject(new Error('the kernel WebSocket did not open')), { once: true });
+        socket.addEventListener('error', () => reject(new Error(`the WebSocket ${path} did not open`)), { once: true });
       });
+      return socket;
     } catch (error) {
-      await this.request(`api/kernels/${id}`, 'DELETE');
+      await cleanUp().catch(() => undefined);
       throw error;
     }
+  }
+
+  /** A terminal of our own: it starts in milliseconds. */
+  async startTerminal(): Promise<OwnTerminal> {
+    const { name } = await this.json<{ name: string }>('api/terminals', 'POST');
+    const socket = await this.socket(`terminals/websocket/${name}`, () => this.request(`api/terminals/${name}`, 'DELETE'));
+    return new OwnTerminal(this, name, socket);
+  }
+
+  /** A kernel of our own on the server's default kernelspec (about a second to start). */
+  async startKernel(): Promise<OwnKernel> {
+    const specs = await this.json<{ default: string }>('api/kernelspecs');
+    const { id } = await this.json<{ id: string }>('api/kernels', 'POST', { name: specs.default });
+    const session = crypto.randomUUID();
+    const socket = await this.socket(`api/kernels/${id}/channels?session_id=${session}`,
+      () => this.request(`api/kernels/${id}`, 'DELETE'));
     return new OwnKernel(this, id, session, socket);
+  }
+
+  /** Where cells run: a terminal, or a kernel where the server has terminals turned off. */
+  async startRunner(): Promise<CellRunner> {
+    try {
+      return await this.startTerminal();
+    } catch {
+      return this.startKernel();
+    }
+  }
+}
+
+/** Runs `%%bash` cells one after another, and is closed after. */
+export interface CellRunner {
+  execute(source: string): Promise<CellResult>;
+  close(): Promise<void>;
+}
+
+/** Resolves when `settled()` says so after a message, rejects on timeout or close. */
+function untilSettled(socket: WebSocket, onMessage: (data: string) => Promise<boolean>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => finish(new Error(`no end of the cell in ${EXECUTE_TIMEOUT_MS / 1000} s`)), EXECUTE_TIMEOUT_MS);
+    const listener = (message: MessageEvent) => {
+      if (typeof message.data !== 'string') return;
+      void onMessage(message.data).then((done) => { if (done) finish(); });
+    };
+    const closed = () => finish(new Error('the WebSocket closed'));
+    function finish(error?: Error) {
+      clearTimeout(timer);
+      socket.removeEventListener('message', listener);
+      socket.removeEventListener('close', closed);
+      if (error) reject(error); else resolve();
+    }
+    socket.addEventListener('message', listener);
+    socket.addEventListener('close', closed);
+  });
+}
+
+export class OwnTerminal implements CellRunner {
+  constructor(private readonly server: JupyterServer, readonly name: string, private readonly socket: WebSocket) {}
+
+  async execute(source: string): Promise<CellResult> {
+    if (this.socket.readyState !== WebSocket.OPEN) throw new Error('the terminal WebSocket closed');
+    const { nonce, lines } = await send({ kind: 'terminalInput', source });
+    let stdout = '';
+    let result: CellResult | undefined;
+    let next = 0;
+    /** Sends lines until one whose acknowledgement has not been printed yet. */
+    const sendReadyLines = () => {
+      while (next < lines.length && (next === 0 || stdout.replace(/\r/g, '').includes(lines[next - 1].waitFor))) {
+        this.socket.send(lines[next].frame);
+        next += 1;
+      }
+    };
+    const done = untilSettled(this.socket, async (data) => {
+      const [type, text] = JSON.parse(data) as [string, unknown];
+      if (type !== 'stdout' || typeof text !== 'string') return false;
+      stdout += text;
+      sendReadyLines();
+      if (next < lines.length) return false;
+      const read = await send({ kind: 'terminalOutput', stdout, nonce });
+      if (read) result ??= { ok: read.exitCode === 0, output: read.output };
+      return Boolean(read);
+    });
+    sendReadyLines();
+    await done;
+    return result as CellResult;
+  }
+
+  /** Closes the WebSocket and the terminal: its shell ends (the tunnel lives in its own session). */
+  async close(): Promise<void> {
+    this.socket.close();
+    await this.server.request(`api/terminals/${this.name}`, 'DELETE').catch(() => undefined);
   }
 }
 
@@ -70,7 +158,7 @@ type KernelEvent =
   | { kind: 'idle' }
   | { kind: 'other' };
 
-export class OwnKernel {
+export class OwnKernel implements CellRunner {
   constructor(
     private readonly server: JupyterServer,
     readonly id: string,
@@ -86,22 +174,13 @@ export class OwnKernel {
     let status: string | undefined;
     let idle = false;
     let error = '';
-    const done = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer from the kernel in ${EXECUTE_TIMEOUT_MS / 1000} s`)), EXECUTE_TIMEOUT_MS);
-      const finish = () => { clearTimeout(timer); this.socket.removeEventListener('message', onMessage); resolve(); };
-      const onMessage = (message: MessageEvent) => {
-        if (typeof message.data !== 'string') return;
-        void send({ kind: 'kernelMessage', frame: message.data, requestId }).then((event) => {
-          const e = event as KernelEvent;
-          if (e.kind === 'stream') output += e.text;
-          else if (e.kind === 'error') error = `${e.ename}: ${e.evalue}`;
-          else if (e.kind === 'reply') status = e.status;
-          else if (e.kind === 'idle') idle = true;
-          if (status !== undefined && idle) finish();
-        });
-      };
-      this.socket.addEventListener('message', onMessage);
-      this.socket.addEventListener('close', () => reject(new Error('the kernel WebSocket closed')), { once: true });
+    const done = untilSettled(this.socket, async (frame) => {
+      const event = (await send({ kind: 'kernelMessage', frame, requestId })) as KernelEvent;
+      if (event.kind === 'stream') output += event.text;
+      else if (event.kind === 'error') error = `${event.ename}: ${event.evalue}`;
+      else if (event.kind === 'reply') status = event.status;
+      else if (event.kind === 'idle') idle = true;
+      return status !== undefined && idle;
     });
     this.socket.send(frame);
     await done;
@@ -121,7 +200,7 @@ export class OwnKernel {
  * then back off for the long ones.
  */
 function restorePollInterval(waitedMs: number): number {
-  if (waitedMs < 60_000) return 250;
+  if (waitedMs < 60_000) return 100;
   if (waitedMs < 5 * 60_000) return 1_000;
   return 3_000;
 }

@@ -12,6 +12,7 @@ use crate::keys::{self, KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo, RsaCompo
 use crate::project_keys::{self, ProjectKeys, StoredKey};
 use crate::render::{self, RenderKeys};
 use crate::settings::{Settings, SettingsError, SettingsInput};
+use crate::terminal;
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -234,6 +235,27 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
 #[wasm_bindgen(js_name = companionNotebookPath)]
 pub fn companion_notebook_path() -> String {
     cells::COMPANION_NOTEBOOK_PATH.to_owned()
+}
+
+/// The lines (`{frame, waitFor}`) that run a cell in a fresh Jupyter terminal.
+#[wasm_bindgen(js_name = terminalInput)]
+pub fn terminal_input(cell_source: &str, nonce: &str) -> Result<JsValue, JsValue> {
+    if nonce.is_empty() || !nonce.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(named_error(
+            "InvalidNonce",
+            "the nonce must be letters and digits",
+        ));
+    }
+    to_js(&terminal::terminal_input(
+        terminal::bash_body(cell_source),
+        nonce,
+    ))
+}
+
+/// `{exitCode, output}` once the terminal printed the cell's end, else `null`.
+#[wasm_bindgen(js_name = readTerminalOutput)]
+pub fn read_terminal_output(stdout: &str, nonce: &str) -> Result<JsValue, JsValue> {
+    to_js(&terminal::read_terminal_output(stdout, nonce))
 }
 
 /// A kernel `execute_request` frame for the server's WebSocket, as JSON text.

@@ -1,0 +1,121 @@
+//! Running a cell through a Jupyter terminal (`terminals/websocket/<name>`, frames
+//! `["stdin", text]` in and `["stdout", text]` out). A terminal starts in milliseconds where a
+//! kernel takes about a second, and a busy notebook kernel cannot block it either.
+//!
+//! The first line turns off echo and line editing (no prompts, no redraws: the tty's plain
+//! line mode). The cell's bash then travels as base64 in short lines (no quoting, no tabs or
+//! `!` for the shell to interpret, far below the tty's 4095-byte line limit), one line at a
+//! time: each line makes the shell print an acknowledgement, and the next is sent only after
+//! it (a tty drops input that arrives faster than the shell reads). It is decoded into
+//! a shell variable (never a file: it holds the container's keys) and piped into bash. Output
+//! is framed by markers the shell builds at run time, so the typed command cannot match them.
+
+use base64ct::{Base64, Encoding};
+use serde::Serialize;
+
+/// Base64 characters per typed line (the whole line stays below the tty's 4095 bytes).
+const CHUNK: usize = 3000;
+
+fn begin_marker(nonce: &str) -> String {
+    format!("AISTUDIO-SSH-BEGIN-{nonce}")
+}
+fn end_marker(nonce: &str) -> String {
+    format!("AISTUDIO-SSH-END-{nonce}")
+}
+
+/// The body of a `%%bash` cell (what bash runs), or the text unchanged.
+pub fn bash_body(cell_source: &str) -> &str {
+    cell_source.strip_prefix("%%bash\n").unwrap_or(cell_source)
+}
+
+/// One typed line: the `["stdin", line]` frame (JSON text), and the text the terminal prints
+/// once the shell has read it; the next line waits for that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TerminalLine {
+    pub frame: String,
+    pub wait_for: String,
+}
+
+/// The lines that run `script` in a fresh terminal's shell and then print the end marker
+/// with bash's exit status. `nonce`: letters and digits only.
+pub fn terminal_input(script: &str, nonce: &str) -> Vec<TerminalLine> {
+    assert!(
+        nonce.chars().all(|c| c.is_ascii_alphanumeric()),
+        "nonce must be letters and digits"
+    );
+    let (begin, end) = (begin_marker(nonce), end_marker(nonce));
+    // Split so the typed text never contains a whole marker; the shell joins the halves.
+    let split = |marker: &str| {
+        let (a, b) = marker.split_at(marker.len() / 2);
+        format!("'{a}''{b}'")
+    };
+    let ack = |index: usize| format!("AISTUDIO-SSH-ACK-{nonce}-{index}");
+    let mut lines = vec![(
+        format!(
+            "stty -echo; set +o emacs +o vi +H; PS1=''; PS2=''; unset PROMPT_COMMAND; aistudio_ssh_cell=''; printf '%s\\n' {}",
+            split(&begin)
+        ),
+        format!("{begin}\n"),
+    )];
+    let encoded = Base64::encode_string(script.as_bytes());
+    for (index, chunk) in encoded.as_bytes().chunks(CHUNK).enumerate() {
+        let chunk = std::str::from_utf8(chunk).expect("base64 is ASCII");
+        let ack = ack(index);
+        lines.push((
+            format!("aistudio_ssh_cell+={chunk}; printf '%s\\n' {}", split(&ack)),
+            format!("{ack}\n"),
+        ));
+    }
+    lines.push((
+        format!(
+            "printf '%s' \"$aistudio_ssh_cell\" | base64 -d | bash; printf '\\n%s %s\\n' {} \"$?\"; unset aistudio_ssh_cell",
+            split(&end)
+        ),
+        String::new(),
+    ));
+    lines
+        .into_iter()
+        .map(|(line, wait_for)| TerminalLine {
+            frame: serde_json::json!(["stdin", format!("{line}\r")]).to_string(),
+            wait_for,
+        })
+        .collect()
+}
+
+/// Drops the acknowledgement lines from a terminal's output.
+fn without_acks(text: &str, nonce: &str) -> String {
+    let prefix = format!("AISTUDIO-SSH-ACK-{nonce}-");
+    text.split_inclusive('\n')
+        .filter(|line| !line.starts_with(&prefix))
+        .collect()
+}
+
+/// What a finished terminal run printed and its exit status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TerminalResult {
+    pub exit_code: i32,
+    pub output: String,
+}
+
+/// Reads the terminal's output so far (the `stdout` frames' text joined); `None` until the
+/// end marker and its status arrived.
+pub fn read_terminal_output(stdout: &str, nonce: &str) -> Option<TerminalResult> {
+    let text = without_acks(&stdout.replace("\r\n", "\n").replace('\r', ""), nonce);
+    let begin = begin_marker(nonce);
+    let end = end_marker(nonce);
+    let after_begin = text
+        .find(&format!("{begin}\n"))
+        .map(|at| at + begin.len() + 1)?;
+    let rest = &text[after_begin..];
+    let end_at = rest.find(&format!("\n{end} "))?;
+    let status_line = rest[end_at + end.len() + 2..].split('\n').next()?;
+    if !rest[end_at + end.len() + 2..].contains('\n') {
+        return None; // the status is not complete yet
+    }
+    Some(TerminalResult {
+        exit_code: status_line.trim().parse().ok()?,
+        output: rest[..end_at].to_owned(),
+    })
+}
