@@ -2,7 +2,7 @@
 // notebook, and `ssh aistudio-<project>` works with strict host key checking, even
 // while my notebook's kernel is busy; my container's keys and cells are visible to me.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -63,6 +63,22 @@ for (const jupyterlab of ['3.6', '4']) {
       assert.deepEqual(Object.keys(files).sort(), ['id_aistudio', 'id_aistudio.pub', 'known_hosts', 'relay-setup.sh', 'ssh_config']);
       const out = await ssh(files.ssh_config, `aistudio-${simulator.projectId}`, 'whoami; echo "$HOME"');
       assert.equal(out.split('\n')[0], CONTAINER_USER);
+
+      // A second project on the same relay gets its own relay port and host alias, and the
+      // first one's ssh keeps working after the relay script ran again for the second.
+      const second = '8000001';
+      const secondDir = join(home, '.ssh', `aistudio-${second}`);
+      mkdirSync(secondDir, { recursive: true, mode: 0o700 });
+      const { options: secondOptions } = await setUpProject(browser, simulator, second, secondDir);
+      const secondArticle = secondOptions.locator(`article[data-project="${second}"]`);
+      assert.equal(await secondArticle.locator('input[name=remotePort]').inputValue(), '7424');
+      const secondFiles = await collectDownloads(secondOptions, 5, () => secondArticle.locator('button.bundle').click(), secondDir);
+      const secondConfig = readFileSync(secondFiles.ssh_config, 'utf8');
+      assert.match(secondConfig, new RegExp(`^Host aistudio-${second}$`, 'm'));
+      assert.match(secondConfig, /^ {4}Port 7424$/m);
+      assert.doesNotMatch(secondConfig, new RegExp(simulator.projectId));
+      assert.equal((await ssh(files.ssh_config, `aistudio-${simulator.projectId}`, 'whoami')).trim(), CONTAINER_USER);
+      await secondOptions.close();
 
       // The cells are visible: the companion notebook opens in the lab with the three cells.
       const cells = await browser.context.newPage();

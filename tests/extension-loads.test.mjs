@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { productVersion } from '../scripts/project.mjs';
 import { EXTENSION_DIR, openExtensionPage, withExtension } from './harness/browser.mjs';
+import { fillRelay } from './harness/user.mjs';
 
 const version = productVersion();
 const messages = (locale) =>
@@ -28,6 +29,14 @@ for (const [lang, locale] of [['en-US', 'en'], ['zh-CN', 'zh_CN']]) {
       assert.equal(await popup.textContent('#core'), expected(locale, 'coreLabel', version));
       assert.equal(await popup.textContent('#status'), expected(locale, 'noNotebook'));
       assert.equal(await popup.getAttribute('html', 'lang'), lang);
+
+      // The options page in the same language; a refused field says so in it.
+      const options = await openExtensionPage(browser, 'options.html');
+      assert.equal(await options.textContent('#relay h2'), expected(locale, 'relayHeading'));
+      const errors = await fillRelay(options, { host: 'relay.example.com', port: '70000', user: 'aistudio-tunnel', hostKey: '' });
+      const port = errors.find((error) => error.field === 'relay.port');
+      assert.ok(port.text.startsWith(expected(locale, 'fieldError', '70000', '').trim().slice(0, 4)), port.text);
+      assert.match(port.text, /70000/);
     });
   });
 }
