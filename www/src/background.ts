@@ -8,8 +8,8 @@ import {
   ensureProjectKeys, generateKey, projectsWithKeys, replaceClientKey, storedProjectKeys,
 } from './keys';
 import {
-  autoConnect, cellPlan, planOnReady, projectSettings, readRelay, readStatus, recordEvent, rendered, saveProjectSettings,
-  saveRelay, setAutoConnect, showBadge, wishToConnect,
+  autoConnect, cellPlan, planOnReady, projectSettings, readRelay, readStatus, readTabNotebook, recordEvent, rendered,
+  saveProjectSettings, saveRelay, setAutoConnect, showBadge, tabKey, wishToConnect,
 } from './connection';
 import { CELLS_PORT } from './messages';
 import type {
@@ -24,14 +24,6 @@ const core = init();
 
 // For the DevTools console and `npm run bench`: the same key making the extension uses.
 Object.assign(globalThis, { aistudioSsh: { core, generateKey } });
-
-const tabKey = (tabId: number) => `tab:${tabId}:notebook`;
-
-/** What is known of the notebook a tab shows (storage.session: gone when the browser closes). */
-async function readTabNotebook(tabId: number): Promise<TabNotebook | undefined> {
-  const key = tabKey(tabId);
-  return (await ext.storage.session.get(key))[key] as TabNotebook | undefined;
-}
 
 function namedError(name: string, message: string): Error {
   const error = new Error(message);

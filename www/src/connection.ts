@@ -101,7 +101,14 @@ export function cellPlan(action: CellPlan['action'], r: Rendered): CellPlan {
   }
 }
 
+/** Where the background keeps what it knows of a tab's notebook (storage.session: gone with the browser). */
+export const tabKey = (tabId: number) => `tab:${tabId}:notebook`;
 const tabKeyPattern = /^tab:(\d+):notebook$/;
+
+export async function readTabNotebook(tabId: number): Promise<TabNotebook | undefined> {
+  const key = tabKey(tabId);
+  return (await ext.storage.session.get(key))[key] as TabNotebook | undefined;
+}
 
 /** Tabs that show a project's notebook, with what is known of each. */
 export async function tabsOfProject(projectId: string): Promise<[number, TabNotebook][]> {
