@@ -52,6 +52,11 @@ for (const jupyterlab of ['3.6', '4']) {
       const up = await popupShows(popup, 'up', { timeoutMs: 120_000 });
       assert.match(up.environment, /CPU/);
       assert.equal(up.command, `ssh aistudio-${simulator.projectId}`);
+      // The toolbar badge of the notebook's tab says so too.
+      const badge = await popup.evaluate(async () => chrome.action.getBadgeText({
+        tabId: Number(new URLSearchParams(location.search).get('tab')),
+      }));
+      assert.equal(badge, 'on');
 
       // The user's own notebook kernel was busy all along, and the extension's kernel is gone.
       await eventually(() => simulator.kernelStates(), (states) => states.length === 1 && states[0] === 'busy',

@@ -39,3 +39,21 @@ for (const jupyterlab of ['3.6', '4']) {
     });
   });
 }
+
+test('the older <base>notebooks/<name>.ipynb page is found too (JupyterLab 3.6 with nbclassic)', async (t) => {
+  const simulator = await startSimulator({ jupyterlab: '3.6', restoreSeconds: 1 });
+  t.after(() => simulator.stop());
+  const path = await simulator.busyKernel('classic.ipynb');
+  await withExtension(t, {}, async (browser) => {
+    const page = await browser.context.newPage();
+    // Logged in (the IDE page sets the site's cookie) and past the restore window, then the
+    // old link, which is itself a Jupyter URL.
+    await page.goto(simulator.ideUrl);
+    await page.waitForFunction(() => document.querySelector('#sync-status')?.textContent === 'ready');
+    await page.goto(`${simulator.baseUrl}notebooks/${path}`);
+    await page.waitForSelector('#notebook-container', { timeout: 30_000 });
+    const notebook = await notebookSeenByExtension(browser, simulator.origin);
+    assert.equal(notebook.baseUrl, simulator.baseUrl);
+    assert.equal(notebook.page, 'classicNotebook');
+  });
+});
