@@ -88,7 +88,8 @@ async function secondsUntilSsh(ssh, config, alias, since) {
  * Time to SSH after a restart: from the end of AI Studio's restore window (the simulator
  * knows it exactly) to a working `ssh aistudio-<project> true`. Ours: the IDE page reloads
  * and the extension reconnects by itself. Bare: the same cells' scripts run by a shell in
- * the container as soon as the restore is over.
+ * the container as soon as the restore is over, with the IDE page reloading as well (the
+ * user has it open; its JupyterLab loads from the same server meanwhile) but auto-connect off.
  */
 async function connect() {
   const { launchWithExtension } = await import('../tests/harness/browser.mjs');
@@ -106,21 +107,23 @@ async function connect() {
     await popup.click('#connect');
     await popupShows(popup, 'up', { timeoutMs: 120_000 });
     const { ssh_config: config } = await collectDownloads(popup, 5, () => popup.click('#bundle'), home);
+    const autoConnect = (on) => popup.evaluate((on) => chrome.runtime.sendMessage({ kind: 'setAutoConnect', autoConnect: on }), on);
     const ours = [];
     const bare = [];
     for (let run = 0; run < CONNECT_RUNS; run++) {
+      await autoConnect(true);
       await simulator.restart();
       await ide.reload();
       ours.push(await secondsUntilSsh(ssh, config, alias, simulator.restoreEndsAt));
-      // Bare: the page is left alone (about:blank) and a shell runs the cells' scripts.
-      await ide.goto('about:blank');
+      await autoConnect(false);
       await simulator.restart();
+      await ide.reload();
       while (Date.now() < simulator.restoreEndsAt) await new Promise((resolve) => setTimeout(resolve, 20));
       const cells = simulator.runCellsInShell('work/aistudio-ssh.ipynb');
       bare.push(await secondsUntilSsh(ssh, config, alias, simulator.restoreEndsAt));
       if (await cells !== 0) throw new Error('the cells failed when run by a shell');
-      await ide.goto(simulator.ideUrl);
     }
+    await autoConnect(true);
     return { oursMedianS: median(ours), bareMedianS: median(bare), ratio: median(ours) / median(bare), n: ours.length, ours, bare };
   } finally {
     await browser.close();
