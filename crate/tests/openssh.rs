@@ -572,6 +572,36 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
     );
     lab.wait_for_ssh(Duration::from_secs(5));
 
+    // Another browser (its own keys) takes over the project while the container runs: the
+    // relay script and provisioning from its files; the running sshd must serve its host key.
+    let other_dir = lab.dir.path().join("other-browser");
+    let other_settings = lab.dir.path().join("other-browser.json");
+    let mut settings: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(lab.dir.path().join("settings.json")).unwrap())
+            .unwrap();
+    settings["sshDir"] = other_dir.to_str().unwrap().into();
+    fs::write(&other_settings, settings.to_string()).unwrap();
+    render_with_cli(&other_settings, &other_dir);
+    lab.run_relay_setup_from(&other_dir);
+    let out = as_container(&other_dir.join("provision.sh"), &[]);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("reloaded with this browser's host key"),
+        "{report}"
+    );
+    let other_ssh = ok(Command::new("ssh")
+        .arg("-F")
+        .arg(other_dir.join("ssh_config"))
+        .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+        .arg(format!("aistudio-{PROJECT}"))
+        .arg("whoami"));
+    assert_eq!(
+        other_ssh.trim(),
+        CONTAINER_USER,
+        "strict host key check against the new key"
+    );
+
     // A clean stop.
     assert!(lab.tunnel(&["stop"]).contains("tunnel stopped"));
     assert!(
