@@ -93,7 +93,7 @@ async function secondsUntilSsh(ssh, config, alias, since) {
  */
 async function connect() {
   const { launchWithExtension } = await import('../tests/harness/browser.mjs');
-  const { collectDownloads, openPopup, popupShows, setUpProject, ssh } = await import('../tests/harness/user.mjs');
+  const { collectDownloads, connectFromPopup, setUpProject, ssh } = await import('../tests/harness/user.mjs');
   const { startSimulator } = await import('../tests/simulator/simulator.mjs');
   const simulator = await startSimulator({ jupyterlab: '3.6', restoreSeconds: 2 });
   const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-bench-'));
@@ -101,11 +101,7 @@ async function connect() {
   try {
     const alias = `aistudio-${simulator.projectId}`;
     await setUpProject(browser, simulator, simulator.projectId, home);
-    const ide = await browser.context.newPage();
-    await ide.goto(simulator.ideUrl);
-    const popup = await openPopup(browser, ide);
-    await popup.click('#connect');
-    await popupShows(popup, 'up', { timeoutMs: 120_000 });
+    const { ide, popup } = await connectFromPopup(browser, simulator);
     const { ssh_config: config } = await collectDownloads(popup, 5, () => popup.click('#bundle'), home);
     const autoConnect = (on) => popup.evaluate((on) => chrome.runtime.sendMessage({ kind: 'setAutoConnect', autoConnect: on }), on);
     const ours = [];

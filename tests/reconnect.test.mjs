@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { eventually, withExtension } from './harness/browser.mjs';
-import { collectDownloads, openPopup, popupShows, setUpProject, ssh } from './harness/user.mjs';
+import { collectDownloads, connectFromPopup, popupShows, setUpProject, ssh } from './harness/user.mjs';
 import { startSimulator } from './simulator/simulator.mjs';
 
 /** A user's directory for the project's files, removed after the test. */
@@ -28,11 +28,7 @@ test('ssh keeps working through a restart, cells run by hand and a CPU -> GPU sw
 
   await withExtension(t, {}, async (browser) => {
     const { options } = await setUpProject(browser, simulator, simulator.projectId, sshDir);
-    const ide = await browser.context.newPage();
-    await ide.goto(simulator.ideUrl);
-    const popup = await openPopup(browser, ide);
-    await popup.click('#connect');
-    await popupShows(popup, 'up', { timeoutMs: 120_000 });
+    const { ide, popup } = await connectFromPopup(browser, simulator);
     const files = await collectDownloads(popup, 5, () => popup.click('#bundle'), sshDir);
     assert.equal((await ssh(files.ssh_config, alias, 'whoami')).trim(), 'aistudio');
 
@@ -73,11 +69,7 @@ test('a container without terminals that refuses Contents API writes still conne
   const sshDir = userDir(t, simulator.projectId);
   await withExtension(t, {}, async (browser) => {
     await setUpProject(browser, simulator, simulator.projectId, sshDir);
-    const ide = await browser.context.newPage();
-    await ide.goto(simulator.ideUrl);
-    const popup = await openPopup(browser, ide);
-    await popup.click('#connect');
-    await popupShows(popup, 'up', { timeoutMs: 120_000 });
+    const { popup } = await connectFromPopup(browser, simulator);
     // The cells ran on a kernel of the extension's own, shut down after.
     await eventually(() => simulator.kernelStates(), (states) => states.length === 0, { what: 'no kernel left' });
     assert.match(simulator.log(), /Kernel started/);

@@ -97,6 +97,19 @@ export async function popupShows(popup, phase, { timeoutMs = 90_000, reason = /.
   });
 }
 
+/**
+ * What a user does after the setup: opens the notebook's IDE page, presses Connect in the
+ * popup and waits for "Tunnel up". Returns the IDE page, the popup and what it showed.
+ */
+export async function connectFromPopup(browser, simulator) {
+  const ide = await browser.context.newPage();
+  await ide.goto(simulator.ideUrl);
+  const popup = await openPopup(browser, ide);
+  await popup.click('#connect');
+  const shown = await popupShows(popup, 'up', { timeoutMs: 120_000 });
+  return { ide, popup, shown };
+}
+
 const execFileAsync = promisify(execFile);
 
 /** `ssh -F <config> <alias> <command>` as the user runs it: host keys checked strictly. */
