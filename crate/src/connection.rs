@@ -181,13 +181,14 @@ impl ProjectStatus {
                 next.reason = None;
             }
             ConnectionEvent::JupyterReady { started, zone } => {
-                next.change = match (&self.jupyter_started, &self.zone) {
-                    (Some(_), Some(old_zone)) if *old_zone != zone => Some("switched".into()),
-                    (Some(old), _) if *old != started => Some("restarted".into()),
-                    _ => self.change.clone(),
+                let change = match (&self.jupyter_started, &self.zone) {
+                    (Some(_), Some(old_zone)) if *old_zone != zone => Some("switched"),
+                    (Some(old), _) if *old != started => Some("restarted"),
+                    _ => None,
                 };
-                if next.change != self.change {
+                if let Some(change) = change {
                     // A new container: what the probe saw of the old one no longer holds.
+                    next.change = Some(change.into());
                     next.environment = None;
                 }
                 next.jupyter_started = Some(started);
@@ -196,6 +197,11 @@ impl ProjectStatus {
                     Phase::Restoring | Phase::NotSetUp => next.phase = Phase::Ready,
                     // Another frame or tab of the project while cells run: they go on.
                     Phase::Running => next.step = self.step,
+                    // The tunnel of the old container went with it (a disconnect stays the user's choice).
+                    Phase::Up | Phase::Down | Phase::Error if change.is_some() => {
+                        next.phase = Phase::Ready;
+                        next.reason = None;
+                    }
                     _ => {}
                 }
             }
@@ -290,7 +296,15 @@ pub struct Badge {
 }
 
 /// Whether the extension runs the cells by itself when a notebook's Jupyter is ready:
-/// only with settings, with auto-connect on, and not after the user disconnected.
+/// only with settings, with auto-connect on, not after the user disconnected, and not while
+/// the same container's tunnel is up or being set up (another tab or a reload of the
+/// page: the tunnel's supervisor keeps it up, and a second run could undo a Disconnect
+/// clicked meanwhile). A new container's status is `ready` again (see `JupyterReady`).
 pub fn connects_by_itself(status: &ProjectStatus, has_settings: bool, auto_connect: bool) -> bool {
-    has_settings && auto_connect && !matches!(status.phase, Phase::Disconnected | Phase::Running)
+    has_settings
+        && auto_connect
+        && !matches!(
+            status.phase,
+            Phase::Disconnected | Phase::Running | Phase::Up
+        )
 }

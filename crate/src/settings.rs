@@ -98,7 +98,7 @@ pub struct Settings {
 }
 
 /// One invalid field.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     /// The field's JSON path, such as `relay.port`.
     pub field: &'static str,
@@ -162,7 +162,7 @@ const UNPRIVILEGED_PORT_RULE: &str =
     "a whole number from 1024 to 65535 (ports below 1024 need root, which the container and the tunnel user lack)";
 const HOST_RULE: &str = "a host name (letters, digits and '-' in dot-separated labels, \
      internationalized names in xn-- form), an IPv4 address such as 203.0.113.7, or an IPv6 address such as 2001:db8::7";
-const USER_RULE: &str =
+pub(crate) const USER_RULE: &str =
     "a user name of 1 to 32 characters: lowercase letters, digits, '_' and '-', not starting with a digit or '-'";
 const PROJECT_RULE: &str =
     "the project id from the notebook URL: letters, digits, '-' and '_', at most 64";
@@ -282,7 +282,7 @@ impl SettingsInput {
 
 /// The host as ssh takes it: a host name (lowercased), an IPv4 address, or an IPv6
 /// address without brackets. `None` when it is none of these.
-fn normalize_host(host: &str) -> Option<String> {
+pub(crate) fn normalize_host(host: &str) -> Option<String> {
     let host = host.trim();
     let unbracketed = host
         .strip_prefix('[')
@@ -315,7 +315,7 @@ fn is_host_name(host: &str) -> bool {
 }
 
 /// Portable user names (as `useradd` accepts by default on Debian).
-fn is_user_name(name: &str) -> bool {
+pub(crate) fn is_user_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     (1..=32).contains(&name.len())
         && bytes

@@ -69,6 +69,46 @@ fn restarts_and_switches_are_told_apart_and_forget_the_old_environment() {
     assert_eq!(switched.change.as_deref(), Some("switched"));
     // The same server seen again (another frame of the page) changes nothing.
     assert_eq!(up.apply(ready("t1", "bd-cpu-01"), HOST_FP).change, None);
+    // A second restart in a row is a restart too, and forgets the environment again.
+    let again = restarted
+        .apply(probe("up", HOST_FP, CPU), HOST_FP)
+        .apply(ready("t4", "bd-cpu-01"), HOST_FP);
+    assert_eq!(
+        (again.change.as_deref(), again.environment.is_none()),
+        (Some("restarted"), true)
+    );
+}
+
+#[test]
+fn an_up_tunnel_is_left_alone_until_its_container_goes() {
+    let up = ProjectStatus::default()
+        .apply(ready("t1", "bd-cpu-01"), HOST_FP)
+        .apply(probe("up", HOST_FP, CPU), HOST_FP);
+    // Another tab or a reload of the same container: nothing to run.
+    let same = up.apply(ready("t1", "bd-cpu-01"), HOST_FP);
+    assert_eq!(same.phase, Phase::Up);
+    assert!(!connects_by_itself(&same, true, true));
+    // A restart or a switch took the tunnel with the old container: connect again.
+    for (started, zone) in [("t2", "bd-cpu-01"), ("t1", "bd-gpu-01")] {
+        let moved = up.apply(ready(started, zone), HOST_FP);
+        assert_eq!(moved.phase, Phase::Ready, "{started} {zone}");
+        assert!(connects_by_itself(&moved, true, true), "{started} {zone}");
+    }
+    // So does a failed one; a Disconnect stays the user's choice.
+    let failed = up
+        .apply(
+            E::Failed {
+                reason: "page closed".into(),
+            },
+            HOST_FP,
+        )
+        .apply(ready("t2", "bd-cpu-01"), HOST_FP);
+    assert_eq!((failed.phase, failed.reason), (Phase::Ready, None));
+    let disconnected = up
+        .apply(E::Disconnected, HOST_FP)
+        .apply(ready("t2", "bd-cpu-01"), HOST_FP);
+    assert_eq!(disconnected.phase, Phase::Disconnected);
+    assert!(!connects_by_itself(&disconnected, true, true));
 }
 
 #[test]

@@ -118,3 +118,36 @@ export async function ssh(config, alias, command) {
     { timeout: 60_000 });
   return stdout;
 }
+
+/**
+ * The user allowing the extension on a site: the browser's own permission dialog cannot be
+ * clicked from Playwright, so the same grant is made where a user can also make it, on
+ * chrome://extensions (Site access: "On specific sites", add the site; through the
+ * `developerPrivate` calls that page's own controls make), then the setting is put back to
+ * "On all sites" (which grants nothing optional). A later `permissions.request` for the
+ * site then resolves `true` at once, without a dialog, as after the user's "Allow".
+ */
+export async function allowSite(browser, originPattern) {
+  const settings = await browser.context.newPage();
+  try {
+    await settings.goto(`chrome://extensions/?id=${browser.extensionId}`);
+    await settings.evaluate(async ({ id, site }) => {
+      await chrome.developerPrivate.updateExtensionConfiguration({ extensionId: id, hostAccess: 'ON_SPECIFIC_SITES' });
+      await chrome.developerPrivate.addHostPermission(id, site);
+      await chrome.developerPrivate.updateExtensionConfiguration({ extensionId: id, hostAccess: 'ON_ALL_SITES' });
+    }, { id: browser.extensionId, site: originPattern });
+  } finally {
+    await settings.close();
+  }
+}
+
+/** What the background knows of the tab showing `page` (the popup's own question). */
+export async function tabNotebookOf(browser, page) {
+  const tabId = await tabIdOf(browser, page);
+  const helper = await openExtensionPage(browser, 'options.html');
+  try {
+    return await helper.evaluate(async (tabId) => (await chrome.runtime.sendMessage({ kind: 'tabNotebook', tabId })).value, tabId);
+  } finally {
+    await helper.close();
+  }
+}

@@ -15,6 +15,11 @@ import { join } from 'node:path';
 import { ensureJupyterVenvs } from '../../scripts/toolchain.mjs';
 
 export const AISTUDIO_HOST = 'aistudio.baidu.com';
+/**
+ * The same container's Jupyter as a server of the user's own would show it: another origin,
+ * no AI Studio login page or restore window (the browser is already logged in to it).
+ */
+export const SELF_HOSTED_HOST = 'jupyter.example.test';
 /** The container's notebook user, as on AI Studio. */
 export const CONTAINER_USER = 'aistudio';
 /** What AI Studio answers on Jupyter URLs while it restores the persistent home. */
@@ -107,6 +112,9 @@ function startRelay(dir) {
     // useradd leaves the account locked, and sshd refuses key logins to locked accounts.
     execFileSync('usermod', ['-p', '*', RELAY_USER]);
   }
+  // A relay nobody set up yet: no project's keys from an earlier run hold its ports.
+  const relayHome = execFileSync('getent', ['passwd', RELAY_USER], { encoding: 'utf8' }).trim().split(':')[5];
+  rmSync(join(relayHome, '.ssh'), { recursive: true, force: true });
   const hostKey = join(relayDir, 'ssh_host_ed25519_key');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
   const config = join(relayDir, 'sshd_config');
@@ -125,7 +133,7 @@ function startRelay(dir) {
     setUp(script) {
       const scriptFile = join(relayDir, 'relay-setup.sh');
       writeFileSync(scriptFile, script, { mode: 0o700 });
-      return execFileSync('bash', [scriptFile], {
+      const run = spawnSync('bash', [scriptFile], {
         encoding: 'utf8',
         env: {
           ...process.env,
@@ -134,6 +142,8 @@ function startRelay(dir) {
           AISTUDIO_SSH_SSHD_RELOAD: `kill -HUP $(cat ${pidFile})`,
         },
       });
+      if (run.status !== 0) throw new Error(`the relay setup script exited ${run.status}:\n${run.stderr}${run.stdout}`);
+      return run.stdout;
     },
     log: () => readFileSync(join(relayDir, 'sshd.log'), 'utf8'),
     stop() {
@@ -295,8 +305,9 @@ export async function startSimulator({
       }).end(idePage(base()));
     }
     const jar = cookies(request.headers.cookie);
-    if (!jar[SESSION_COOKIE]) return void response.writeHead(403).end('not logged in');
-    if (restoring() || !container) {
+    const selfHosted = request.headers.host === SELF_HOSTED_HOST;
+    if (!selfHosted && !jar[SESSION_COOKIE]) return void response.writeHead(403).end('not logged in');
+    if (!container || (!selfHosted && restoring())) {
       return void response.writeHead(RESTORE_STATUS, { 'content-type': 'text/plain; charset=utf-8' }).end(RESTORE_BODY);
     }
     if (jupyterlab === '4' && rest.startsWith('notebooks/')) {
@@ -327,7 +338,10 @@ export async function startSimulator({
     socket.on('close', () => sockets.delete(socket));
   });
   front.on('upgrade', (request, socket, head) => {
-    if (!cookies(request.headers.cookie)[SESSION_COOKIE] || restoring() || !container) return void socket.destroy();
+    const selfHosted = request.headers.host === SELF_HOSTED_HOST;
+    if (!container || (!selfHosted && (!cookies(request.headers.cookie)[SESSION_COOKIE] || restoring()))) {
+      return void socket.destroy();
+    }
     const { port, token } = container;
     const upstream = net.connect(port, '127.0.0.1', () => {
       const headers = { ...request.headers, authorization: `token ${token}` };
@@ -357,6 +371,8 @@ export async function startSimulator({
     origin: `https://${AISTUDIO_HOST}`,
     get baseUrl() { return `https://${AISTUDIO_HOST}${base()}`; },
     get ideUrl() { return `https://${AISTUDIO_HOST}${base()}home`; },
+    /** The container's Jupyter base URL on the self-hosted origin. */
+    get selfHostedBaseUrl() { return `https://${SELF_HOSTED_HOST}${base()}`; },
     get zone() { return machine.zone; },
     get accelerator() { return machine.accelerator; },
     jupyterlab,

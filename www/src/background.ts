@@ -1,8 +1,8 @@
 // Background service worker (Chromium) / event page (Firefox): hosts the wasm core and
 // answers the other contexts. Kept minimal: it wires events to core calls.
 import init, {
-  clientKeyComment, coreVersion, encryptPrivateKey, executeRequest, importClientKey, isProjectId, locateNotebook,
-  companionNotebookPath, readKernelMessage, readTerminalOutput, terminalInput,
+  clientKeyComment, coreVersion, encryptPrivateKey, executeRequest, importClientKey, isProjectId,
+  checkSelfHosted, companionNotebookPath, readKernelMessage, readTerminalOutput, terminalInput,
 } from '../../build/wasm/aistudio_ssh.js';
 import {
   ensureProjectKeys, generateKey, projectsWithKeys, replaceClientKey, storedProjectKeys,
@@ -13,10 +13,13 @@ import {
 } from './connection';
 import { CELLS_PORT } from './messages';
 import type {
-  CellPlan, ClientKeySource, ContentOrder, Envelope, KeyFile, KeyView, NotebookLocation, ProjectKeys, ProjectKeysView,
+  CellPlan, ClientKeySource, ContentOrder, Envelope, KeyFile, KeyView, ProjectKeys, ProjectKeysView,
   ProjectView, Replies, Request, StoredKey, TabNotebook,
 } from './messages';
 import { ext } from './platform';
+import {
+  addSelfHosted, listSelfHosted, locate, removeSelfHosted, syncContentScripts,
+} from './selfHosted';
 
 // Instantiated once per worker life. Listeners must be registered synchronously at the top
 // level (a worker woken by an event runs this file again), so handlers await it instead.
@@ -131,7 +134,7 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       return { coreVersion: coreVersion() };
     case 'pageOpened': {
       // The browser sets sender.url to the frame's URL; nothing the page says is used.
-      const location = locateNotebook(sender.url ?? '') as NotebookLocation | null;
+      const location = await locate(sender.url ?? '');
       if (location && sender.tab?.id !== undefined) {
         // The IDE page and its lab iframe both report; keep what is known of the same notebook.
         const known = await readTabNotebook(sender.tab.id);
@@ -145,7 +148,7 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
     }
     case 'jupyterReady': {
       // Recorded only for a tab whose frame was recognised as a notebook.
-      const location = locateNotebook(sender.url ?? '') as NotebookLocation | null;
+      const location = await locate(sender.url ?? '');
       if (!location || sender.tab?.id === undefined) return null;
       const known = await readTabNotebook(sender.tab.id);
       const started = String(request.started);
@@ -158,7 +161,7 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       return { notebook, plan };
     }
     case 'connectionEvent': {
-      const location = locateNotebook(sender.url ?? '') as NotebookLocation | null;
+      const location = await locate(sender.url ?? '');
       if (!location) return null;
       return recordEvent(location.projectId, request.event);
     }
@@ -181,6 +184,15 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
     case 'setAutoConnect':
       await setAutoConnect(Boolean(request.autoConnect));
       return autoConnect();
+    case 'checkSelfHosted':
+      return checkSelfHosted(request.input) as Replies['checkSelfHosted'];
+    case 'addSelfHosted':
+      return addSelfHosted(request.input);
+    case 'selfHostedServers':
+      return listSelfHosted();
+    case 'removeSelfHosted':
+      await removeSelfHosted(request.name);
+      return null;
     case 'projectSettings':
       return projectSettings(checkedProjectId(request.projectId));
     case 'saveProjectSettings':
@@ -249,6 +261,12 @@ ext.runtime.onMessage.addListener((request: Request, sender, sendResponse) => {
   return true; // the reply is sent asynchronously
 });
 
+// The content script for self-hosted servers follows the origins the user grants or revokes
+// (also on chrome://extensions); registrations persist, this keeps them true at every start.
+void core.then(syncContentScripts);
+ext.permissions.onAdded.addListener(() => void core.then(syncContentScripts));
+ext.permissions.onRemoved.addListener(() => void core.then(syncContentScripts));
+
 // A tab that navigates elsewhere or closes no longer shows the notebook it showed. The lab
 // iframe loading also reports "loading"; the tab's URL (visible on AI Studio pages only)
 // tells the two apart.
@@ -256,7 +274,7 @@ ext.tabs.onUpdated.addListener((tabId, change, tab) => {
   if (change.status !== 'loading') return;
   void core.then(async () => {
     const known = await readTabNotebook(tabId);
-    const now = tab.url ? (locateNotebook(tab.url) as NotebookLocation | null) : null;
+    const now = tab.url ? await locate(tab.url) : null;
     if (known && now?.baseUrl !== known.baseUrl) await ext.storage.session.remove(tabKey(tabId));
   });
 });
@@ -268,7 +286,7 @@ ext.runtime.onConnect.addListener((port) => {
   if (port.name !== CELLS_PORT || port.sender?.id !== ext.runtime.id) return;
   const url = port.sender.url ?? '';
   port.onDisconnect.addListener(() => void core.then(async () => {
-    const location = locateNotebook(url) as NotebookLocation | null;
+    const location = await locate(url);
     if (location && (await readStatus(location.projectId))?.phase === 'running') {
       await recordEvent(location.projectId, { kind: 'failed', reason: 'the notebook page closed or reloaded while the cells ran' });
     }

@@ -28,7 +28,11 @@ export const readStatus = (projectId: string) => read<ProjectStatus>(statusKey(p
 
 /** The settings input the core validates, from the shared relay and the project's own part. */
 function settingsInput(projectId: string, relay: RelayInput, project: ProjectSettings) {
-  return { project: projectId, relay, remotePort: project.remotePort, sshDir: project.sshDir || undefined };
+  return {
+    project: projectId, relay, remotePort: project.remotePort, sshDir: project.sshDir || undefined,
+    // Absent, not undefined: the core's default (`aistudio`) applies only to a missing field.
+    ...(project.containerUser ? { containerUser: project.containerUser } : {}),
+  };
 }
 
 /** A project's settings, giving it the lowest relay port no other project uses. */

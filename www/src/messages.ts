@@ -8,8 +8,26 @@ export interface NotebookLocation {
   userId: string;
   projectId: string;
   baseUrl: string;
-  page: 'ideHome' | 'lab' | 'classicNotebook';
+  page: 'ideHome' | 'lab' | 'classicNotebook' | 'tree';
 }
+
+/** Mirror of `aistudio_ssh::jupyter::SelfHostedInput`: a Jupyter server of the user's own, as typed. */
+export interface SelfHostedInput {
+  url: string;
+  name: string;
+  user: string;
+}
+
+/** Mirror of `aistudio_ssh::jupyter::SelfHostedJupyter`. */
+export interface SelfHostedServer {
+  baseUrl: string;
+  name: string;
+  user: string;
+  originPattern: string;
+}
+
+/** What the core says of a typed self-hosted server (`checkSelfHosted`). */
+export type SelfHostedCheck = { server: SelfHostedServer } | { errors: FieldError[] };
 
 /** Key types the extension makes (`aistudio_ssh::keys::KeyAlgorithm::name`). */
 export type KeyAlgorithmName = 'ed25519' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096';
@@ -79,6 +97,8 @@ export interface RelayInput {
 export interface ProjectSettings {
   remotePort: number;
   sshDir?: string;
+  /** The Unix user in the container (AI Studio's `aistudio` when unset). */
+  containerUser?: string;
 }
 
 /** One invalid settings field (`checkSettings`). */
@@ -170,6 +190,14 @@ export interface Replies {
   saveRelay: FieldError[];
   /** Options page -> background: auto-connect on or off. */
   setAutoConnect: boolean;
+  /** Options page -> background: what the core says of a typed self-hosted server. */
+  checkSelfHosted: SelfHostedCheck;
+  /** Options page -> background, once the browser granted the origin: adds the server. */
+  addSelfHosted: FieldError[];
+  /** Options page -> background: the self-hosted servers and whether their origin is granted. */
+  selfHostedServers: (SelfHostedServer & { granted: boolean })[];
+  /** Options page -> background: forgets a server and gives its origin back. */
+  removeSelfHosted: null;
   /** Options page -> background: a project's own settings. */
   projectSettings: ProjectSettings;
   /** Options page -> background: saves a project's settings when valid; the invalid fields otherwise. */
@@ -210,6 +238,10 @@ export type Request =
   | { kind: 'relaySettings' }
   | { kind: 'saveRelay'; relay: RelayInput }
   | { kind: 'setAutoConnect'; autoConnect: boolean }
+  | { kind: 'checkSelfHosted'; input: SelfHostedInput }
+  | { kind: 'addSelfHosted'; input: SelfHostedInput }
+  | { kind: 'selfHostedServers' }
+  | { kind: 'removeSelfHosted'; name: string }
   | { kind: 'projectSettings'; projectId: string }
   | { kind: 'saveProjectSettings'; projectId: string; settings: ProjectSettings }
   | { kind: 'relayScript'; projectId: string }

@@ -2,8 +2,10 @@
 import { act as actWithProgress, download } from './download';
 import { localizePage, t } from './i18n';
 import {
-  type ClientKeySource, type FieldError, type KeyAlgorithmName, type ProjectKeysView, type RelayInput, send,
+  type ClientKeySource, type FieldError, type KeyAlgorithmName, type ProjectKeysView, type RelayInput,
+  type SelfHostedCheck, type SelfHostedInput, send,
 } from './messages';
+import { ext } from './platform';
 import { showVersions } from './versions';
 
 const projectsElement = () => document.getElementById('projects') as HTMLElement;
@@ -55,6 +57,81 @@ async function renderRelay(): Promise<void> {
   });
 }
 
+/** The self-hosted servers, each with its origin's state and a Remove button. */
+async function renderSelfHostedList(): Promise<void> {
+  const list = document.getElementById('self-hosted-list') as HTMLElement;
+  const status = document.getElementById('self-hosted-status') as HTMLElement;
+  list.replaceChildren();
+  for (const server of await send({ kind: 'selfHostedServers' })) {
+    const item = document.createElement('li');
+    item.dataset.server = server.name;
+    item.dataset.granted = String(server.granted);
+    const remove = document.createElement('button');
+    remove.type = 'button';
+    remove.textContent = t('removeButton');
+    remove.addEventListener('click', () => void act(status, async () => {
+      await send({ kind: 'removeSelfHosted', name: server.name });
+      await renderSelfHostedList();
+    }));
+    const access = server.granted ? '' : ` ${t('selfHostedNotGranted')}`;
+    item.append(`aistudio-${server.name}: ${server.baseUrl} (${server.user})${access} `, remove);
+    list.append(item);
+  }
+}
+
+/**
+ * The form that adds a self-hosted server. The browser asks the user for the server's origin,
+ * which must happen inside the click: the core's verdict on what is typed is fetched as the
+ * user types, so the click can ask at once (Firefox allows no wait before asking).
+ */
+function renderSelfHosted(): Promise<void> {
+  const form = document.getElementById('self-hosted-form') as HTMLFormElement;
+  const status = document.getElementById('self-hosted-status') as HTMLElement;
+  const typed = (): SelfHostedInput => ({
+    url: input(form, 'url').value, name: input(form, 'name').value, user: input(form, 'user').value,
+  });
+  let verdict: { key: string; check: Promise<SelfHostedCheck>; known?: SelfHostedCheck } | undefined;
+  const check = () => {
+    const key = JSON.stringify(typed());
+    if (verdict?.key !== key) {
+      const current: NonNullable<typeof verdict> = { key, check: send({ kind: 'checkSelfHosted', input: typed() }) };
+      current.check.then((known) => { current.known = known; }, () => undefined);
+      verdict = current;
+    }
+    return verdict;
+  };
+  form.addEventListener('input', () => void check());
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const { known, check: checking } = check();
+    // Asked within the click when the verdict is in (the usual case), else right after it.
+    const asked = known && 'server' in known ? ext.permissions.request({ origins: [known.server.originPattern] }) : undefined;
+    delete status.dataset.state;
+    let outcome = '';
+    void act(status, async () => {
+      const checked = await checking;
+      showFieldErrors(form, 'errors' in checked ? checked.errors : []);
+      if ('errors' in checked) return;
+      const granted = await (asked ?? ext.permissions.request({ origins: [checked.server.originPattern] }));
+      if (!granted) {
+        status.dataset.state = 'refused';
+        outcome = t('selfHostedRefused', checked.server.originPattern);
+        return;
+      }
+      const errors = await send({ kind: 'addSelfHosted', input: typed() });
+      showFieldErrors(form, errors);
+      await renderSelfHostedList();
+      if (errors.length > 0) return;
+      await showProject(checked.server.name);
+      status.dataset.state = 'added';
+      outcome = t('selfHostedAdded', checked.server.baseUrl);
+    }).then(() => {
+      if (outcome) status.textContent = outcome;
+    });
+  });
+  return renderSelfHostedList();
+}
+
 /** The project's own settings and its relay script (once there is a relay). */
 async function renderProjectSettings(article: HTMLElement, projectId: string, error: HTMLElement): Promise<void> {
   const form = article.querySelector('form.project-settings') as HTMLFormElement;
@@ -62,13 +139,18 @@ async function renderProjectSettings(article: HTMLElement, projectId: string, er
   input(form, 'remotePort').value = String(settings.remotePort);
   input(form, 'sshDir').value = settings.sshDir ?? '';
   input(form, 'sshDir').placeholder = `~/.ssh/aistudio-${projectId}`;
+  input(form, 'containerUser').value = settings.containerUser ?? '';
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     void act(error, async () => {
       const sshDir = input(form, 'sshDir').value.trim();
+      const containerUser = input(form, 'containerUser').value.trim();
       const errors = await send({
         kind: 'saveProjectSettings', projectId,
-        settings: { remotePort: portValue(input(form, 'remotePort').value), ...(sshDir ? { sshDir } : {}) },
+        settings: {
+          remotePort: portValue(input(form, 'remotePort').value),
+          ...(sshDir ? { sshDir } : {}), ...(containerUser ? { containerUser } : {}),
+        },
       });
       showFieldErrors(form, errors);
       if (errors.length === 0) await showProject(projectId);
@@ -141,6 +223,7 @@ async function render(): Promise<void> {
   });
   if (await showVersions()) {
     await renderRelay();
+    await renderSelfHosted();
     await act(keysError, async () => {
       for (const projectId of await send({ kind: 'listProjects' })) await showProject(projectId);
     });

@@ -7,11 +7,12 @@ use wasm_bindgen::prelude::*;
 
 use crate::cells::{self, CellRole, CellScripts};
 use crate::connection::{self, ConnectionEvent, ProjectStatus};
+use crate::jupyter::{SelfHostedInput, SelfHostedJupyter};
 use crate::kernel;
 use crate::keys::{self, KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo, RsaComponents, RsaJwk};
 use crate::project_keys::{self, ProjectKeys, StoredKey};
 use crate::render::{self, RenderKeys};
-use crate::settings::{Settings, SettingsError, SettingsInput};
+use crate::settings::{FieldError, Settings, SettingsError, SettingsInput};
 use crate::terminal;
 
 #[wasm_bindgen(start)]
@@ -58,6 +59,30 @@ pub fn core_version() -> String {
 #[wasm_bindgen(js_name = locateNotebook)]
 pub fn locate_notebook(page_url: &str) -> Result<JsValue, JsValue> {
     to_js(&crate::jupyter::locate_notebook(page_url))
+}
+
+/// The notebook a page shows (AI Studio, or under one of `selfHosted`: `SelfHostedJupyter[]`),
+/// or `null`.
+#[wasm_bindgen(js_name = locatePage)]
+pub fn locate_page(page_url: &str, self_hosted: JsValue) -> Result<JsValue, JsValue> {
+    let servers: Vec<SelfHostedJupyter> = from_js(self_hosted, "self-hosted servers")?;
+    to_js(&crate::jupyter::locate_page(page_url, &servers))
+}
+
+/// A self-hosted server as typed: `{server}` when valid, `{errors: [{field, value, allowed}]}` otherwise.
+#[wasm_bindgen(js_name = checkSelfHosted)]
+pub fn check_self_hosted(input: JsValue) -> Result<JsValue, JsValue> {
+    let input: SelfHostedInput = from_js(input, "self-hosted server")?;
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    enum Checked {
+        Server(SelfHostedJupyter),
+        Errors(Vec<FieldError>),
+    }
+    to_js(&match input.validate() {
+        Ok(server) => Checked::Server(server),
+        Err(errors) => Checked::Errors(errors),
+    })
 }
 
 /// Whether `id` can be an AI Studio project id.
@@ -142,24 +167,9 @@ pub fn complete_project_keys(project_id: &str, existing: JsValue) -> Result<JsVa
 #[wasm_bindgen(js_name = checkSettings)]
 pub fn check_settings(input: JsValue) -> Result<JsValue, JsValue> {
     let input: SettingsInput = from_js(input, "settings")?;
-    #[derive(Serialize)]
-    struct Field<'a> {
-        field: &'a str,
-        value: &'a str,
-        allowed: &'a str,
-    }
     match input.validate() {
-        Ok(_) => to_js(&Vec::<Field>::new()),
-        Err(SettingsError::Invalid { fields }) => to_js(
-            &fields
-                .iter()
-                .map(|f| Field {
-                    field: f.field,
-                    value: &f.value,
-                    allowed: &f.allowed,
-                })
-                .collect::<Vec<_>>(),
-        ),
+        Ok(_) => to_js(&Vec::<FieldError>::new()),
+        Err(SettingsError::Invalid { fields }) => to_js(&fields),
         Err(other) => Err(named_error(other.variant(), &other.to_string())),
     }
 }
