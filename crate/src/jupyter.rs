@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{is_user_name, normalize_host, FieldError, USER_RULE};
+use crate::settings::{is_user_name, normalize_host, FieldError, Rule, USER_RULE};
 
 /// The path segment between the zone and the user id in every AI Studio notebook URL.
 const USER_SEGMENT: &str = "user";
@@ -145,13 +145,18 @@ const JUPYTER_PAGES: [(&str, NotebookPage); 3] = [
     ("tree", NotebookPage::Tree),
 ];
 
-const SELF_HOSTED_URL_RULE: &str = "the address of your Jupyter server as the browser shows it, \
+pub(crate) const SELF_HOSTED_URL_RULE: Rule = Rule {
+    id: "selfHostedUrl",
+    text: "the address of your Jupyter server as the browser shows it, \
      such as https://jupyter.example.org/user/alice/lab: https (plain http only on localhost, \
      127.0.0.1 or [::1]), no user name or password in it, and not an aistudio.baidu.com page \
-     (those work without this)";
-const SELF_HOSTED_NAME_RULE: &str =
-    "a name for `ssh aistudio-<name>`: letters, digits, '-' and '_', \
-     at most 64, with at least one letter (AI Studio project ids are all digits)";
+     (those work without this)",
+};
+pub(crate) const SELF_HOSTED_NAME_RULE: Rule = Rule {
+    id: "selfHostedName",
+    text: "a name for `ssh aistudio-<name>`: letters, digits, '-' and '_', \
+     at most 64, with at least one letter (AI Studio project ids are all digits)",
+};
 
 impl SelfHostedInput {
     /// Checks every field; the base URL is cut from any page address under it.
@@ -160,12 +165,8 @@ impl SelfHostedInput {
     /// Every invalid field (`selfHosted.url`, `selfHosted.name`, `selfHosted.user`).
     pub fn validate(&self) -> Result<SelfHostedJupyter, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let mut reject = |field: &'static str, value: &str, allowed: &str| {
-            errors.push(FieldError {
-                field,
-                value: value.chars().take(80).collect(),
-                allowed: allowed.to_owned(),
-            });
+        let mut reject = |field: &'static str, value: &str, rule: Rule| {
+            errors.push(FieldError::new(field, value, rule))
         };
         let server = jupyter_base(self.url.trim());
         if server.is_none() {

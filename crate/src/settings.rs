@@ -104,8 +104,29 @@ pub struct FieldError {
     pub field: &'static str,
     /// The rejected value, shortened for display.
     pub value: String,
-    /// What the field accepts.
+    /// What the field accepts, in English.
     pub allowed: String,
+    /// Which rule that is ([`Rule::id`]): the UI shows its translation where it has one.
+    pub rule: &'static str,
+}
+
+/// What a field accepts: a stable id (for translations) and the English text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub id: &'static str,
+    pub text: &'static str,
+}
+
+impl FieldError {
+    /// `field` refused with `value` (shortened to 80 characters) under `rule`.
+    pub fn new(field: &'static str, value: &str, rule: Rule) -> Self {
+        Self {
+            field,
+            value: value.chars().take(80).collect(),
+            allowed: rule.text.to_owned(),
+            rule: rule.id,
+        }
+    }
 }
 
 impl fmt::Display for FieldError {
@@ -157,21 +178,50 @@ impl SettingsError {
     }
 }
 
-const PORT_RULE: &str = "a port is a whole number from 1 to 65535";
-const UNPRIVILEGED_PORT_RULE: &str =
-    "a whole number from 1024 to 65535 (ports below 1024 need root, which the container and the tunnel user lack)";
-const HOST_RULE: &str = "a host name (letters, digits and '-' in dot-separated labels, \
-     internationalized names in xn-- form), an IPv4 address such as 203.0.113.7, or an IPv6 address such as 2001:db8::7";
-pub(crate) const USER_RULE: &str =
-    "a user name of 1 to 32 characters: lowercase letters, digits, '_' and '-', not starting with a digit or '-'";
-const PROJECT_RULE: &str =
-    "the project id from the notebook URL: letters, digits, '-' and '_', at most 64";
-const HOST_KEY_RULE: &str =
-    "the relay's host key as printed by the relay setup script or `ssh-keyscan HOST`: \
-     lines like 'ssh-ed25519 AAAA...' (a leading host name field is allowed)";
-const SSH_DIR_RULE: &str =
-    "a path such as ~/.ssh/aistudio-7892508 or C:\\Users\\me\\.ssh\\aistudio: \
-     letters, digits, spaces and ~ / \\ : . _ - only";
+/// Every rule a field can be refused under (the UI has a translation for each).
+pub const RULES: [Rule; 9] = [
+    PORT_RULE,
+    UNPRIVILEGED_PORT_RULE,
+    HOST_RULE,
+    USER_RULE,
+    PROJECT_RULE,
+    HOST_KEY_RULE,
+    SSH_DIR_RULE,
+    crate::jupyter::SELF_HOSTED_URL_RULE,
+    crate::jupyter::SELF_HOSTED_NAME_RULE,
+];
+
+const PORT_RULE: Rule = Rule {
+    id: "port",
+    text: "a port is a whole number from 1 to 65535",
+};
+const UNPRIVILEGED_PORT_RULE: Rule = Rule {
+    id: "unprivilegedPort",
+    text: "a whole number from 1024 to 65535 (ports below 1024 need root, which the container and the tunnel user lack)",
+};
+const HOST_RULE: Rule = Rule {
+    id: "host",
+    text: "a host name (letters, digits and '-' in dot-separated labels, \
+     internationalized names in xn-- form), an IPv4 address such as 203.0.113.7, or an IPv6 address such as 2001:db8::7",
+};
+pub(crate) const USER_RULE: Rule = Rule {
+    id: "user",
+    text: "a user name of 1 to 32 characters: lowercase letters, digits, '_' and '-', not starting with a digit or '-'",
+};
+const PROJECT_RULE: Rule = Rule {
+    id: "project",
+    text: "the project id from the notebook URL: letters, digits, '-' and '_', at most 64",
+};
+const HOST_KEY_RULE: Rule = Rule {
+    id: "hostKey",
+    text: "the relay's host key as printed by the relay setup script or `ssh-keyscan HOST`: \
+     lines like 'ssh-ed25519 AAAA...' (a leading host name field is allowed)",
+};
+const SSH_DIR_RULE: Rule = Rule {
+    id: "sshDir",
+    text: "a path such as ~/.ssh/aistudio-7892508 or C:\\Users\\me\\.ssh\\aistudio: \
+     letters, digits, spaces and ~ / \\ : . _ - only",
+};
 
 impl SettingsInput {
     /// Reads settings JSON (camelCase; defaults for everything but `project`, `relay.host`
@@ -191,12 +241,8 @@ impl SettingsInput {
     /// [`SettingsError::Invalid`] listing every invalid field.
     pub fn validate(&self) -> Result<Settings, SettingsError> {
         let mut errors = Vec::new();
-        let mut reject = |field: &'static str, value: &str, allowed: &str| {
-            errors.push(FieldError {
-                field,
-                value: value.chars().take(80).collect(),
-                allowed: allowed.to_owned(),
-            });
+        let mut reject = |field: &'static str, value: &str, rule: Rule| {
+            errors.push(FieldError::new(field, value, rule))
         };
 
         let project = self.project.trim();

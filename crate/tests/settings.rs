@@ -132,3 +132,25 @@ fn json_that_is_not_settings_is_refused_with_the_reason() {
     )
     .is_err());
 }
+
+#[test]
+fn every_rule_has_its_own_id_and_a_chinese_translation() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../www/_locales/zh_CN/messages.json"
+    );
+    let messages: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("zh_CN messages"))
+            .expect("JSON");
+    let mut ids = std::collections::BTreeSet::new();
+    for rule in aistudio_ssh::settings::RULES {
+        assert!(ids.insert(rule.id), "rule id {} used twice", rule.id);
+        let translated = messages[format!("rule_{}", rule.id)]["message"].as_str();
+        assert!(
+            translated.is_some_and(|text| !text.is_empty() && text != rule.text),
+            "no zh_CN translation rule_{} of {:?}",
+            rule.id,
+            rule.text
+        );
+    }
+}

@@ -105,7 +105,10 @@ export interface ProjectSettings {
 export interface FieldError {
   field: string;
   value: string;
+  /** What the field accepts, in English. */
   allowed: string;
+  /** The rule's id: `rule_<id>` in _locales translates `allowed` (English needs no entry). */
+  rule: string;
 }
 
 /** Mirror of `aistudio_ssh::cells::CellRole`. */

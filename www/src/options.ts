@@ -16,7 +16,9 @@ const input = (form: HTMLFormElement, name: string) => form.elements.namedItem(n
 function showFieldErrors(form: HTMLFormElement, errors: FieldError[]): void {
   for (const slot of form.querySelectorAll<HTMLElement>('[data-field]')) {
     const error = errors.find((e) => e.field === slot.dataset.field);
-    slot.textContent = error ? t('fieldError', [error.value, error.allowed]) : '';
+    // The core's English rule unless this language has its own words for it.
+    const allowed = error ? ext.i18n.getMessage(`rule_${error.rule}`) || error.allowed : '';
+    slot.textContent = error ? t('fieldError', [error.value, allowed]) : '';
   }
 }
 
