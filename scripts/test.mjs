@@ -7,12 +7,14 @@ import { ROOT, WASM_TARGET, run, runSteps } from './project.mjs';
 import { ensureDebianPackages, ensureJupyterVenvs, ensureWasmBindgenCli } from './toolchain.mjs';
 
 /**
- * Debian's browser and driver (never a downloaded one), its zh-CN UI strings, a small CJK
+ * Debian's browsers and driver (never a downloaded one: Chromium with its driver, and Firefox
+ * ESR, driven over its built-in Marionette), Chromium's zh-CN UI strings, a small CJK
  * font so screenshots of the zh_CN UI are legible, OpenSSH for the script tests and the
  * simulator, shellcheck for the rendered scripts, and Debian's Python venv for JupyterLab.
  */
 const TEST_PACKAGES = [
-  'chromium', 'chromium-driver', 'chromium-l10n', 'fonts-wqy-microhei', 'openssh-server', 'openssh-client', 'shellcheck', 'python3-venv',
+  'chromium', 'chromium-driver', 'chromium-l10n', 'firefox-esr', 'fonts-wqy-microhei', 'openssh-server', 'openssh-client',
+  'shellcheck', 'python3-venv',
 ];
 
 function wasmBrowserTests() {

@@ -43,7 +43,7 @@ function ensureContainerUser() {
 }
 
 /** SIGTERM to a process group, then SIGKILL whatever of it is left after 10 s. */
-async function stopProcessGroup(pgid) {
+export async function stopProcessGroup(pgid) {
   const alive = () => { try { process.kill(-pgid, 0); return true; } catch { return false; } };
   try { process.kill(-pgid, 'SIGTERM'); } catch { return; }
   for (let waited = 0; alive() && waited < 10_000; waited += 100) {

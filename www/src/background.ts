@@ -9,9 +9,9 @@ import {
 } from './keys';
 import {
   autoConnect, cellPlan, planOnReady, projectSettings, readRelay, readStatus, readTabNotebook, recordEvent, rendered,
-  saveProjectSettings, saveRelay, setAutoConnect, showBadge, tabKey, wishToConnect,
+  saveProjectSettings, saveRelay, setAutoConnect, showBadge, wishToConnect,
 } from './connection';
-import { CELLS_PORT } from './messages';
+import { CELLS_PORT, tabKey } from './messages';
 import type {
   CellPlan, ClientKeySource, ContentOrder, Envelope, KeyFile, KeyView, ProjectKeys, ProjectKeysView,
   ProjectView, Replies, Request, StoredKey, TabNotebook,

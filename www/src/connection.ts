@@ -7,6 +7,7 @@ import { ensureProjectKeys, serialized } from './keys';
 import type {
   CellPlan, ConnectionEvent, FieldError, ProjectKeys, ProjectSettings, ProjectStatus, RelayInput, Step, TabNotebook,
 } from './messages';
+import { tabKey } from './messages';
 import { ext } from './platform';
 
 const RELAY_KEY = 'relay';
@@ -105,8 +106,6 @@ export function cellPlan(action: CellPlan['action'], r: Rendered): CellPlan {
   }
 }
 
-/** Where the background keeps what it knows of a tab's notebook (storage.session: gone with the browser). */
-export const tabKey = (tabId: number) => `tab:${tabId}:notebook`;
 const tabKeyPattern = /^tab:(\d+):notebook$/;
 
 export async function readTabNotebook(tabId: number): Promise<TabNotebook | undefined> {

@@ -148,6 +148,9 @@ export interface CellPlan {
   notebookDigest?: string;
 }
 
+/** Where the background keeps what it knows of a tab's notebook (storage.session: gone with the browser). */
+export const tabKey = (tabId: number) => `tab:${tabId}:notebook`;
+
 /** The port a content script holds open while it runs cells. */
 export const CELLS_PORT = 'cells';
 

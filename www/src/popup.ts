@@ -2,7 +2,7 @@
 // the user's actions (connect, disconnect, copy the ssh command, download the bundle).
 import { act, download } from './download';
 import { t, localizePage } from './i18n';
-import { type ProjectStatus, type ProjectView, type TabNotebook, send } from './messages';
+import { type ProjectStatus, type ProjectView, type TabNotebook, send, tabKey } from './messages';
 import { ext } from './platform';
 import { showVersions } from './versions';
 
@@ -71,9 +71,24 @@ async function notebookTab(): Promise<number | undefined> {
 
 async function showTabStatus(): Promise<void> {
   const tabId = await notebookTab();
-  const notebook = tabId === undefined ? null : await send({ kind: 'tabNotebook', tabId });
-  element('status').textContent = notebook ? t('notebookFound', [notebook.projectId, notebook.zone]) : t('noNotebook');
-  if (notebook && tabId !== undefined) await showProject(tabId, notebook);
+  if (tabId === undefined) {
+    element('status').textContent = t('noNotebook');
+    return;
+  }
+  let shown = false;
+  const update = async () => {
+    const notebook = await send({ kind: 'tabNotebook', tabId });
+    if (shown) return;
+    element('status').textContent = notebook ? t('notebookFound', [notebook.projectId, notebook.zone]) : t('noNotebook');
+    if (!notebook) return;
+    shown = true;
+    await showProject(tabId, notebook);
+  };
+  // Opened while the page still loads: its notebook shows up as soon as the page reports it.
+  ext.storage.onChanged.addListener((changes, area) => {
+    if (area === 'session' && changes[tabKey(tabId)]) void update();
+  });
+  await update();
 }
 
 async function render(): Promise<void> {

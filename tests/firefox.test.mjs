@@ -1,0 +1,77 @@
+// User story, in Firefox: the same extension, built for Firefox, connects my notebook just as
+// in Chromium. Debian's Firefox ESR, driven over Marionette; JupyterLab 4 on the simulator.
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { eventually } from './harness/browser.mjs';
+import { launchFirefox } from './harness/firefox.mjs';
+import { ssh } from './harness/user.mjs';
+import { CONTAINER_USER, startSimulator } from './simulator/simulator.mjs';
+
+test('Firefox ESR: options, the IDE page during the restore, Connect in the popup, then ssh', async (t) => {
+  const simulator = await startSimulator({ jupyterlab: '4', restoreSeconds: 5 });
+  const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-user-'));
+  const sshDir = join(home, '.ssh', `aistudio-${simulator.projectId}`);
+  mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+  t.after(async () => { await simulator.stop(); rmSync(home, { recursive: true, force: true }); });
+  const firefox = await launchFirefox();
+  t.after(() => firefox.close());
+  const { projectId } = simulator;
+  try {
+    // The options page talks to the background event page, which hosts the wasm core.
+    const options = await firefox.openExtensionPage('options.html');
+    assert.match(await firefox.run(() => document.querySelector('#core').textContent), /WebAssembly/);
+    await firefox.fill('#relay-form [name=port]', '70000');
+    await firefox.click('#relay-form button[type=submit]');
+    await eventually(() => firefox.run(() => document.querySelector('#relay-saved').dataset.state ?? null),
+      (state) => state === 'invalid', { what: 'the relay refused' });
+    assert.match(await firefox.run(() => document.querySelector('[data-field="relay.port"]').textContent), /70000.*1 to 65535/);
+    const { host, port, user, hostKey } = simulator.relay;
+    for (const [name, value] of Object.entries({ host, port, user, hostKey })) {
+      await firefox.fill(`#relay-form [name=${name}]`, String(value));
+    }
+    await firefox.click('#relay-form button[type=submit]');
+    await eventually(() => firefox.run(() => document.querySelector('#relay-saved').dataset.state ?? null),
+      (state) => state === 'saved', { what: 'the relay saved' });
+    await firefox.fill('#add-project input[name=projectId]', projectId);
+    await firefox.click('#add-project button');
+    const article = `article[data-project="${projectId}"]`;
+    await eventually(() => firefox.run((a) => document.querySelector(`${a} pre.script`)?.textContent ?? '', article),
+      (text) => text.includes('AI Studio SSH'), { what: 'the relay script' });
+    await firefox.fill(`${article} form.project-settings input[name=sshDir]`, sshDir);
+    await firefox.click(`${article} form.project-settings button[type=submit]`);
+    const settingsKey = `project:${projectId}:settings`;
+    await eventually(() => firefox.run((key) => browser.storage.local.get(key).then((all) => all[key]?.sshDir ?? null), settingsKey),
+      (saved) => saved === sshDir, { what: 'the project folder saved' });
+    simulator.relay.setUp(await firefox.run((a) => document.querySelector(`${a} pre.script`).textContent, article));
+
+    // The IDE page while AI Studio still restores; the popup for its tab; Connect.
+    await firefox.openTab(simulator.ideUrl);
+    await firefox.switchTo(options);
+    const tabId = await firefox.run((url) => browser.tabs.query({ url }).then((tabs) => tabs[0]?.id), simulator.ideUrl);
+    assert.equal(typeof tabId, 'number', 'the IDE tab is visible to the extension');
+    await firefox.openExtensionPage(`popup.html?tab=${tabId}`);
+    await eventually(() => firefox.run(() => document.querySelector('#status').textContent), (text) => text.includes(projectId),
+      { what: 'the notebook in the popup', timeoutMs: 60_000 });
+    await firefox.click('#connect');
+    const shown = await eventually(() => firefox.run(() => ({
+      phase: document.querySelector('#phase').dataset.phase, reason: document.querySelector('#reason').textContent,
+      environment: document.querySelector('#environment').textContent,
+    })), (s) => s.phase === 'up' || s.phase === 'error', { what: 'tunnel up in Firefox', timeoutMs: 120_000 });
+    assert.equal(shown.phase, 'up', shown.reason);
+    assert.match(shown.environment, /CPU/);
+
+    // The bundle the popup's button downloads (the same request), and ssh with it.
+    const reply = await firefox.run((projectId) => browser.runtime.sendMessage({ kind: 'bundle', projectId }), projectId);
+    assert.equal(reply.ok, true, JSON.stringify(reply.error));
+    for (const file of reply.value) writeFileSync(join(sshDir, file.name), file.text, { mode: 0o600 });
+    chmodSync(join(sshDir, 'id_aistudio'), 0o600);
+    const out = await ssh(join(sshDir, 'ssh_config'), `aistudio-${projectId}`, 'whoami');
+    assert.equal(out.trim(), CONTAINER_USER);
+  } catch (error) {
+    await firefox.screenshot('firefox-failure.png').catch(() => undefined);
+    throw new Error(`${error.message}\n--- Firefox log (tail) ---\n${firefox.log().slice(-3000)}`, { cause: error });
+  }
+});
