@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { eventually } from './harness/browser.mjs';
 import { launchFirefox } from './harness/firefox.mjs';
 import { ssh } from './harness/user.mjs';
-import { CONTAINER_USER, startSimulator } from './simulator/simulator.mjs';
+import { CONTAINER_USER, SELF_HOSTED_HOST, startSimulator } from './simulator/simulator.mjs';
 
 test('Firefox ESR: options, the IDE page during the restore, Connect in the popup, then ssh', async (t) => {
   const simulator = await startSimulator({ jupyterlab: '4', restoreSeconds: 5 });
@@ -72,6 +72,46 @@ test('Firefox ESR: options, the IDE page during the restore, Connect in the popu
     assert.equal(out.trim(), CONTAINER_USER);
   } catch (error) {
     await firefox.screenshot('firefox-failure.png').catch(() => undefined);
+    throw new Error(`${error.message}\n--- Firefox log (tail) ---\n${firefox.log().slice(-3000)}`, { cause: error });
+  }
+});
+
+test('Firefox ESR: a self-hosted server added on a click (permissions.request in the click) is found', async (t) => {
+  const simulator = await startSimulator({ jupyterlab: '4' });
+  t.after(() => simulator.stop());
+  // Firefox's own switch for automation: optional permission requests are granted without
+  // the prompt, but still only when asked from a user input handler.
+  const firefox = await launchFirefox({ prefs: { 'extensions.webextOptionalPermissionPrompts': false } });
+  t.after(() => firefox.close());
+  try {
+    const options = await firefox.openExtensionPage('options.html');
+    await firefox.fill('#self-hosted-form [name=url]', `${simulator.selfHostedBaseUrl}lab`);
+    await firefox.fill('#self-hosted-form [name=name]', 'mylab');
+    await firefox.fill('#self-hosted-form [name=user]', CONTAINER_USER);
+    // Typing had the core check the fields; the click asks the browser at once.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await firefox.click('#self-hosted-form button[type=submit]');
+    const outcome = await eventually(() => firefox.run(() => ({
+      state: document.querySelector('#self-hosted-status').dataset.state ?? null,
+      text: document.querySelector('#self-hosted-status').textContent,
+    })), (o) => o.state !== null || /user input/.test(o.text), { what: 'the server added' });
+    assert.equal(outcome.state, 'added', outcome.text);
+    const origin = `https://${SELF_HOSTED_HOST}/*`;
+    assert.deepEqual(await firefox.run(() => browser.permissions.getAll().then((p) => p.origins.sort())),
+      [origin, 'https://aistudio.baidu.com/*'].sort());
+
+    // A page of the server opened now gets the registered content script and finds its Jupyter.
+    await firefox.openTab(`${simulator.selfHostedBaseUrl}lab`);
+    await firefox.switchTo(options);
+    const url = `${simulator.selfHostedBaseUrl}lab`;
+    const found = await eventually(() => firefox.run(async (url) => {
+      const [tab] = await browser.tabs.query({ url: `${url}*` });
+      return tab ? (await browser.runtime.sendMessage({ kind: 'tabNotebook', tabId: tab.id })).value : null;
+    }, url), (notebook) => Boolean(notebook?.jupyterStarted), { what: 'the self-hosted lab found in Firefox', timeoutMs: 60_000 });
+    assert.equal(found.projectId, 'mylab');
+    assert.equal(found.baseUrl, simulator.selfHostedBaseUrl);
+  } catch (error) {
+    await firefox.screenshot('firefox-self-hosted-failure.png').catch(() => undefined);
     throw new Error(`${error.message}\n--- Firefox log (tail) ---\n${firefox.log().slice(-3000)}`, { cause: error });
   }
 });

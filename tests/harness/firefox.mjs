@@ -84,9 +84,9 @@ async function connect(port, firefox) {
 /**
  * Launches Firefox ESR headless with a fresh profile, the Firefox build of the extension
  * installed (temporary add-on, as `about:debugging` installs one) and every host name
- * resolved to loopback (the simulator). Returns a small driver.
+ * resolved to loopback (the simulator). `prefs` adds preferences. Returns a small driver.
  */
-export async function launchFirefox({ locale = 'en-US' } = {}) {
+export async function launchFirefox({ locale = 'en-US', prefs = {} } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'aistudio-ssh-firefox-'));
   const port = await freePort();
   writeFileSync(join(profile, 'user.js'), [
@@ -99,6 +99,7 @@ export async function launchFirefox({ locale = 'en-US' } = {}) {
     ['app.update.enabled', false], ['browser.shell.checkDefaultBrowser', false],
     ['datareporting.policy.dataSubmissionEnabled', false], ['toolkit.telemetry.reportingpolicy.firstRun', false],
     ['browser.startup.homepage_override.mstone', 'ignore'], ['browser.aboutwelcome.enabled', false],
+    ...Object.entries(prefs),
   ].map(([name, value]) => `user_pref(${JSON.stringify(name)}, ${JSON.stringify(value)});`).join('\n'));
   // `--remote-allow-system-access`: Marionette's chrome context, to open extension pages.
   const firefox = spawn(FIREFOX, ['--headless', '--no-remote', '--profile', profile, '--marionette', '--remote-allow-system-access'], {
