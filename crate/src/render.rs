@@ -548,7 +548,12 @@ fn known_hosts_lines(alias: &str, keys: &[PublicKeyInfo]) -> String {
 
 /// The host alias the user types: `ssh aistudio-<project>`.
 pub fn host_alias(settings: &Settings) -> String {
-    format!("aistudio-{}", settings.project)
+    host_alias_of(&settings.project)
+}
+
+/// The `Host` alias a project goes by in the user's ssh config: `aistudio-<project>`.
+pub fn host_alias_of(project: &str) -> String {
+    format!("aistudio-{project}")
 }
 
 fn relay_alias(settings: &Settings) -> String {

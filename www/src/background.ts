@@ -2,7 +2,7 @@
 // answers the other contexts. Kept minimal: it wires events to core calls.
 import init, {
   clientKeyComment, coreVersion, encryptPrivateKey, executeRequest, importClientKey, isProjectId,
-  checkSelfHosted, companionNotebookPath, readKernelMessage, readTerminalOutput, terminalInput,
+  checkSelfHosted, companionNotebookPath, hostAlias as coreHostAlias, readKernelMessage, readTerminalOutput, terminalInput,
 } from '../../build/wasm/aistudio_ssh.js';
 import {
   ensureProjectKeys, generateKey, projectsWithKeys, replaceClientKey, storedProjectKeys,
@@ -116,7 +116,7 @@ async function runInTab(tabId: number, action: CellPlan['action']) {
 
 async function projectStatusView(projectId: string): Promise<ProjectView> {
   const render = await rendered(projectId);
-  const hostAlias = render?.rendered.hostAlias ?? `aistudio-${projectId}`;
+  const hostAlias = render?.rendered.hostAlias ?? coreHostAlias(projectId);
   return {
     projectId,
     hasRelay: Boolean(render),
@@ -189,7 +189,7 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
     case 'addSelfHosted':
       return addSelfHosted(request.input);
     case 'selfHostedServers':
-      return listSelfHosted();
+      return (await listSelfHosted()).map((server) => ({ ...server, hostAlias: coreHostAlias(server.name) }));
     case 'removeSelfHosted':
       await removeSelfHosted(request.name);
       return null;

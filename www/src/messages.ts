@@ -201,7 +201,7 @@ export interface Replies {
   /** Options page -> background, once the browser granted the origin: adds the server. */
   addSelfHosted: FieldError[];
   /** Options page -> background: the self-hosted servers and whether their origin is granted. */
-  selfHostedServers: (SelfHostedServer & { granted: boolean })[];
+  selfHostedServers: (SelfHostedServer & { granted: boolean; hostAlias: string })[];
   /** Options page -> background: forgets a server and gives its origin back. */
   removeSelfHosted: null;
   /** Options page -> background: a project's own settings. */

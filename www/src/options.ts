@@ -76,7 +76,7 @@ async function renderSelfHostedList(): Promise<void> {
       await renderSelfHostedList();
     }));
     const access = server.granted ? '' : ` ${t('selfHostedNotGranted')}`;
-    item.append(`aistudio-${server.name}: ${server.baseUrl} (${server.user})${access} `, remove);
+    item.append(`${server.hostAlias}: ${server.baseUrl} (${server.user})${access} `, remove);
     list.append(item);
   }
 }
@@ -114,7 +114,13 @@ function renderSelfHosted(): Promise<void> {
       const checked = await checking;
       showFieldErrors(form, 'errors' in checked ? checked.errors : []);
       if ('errors' in checked) return;
-      const granted = await (asked ?? ext.permissions.request({ origins: [checked.server.originPattern] }));
+      // Without the verdict at the click, Firefox refuses to ask now; the next click will.
+      const granted = await (asked ?? ext.permissions.request({ origins: [checked.server.originPattern] }))
+        .catch(() => null);
+      if (granted === null) {
+        outcome = t('selfHostedAskAgain');
+        return;
+      }
       if (!granted) {
         status.dataset.state = 'refused';
         outcome = t('selfHostedRefused', checked.server.originPattern);

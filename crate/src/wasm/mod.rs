@@ -85,6 +85,12 @@ pub fn check_self_hosted(input: JsValue) -> Result<JsValue, JsValue> {
     })
 }
 
+/// `aistudio-<project>`: the ssh alias of a project, also before its settings are complete.
+#[wasm_bindgen(js_name = hostAlias)]
+pub fn host_alias(project_id: &str) -> String {
+    render::host_alias_of(project_id)
+}
+
 /// Whether `id` can be an AI Studio project id.
 #[wasm_bindgen(js_name = isProjectId)]
 pub fn is_project_id(id: &str) -> bool {
