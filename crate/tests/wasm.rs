@@ -3,8 +3,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use aistudio_ssh::wasm::{
-    check_settings, complete_project_keys, core_version, generate_key_pair, import_public_key,
-    key_pair_from_rsa_jwk, locate_notebook, render_project,
+    check_self_hosted, check_settings, complete_project_keys, core_version, generate_key_pair,
+    import_public_key, key_pair_from_rsa_jwk, locate_page, render_project,
 };
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
@@ -33,8 +33,11 @@ fn core_version_is_the_crate_version() {
 
 #[wasm_bindgen_test]
 fn a_notebook_location_is_a_plain_object_with_camel_case_fields() {
-    let found = locate_notebook("https://aistudio.baidu.com/bd-cpu-01/user/9/77/home#codelab")
-        .expect("conversion");
+    let found = locate_page(
+        "https://aistudio.baidu.com/bd-cpu-01/user/9/77/home#codelab",
+        Array::new().into(),
+    )
+    .expect("conversion");
     assert!(found.is_object());
     assert_eq!(text(&found, &["projectId"]), "77");
     assert_eq!(text(&found, &["page"]), "ideHome");
@@ -46,8 +49,48 @@ fn a_notebook_location_is_a_plain_object_with_camel_case_fields() {
 
 #[wasm_bindgen_test]
 fn a_page_that_is_no_notebook_is_null_not_undefined() {
-    let found = locate_notebook("https://aistudio.baidu.com/projectdetail/77").expect("conversion");
+    let found = locate_page(
+        "https://aistudio.baidu.com/projectdetail/77",
+        Array::new().into(),
+    )
+    .expect("conversion");
     assert!(found.is_null());
+}
+
+#[wasm_bindgen_test]
+fn a_self_hosted_server_is_checked_and_then_locates_its_pages() {
+    let input = |url: &str, name: &str| {
+        let object = Object::new();
+        for (key, value) in [("url", url), ("name", name), ("user", "jovyan")] {
+            Reflect::set(&object, &key.into(), &value.into()).unwrap();
+        }
+        JsValue::from(object)
+    };
+    let refused = check_self_hosted(input("http://lab.example.org/", "mylab")).expect("conversion");
+    let errors = Array::from(&field(&refused, "errors"));
+    assert_eq!(errors.length(), 1);
+    assert_eq!(text(&errors.get(0), &["field"]), "selfHosted.url");
+    assert_eq!(text(&errors.get(0), &["rule"]), "selfHostedUrl");
+
+    let checked = check_self_hosted(input("https://lab.example.org/user/a/lab", "mylab"))
+        .expect("conversion");
+    let server = field(&checked, "server");
+    assert_eq!(
+        text(&server, &["baseUrl"]),
+        "https://lab.example.org/user/a/"
+    );
+    assert_eq!(
+        text(&server, &["originPattern"]),
+        "https://lab.example.org/*"
+    );
+    let servers = Array::of1(&server);
+    let found = locate_page(
+        "https://lab.example.org/user/a/lab/tree/x.ipynb",
+        servers.into(),
+    )
+    .expect("conversion");
+    assert_eq!(text(&found, &["projectId"]), "mylab");
+    assert_eq!(text(&found, &["page"]), "lab");
 }
 
 #[wasm_bindgen_test]

@@ -55,14 +55,8 @@ pub fn core_version() -> String {
     crate::VERSION.to_owned()
 }
 
-/// `NotebookLocation` as a plain object, or `null` when the URL is not a notebook page.
-#[wasm_bindgen(js_name = locateNotebook)]
-pub fn locate_notebook(page_url: &str) -> Result<JsValue, JsValue> {
-    to_js(&crate::jupyter::locate_notebook(page_url))
-}
-
-/// The notebook a page shows (AI Studio, or under one of `selfHosted`: `SelfHostedJupyter[]`),
-/// or `null`.
+/// The `NotebookLocation` a page shows as a plain object (AI Studio, or under one of
+/// `selfHosted`: `SelfHostedJupyter[]`), or `null` when it shows none.
 #[wasm_bindgen(js_name = locatePage)]
 pub fn locate_page(page_url: &str, self_hosted: JsValue) -> Result<JsValue, JsValue> {
     let servers: Vec<SelfHostedJupyter> = from_js(self_hosted, "self-hosted servers")?;
