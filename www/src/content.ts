@@ -44,9 +44,13 @@ async function runPlan(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
   const runner = await starting;
   try {
     for (const cell of plan.cells) {
-      await report({ kind: 'stepStarted', step: cell.step });
+      // The step is reported while the cell already runs, and is in before its result is.
+      const started = report({ kind: 'stepStarted', step: cell.step });
       if (cell.step !== 'probe') {
-        const result = await runner.execute(cell.source);
+        const execution = runner.execute(cell.source);
+        execution.catch(() => undefined); // awaited below, after the report
+        await started;
+        const result = await execution;
         if (!result.ok) {
           await report({ kind: 'stepFailed', step: cell.step, output: result.output });
           return;
@@ -54,6 +58,7 @@ async function runPlan(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
         continue;
       }
       // The tunnel reports "up" once ssh held the forward for 3 s; until then, probe again.
+      await started;
       for (let tries = 1; ; tries += 1) {
         const result = await runner.execute(cell.source);
         const status = await report({ kind: 'probed', output: result.output });
