@@ -62,6 +62,8 @@ for (const jupyterlab of ['3.6', '4']) {
       await eventually(() => simulator.kernelStates(), (states) => states.length === 1 && states[0] === 'busy',
         { what: 'only the busy notebook kernel left' });
       assert.deepEqual(await simulator.terminalNames(), [], 'the extension closed its terminal');
+      // Its shell kept no history: the typed lines carry the container's keys.
+      assert.equal(existsSync(simulator.containerPath('.bash_history')), false, 'no ~/.bash_history');
 
       // The bundle, downloaded from the popup, is all ssh needs: no host key prompt, strict checking.
       const files = await collectDownloads(popup, 5, () => popup.click('#bundle'), sshDir);

@@ -1,5 +1,5 @@
 //! The visible cells: the provisioning, tunnel and probe scripts as `%%bash` cells, alone
-//! (what the extension runs on its own kernel) and as the companion notebook
+//! (what the extension runs in a terminal or kernel of its own) and as the companion notebook
 //! `~/work/aistudio-ssh.ipynb` the user can open and re-run by hand.
 
 use serde::{Deserialize, Serialize};
@@ -107,14 +107,53 @@ pub fn notebook_digest(scripts: &CellScripts<'_>) -> String {
         .collect()
 }
 
+/// Whether the notebook `saved` (as the Contents API returns its content) holds every code
+/// cell of `expected` (a [`companion_notebook`]) under the same id with the same source: only
+/// then may the extension run the cells from the file (see
+/// [`crate::terminal::terminal_input_saved_cell`]). A cell the user edited does not match.
+pub fn saved_cells_match(saved: &Value, expected: &Value) -> bool {
+    let source = |cell: &Value| match &cell["source"] {
+        Value::String(text) => Some(text.clone()),
+        Value::Array(lines) => lines
+            .iter()
+            .map(|line| line.as_str())
+            .collect::<Option<String>>(),
+        _ => None,
+    };
+    let code_cells = |notebook: &Value| -> Vec<Value> {
+        notebook["cells"]
+            .as_array()
+            .map(|cells| {
+                cells
+                    .iter()
+                    .filter(|c| c["cell_type"] == "code")
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let saved_cells = code_cells(saved);
+    let wanted = code_cells(expected);
+    !wanted.is_empty()
+        && wanted.iter().all(|cell| {
+            let matching = saved_cells
+                .iter()
+                .filter(|s| s["id"] == cell["id"])
+                .collect::<Vec<_>>();
+            matching.len() == 1
+                && source(matching[0]).is_some()
+                && source(matching[0]) == source(cell)
+        })
+}
+
 /// The companion notebook (nbformat 4.5) for `project`: a note on what it is, then the cells.
 pub fn companion_notebook(project: &str, scripts: &CellScripts<'_>) -> Value {
     let intro = format!(
         "# AI Studio SSH · project {project}\n\n\
-         Written by the AI Studio SSH browser extension, which runs these cells for you on a kernel \
-         of its own when you open this project. The extension rewrites this notebook on each connect, so keep your own cells elsewhere. Run them by hand (top to bottom) in a new \
+         Written by the AI Studio SSH browser extension, which runs these cells for you in a terminal \
+         (or kernel) of its own when you open this project. The extension rewrites this notebook on each connect, so keep your own cells elsewhere. Run them by hand (top to bottom) in a new \
          environment to get the same tunnel: then `ssh aistudio-{project}` on your computer.\n\n\
-         由 AI Studio SSH 浏览器扩展写入；打开项目时扩展会在自己的内核上运行这些单元。\
+         由 AI Studio SSH 浏览器扩展写入；打开项目时扩展会在自己的终端（或内核）中运行这些单元。\
          也可以在新环境中按顺序手动运行，之后在本机执行 `ssh aistudio-{project}`。\n\n\
          The cells hold this container's own SSH keys (also kept in `~/work/ssh`): do not share this notebook.\n"
     );

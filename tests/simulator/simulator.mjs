@@ -418,6 +418,8 @@ export async function startSimulator({
         `PATH=${machine.pathPrefix}/usr/bin:/bin`, 'bash', '-c', scripts.join('\n')], { cwd: home, stdio: 'ignore' });
       return new Promise((resolve) => shell.on('exit', resolve));
     },
+    /** A path in the container user's home (to check what the extension left there). */
+    containerPath: (relative) => join(home, relative),
     /** When the current restore window ends (ms since the epoch). */
     get restoreEndsAt() { return restoreUntil; },
     /** The execution state Jupyter reports for a kernel ('busy' while it sleeps). */
