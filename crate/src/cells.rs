@@ -107,45 +107,6 @@ pub fn notebook_digest(scripts: &CellScripts<'_>) -> String {
         .collect()
 }
 
-/// Whether the notebook `saved` (as the Contents API returns its content) holds every code
-/// cell of `expected` (a [`companion_notebook`]) under the same id with the same source: only
-/// then may the extension run the cells from the file (see
-/// [`crate::terminal::terminal_input_saved_cell`]). A cell the user edited does not match.
-pub fn saved_cells_match(saved: &Value, expected: &Value) -> bool {
-    let source = |cell: &Value| match &cell["source"] {
-        Value::String(text) => Some(text.clone()),
-        Value::Array(lines) => lines
-            .iter()
-            .map(|line| line.as_str())
-            .collect::<Option<String>>(),
-        _ => None,
-    };
-    let code_cells = |notebook: &Value| -> Vec<Value> {
-        notebook["cells"]
-            .as_array()
-            .map(|cells| {
-                cells
-                    .iter()
-                    .filter(|c| c["cell_type"] == "code")
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let saved_cells = code_cells(saved);
-    let wanted = code_cells(expected);
-    !wanted.is_empty()
-        && wanted.iter().all(|cell| {
-            let matching = saved_cells
-                .iter()
-                .filter(|s| s["id"] == cell["id"])
-                .collect::<Vec<_>>();
-            matching.len() == 1
-                && source(matching[0]).is_some()
-                && source(matching[0]) == source(cell)
-        })
-}
-
 /// The companion notebook (nbformat 4.5) for `project`: a note on what it is, then the cells.
 pub fn companion_notebook(project: &str, scripts: &CellScripts<'_>) -> Value {
     let intro = format!(

@@ -3,8 +3,8 @@
 //! kernel takes about a second, and a busy notebook kernel cannot block it either.
 //!
 //! The first line turns off the shell's history (the typed lines carry the cell, and with it
-//! the container's keys: never into `~/.bash_history`), echo and line editing (no prompts, no
-//! redraws: the tty's plain line mode). The cell's bash then travels as base64 in short lines (no quoting, no tabs or
+//! the container's keys: never into `~/.bash_history`), echo and line editing (no prompts,
+//! no redraws: the tty's plain line mode). The cell's bash then travels as base64 in short lines (no quoting, no tabs or
 //! `!` for the shell to interpret, far below the tty's 4095-byte line limit), one line at a
 //! time: each line makes the shell print an acknowledgement, and the next is sent only after
 //! it (a tty drops input that arrives faster than the shell reads). It is decoded into
@@ -13,8 +13,6 @@
 
 use base64ct::{Base64, Encoding};
 use serde::Serialize;
-
-use crate::cells::{CellRole, COMPANION_NOTEBOOK_PATH};
 
 /// Base64 characters per typed line (the whole line stays below the tty's 4095 bytes).
 const CHUNK: usize = 3000;
@@ -43,48 +41,6 @@ pub struct TerminalLine {
 /// The lines that run `script` in a fresh terminal's shell and then print the end marker
 /// with bash's exit status. `nonce`: letters and digits only.
 pub fn terminal_input(script: &str, nonce: &str) -> Vec<TerminalLine> {
-    let encoded = Base64::encode_string(script.as_bytes());
-    let chunks = encoded.as_bytes().chunks(CHUNK).map(|chunk| {
-        format!(
-            "aistudio_ssh_cell+={}",
-            std::str::from_utf8(chunk).expect("base64 is ASCII")
-        )
-    });
-    framed(
-        nonce,
-        chunks.collect(),
-        "printf '%s' \"$aistudio_ssh_cell\" | base64 -d | bash",
-    )
-}
-
-/// The exit status of a saved-cell run whose cell could not be read from the notebook (no
-/// python3, no file, no such cell): nothing of the cell ran, so it is typed instead.
-pub const SAVED_CELL_UNREADABLE: i32 = 125;
-
-/// Python that prints one cell of a notebook without its `%%bash` line: `argv[1]` the
-/// notebook, `argv[2]` the cell id. No single quotes (it is typed inside them).
-const PRINT_SAVED_CELL: &str = r#"import json,sys;c=[x["source"] for x in json.load(open(sys.argv[1]))["cells"] if x.get("id")==sys.argv[2]];sys.stdout.write("".join(c[0]).split(chr(10),1)[1])"#;
-
-/// The lines that run `role`'s cell as the companion notebook in the container holds it
-/// (the content script checked the file has exactly the extension's cells): one short
-/// typed line instead of the cell's text, which is most of a connect's typing. The cell goes
-/// through a shell variable into bash, as typed cells do. Exits [`SAVED_CELL_UNREADABLE`]
-/// when the cell cannot be read.
-pub fn terminal_input_saved_cell(role: CellRole, nonce: &str) -> Vec<TerminalLine> {
-    let run = format!(
-        "if aistudio_ssh_cell=$(python3 -c '{PRINT_SAVED_CELL}' '{path}' '{id}' 2> /dev/null) && [ -n \"$aistudio_ssh_cell\" ]; \
-         then printf '%s\\n' \"$aistudio_ssh_cell\" | bash; \
-         else echo 'aistudio-ssh: no saved cell {id} in {path} (or no python3)'; (exit {SAVED_CELL_UNREADABLE}); fi",
-        path = COMPANION_NOTEBOOK_PATH,
-        id = role.id(),
-    );
-    framed(nonce, Vec::new(), &run)
-}
-
-/// The typed lines of one run: the setup line (no echo, no line editing, the begin marker),
-/// `commands` each acknowledged before the next is typed, then `run` followed by the end
-/// marker with its exit status.
-fn framed(nonce: &str, commands: Vec<String>, run: &str) -> Vec<TerminalLine> {
     assert!(
         nonce.chars().all(|c| c.is_ascii_alphanumeric()),
         "nonce must be letters and digits"
@@ -95,6 +51,7 @@ fn framed(nonce: &str, commands: Vec<String>, run: &str) -> Vec<TerminalLine> {
         let (a, b) = marker.split_at(marker.len() / 2);
         format!("'{a}''{b}'")
     };
+    let ack = |index: usize| format!("AISTUDIO-SSH-ACK-{nonce}-{index}");
     let mut lines = vec![(
         format!(
             "unset HISTFILE; set +o history; stty -echo; set +o emacs +o vi +H; PS1=''; PS2=''; unset PROMPT_COMMAND; aistudio_ssh_cell=''; printf '%s\\n' {}",
@@ -102,16 +59,18 @@ fn framed(nonce: &str, commands: Vec<String>, run: &str) -> Vec<TerminalLine> {
         ),
         format!("{begin}\n"),
     )];
-    for (index, command) in commands.into_iter().enumerate() {
-        let ack = format!("AISTUDIO-SSH-ACK-{nonce}-{index}");
+    let encoded = Base64::encode_string(script.as_bytes());
+    for (index, chunk) in encoded.as_bytes().chunks(CHUNK).enumerate() {
+        let chunk = std::str::from_utf8(chunk).expect("base64 is ASCII");
+        let ack = ack(index);
         lines.push((
-            format!("{command}; printf '%s\\n' {}", split(&ack)),
+            format!("aistudio_ssh_cell+={chunk}; printf '%s\\n' {}", split(&ack)),
             format!("{ack}\n"),
         ));
     }
     lines.push((
         format!(
-            "{run}; printf '\\n%s %s\\n' {} \"$?\"; unset aistudio_ssh_cell",
+            "printf '%s' \"$aistudio_ssh_cell\" | base64 -d | bash; printf '\\n%s %s\\n' {} \"$?\"; unset aistudio_ssh_cell",
             split(&end)
         ),
         String::new(),

@@ -5,24 +5,14 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use aistudio_ssh::cells::{cell_source, companion_notebook, CellRole, CellScripts};
-use aistudio_ssh::terminal::{
-    bash_body, read_terminal_output, terminal_input, terminal_input_saved_cell, TerminalLine,
-    SAVED_CELL_UNREADABLE,
-};
+use aistudio_ssh::cells::{cell_source, CellRole};
+use aistudio_ssh::terminal::{bash_body, read_terminal_output, terminal_input, TerminalLine};
 
-/// Types the frames into `shell` (`bash -i`) on a pseudo-terminal (`script` gives it one, as
-/// terminado does), started in `dir` (Jupyter's root) with `HOME` at `home`; returns
-/// everything it printed.
-fn type_into_terminal_in(
-    lines: &[TerminalLine],
-    dir: &str,
-    shell: &str,
-    home: &std::path::Path,
-) -> String {
+/// Types the frames into `bash -i` on a pseudo-terminal (`script` gives it one, as terminado
+/// does) with `HOME` at `home`, and returns everything it printed.
+fn type_into_terminal(lines: &[TerminalLine], home: &std::path::Path) -> String {
     let mut child = Command::new("script")
-        .args(["-qfc", shell, "/dev/null"])
-        .current_dir(dir)
+        .args(["-qfc", "bash --norc -i", "/dev/null"])
         .env("HOME", home)
         .env_remove("HISTFILE")
         .stdin(Stdio::piped())
@@ -55,7 +45,7 @@ fn a_cell_runs_in_an_interactive_terminal_with_its_output_and_exit_status() {
     let source = cell_source(CellRole::Provision, &script);
     let frames = terminal_input(bash_body(&source), "n0nce");
     let home = tempfile::tempdir().unwrap();
-    let printed = type_into_terminal_in(&frames, ".", "bash --norc -i", home.path());
+    let printed = type_into_terminal(&frames, home.path());
     let result = read_terminal_output(&printed, "n0nce")
         .unwrap_or_else(|| panic!("no end marker in:\n{printed}"));
     assert_eq!(result.exit_code, 3);
@@ -101,93 +91,4 @@ fn output_is_not_read_before_the_end_marker_and_status_arrived() {
     }
     assert_eq!(lines[1].wait_for, "AISTUDIO-SSH-ACK-n-0\n");
     assert_eq!(lines.last().unwrap().wait_for, "");
-}
-
-/// A Jupyter root holding the companion notebook for these scripts.
-fn root_with_notebook(scripts: &CellScripts<'_>) -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
-    std::fs::create_dir(root.path().join("work")).unwrap();
-    let notebook = companion_notebook("7892508", scripts);
-    std::fs::write(
-        root.path().join("work/aistudio-ssh.ipynb"),
-        serde_json::to_string_pretty(&notebook).unwrap(),
-    )
-    .unwrap();
-    root
-}
-
-#[test]
-fn a_saved_cell_runs_from_the_companion_notebook_with_one_typed_line() {
-    let scripts = CellScripts {
-        provision: "echo \"provision's $((2+3))\"\ncat\nexit 4",
-        tunnel: "echo tunnel",
-        probe: "echo probe",
-    };
-    let root = root_with_notebook(&scripts);
-    let dir = root.path().to_str().unwrap();
-    let lines = terminal_input_saved_cell(CellRole::Provision, "s4ved");
-    assert_eq!(lines.len(), 2, "the start line and one run line");
-    let printed = type_into_terminal_in(
-        &lines,
-        dir,
-        "bash --norc -i",
-        tempfile::tempdir().unwrap().path(),
-    );
-    let result = read_terminal_output(&printed, "s4ved")
-        .unwrap_or_else(|| panic!("no end marker in:\n{printed}"));
-    assert_eq!(
-        (result.exit_code, result.output.as_str()),
-        (4, "provision's 5\n")
-    );
-
-    let tunnel = terminal_input_saved_cell(CellRole::Tunnel, "n2");
-    let result = read_terminal_output(
-        &type_into_terminal_in(
-            &tunnel,
-            dir,
-            "bash --norc -i",
-            tempfile::tempdir().unwrap().path(),
-        ),
-        "n2",
-    )
-    .unwrap();
-    assert_eq!((result.exit_code, result.output.as_str()), (0, "tunnel\n"));
-}
-
-#[test]
-fn a_saved_cell_that_cannot_be_read_says_so_with_its_own_status() {
-    let scripts = CellScripts {
-        provision: "touch ran",
-        tunnel: "touch ran",
-        probe: "touch ran",
-    };
-    // No notebook in this root.
-    let empty = tempfile::tempdir().unwrap();
-    let lines = terminal_input_saved_cell(CellRole::Provision, "n0");
-    let printed = type_into_terminal_in(
-        &lines,
-        empty.path().to_str().unwrap(),
-        "bash --norc -i",
-        tempfile::tempdir().unwrap().path(),
-    );
-    let result = read_terminal_output(&printed, "n0").unwrap();
-    assert_eq!(result.exit_code, SAVED_CELL_UNREADABLE);
-    assert!(
-        result
-            .output
-            .contains("no saved cell aistudio-ssh-provision"),
-        "{}",
-        result.output
-    );
-    // No python3 on the PATH: nothing runs either.
-    let root = root_with_notebook(&scripts);
-    let printed = type_into_terminal_in(
-        &lines,
-        root.path().to_str().unwrap(),
-        "env PATH=/nonexistent /bin/bash --norc -i",
-        tempfile::tempdir().unwrap().path(),
-    );
-    let result = read_terminal_output(&printed, "n0").unwrap();
-    assert_eq!(result.exit_code, SAVED_CELL_UNREADABLE);
-    assert!(!root.path().join("ran").exists());
 }

@@ -2,8 +2,7 @@
 // answers the other contexts. Kept minimal: it wires events to core calls.
 import init, {
   clientKeyComment, coreVersion, encryptPrivateKey, executeRequest, importClientKey, isProjectId,
-  checkSelfHosted, companionNotebookPath, hostAlias as coreHostAlias, readKernelMessage, readTerminalOutput, savedCellsMatch,
-  terminalInput, terminalInputSavedCell,
+  checkSelfHosted, companionNotebookPath, hostAlias as coreHostAlias, readKernelMessage, readTerminalOutput, terminalInput,
 } from '../../build/wasm/aistudio_ssh.js';
 import {
   ensureProjectKeys, generateKey, projectsWithKeys, replaceClientKey, storedProjectKeys,
@@ -172,13 +171,8 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
     }
     case 'terminalInput': {
       const nonce = crypto.randomUUID().replace(/-/g, '');
-      if (request.savedCell) {
-        return { nonce, ...(terminalInputSavedCell(request.savedCell, nonce) as Omit<Replies['terminalInput'], 'nonce'>) };
-      }
       return { nonce, lines: terminalInput(request.source, nonce) as Replies['terminalInput']['lines'] };
     }
-    case 'savedCellsMatch':
-      return savedCellsMatch(request.saved, request.expected);
     case 'terminalOutput':
       return readTerminalOutput(request.stdout, request.nonce) as Replies['terminalOutput'];
     case 'kernelMessage':
@@ -244,7 +238,7 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
 /** What a content script may ask; keys and settings are for extension pages only. */
 const CONTENT_SCRIPT_REQUESTS: ReadonlySet<Request['kind']> = new Set([
   'coreInfo', 'pageOpened', 'jupyterReady', 'connectionEvent', 'executeRequest', 'kernelMessage', 'terminalInput',
-  'terminalOutput', 'savedCellsMatch',
+  'terminalOutput',
 ]);
 const fromExtensionPage = (sender: chrome.runtime.MessageSender) =>
   sender.url?.startsWith(ext.runtime.getURL('')) ?? false;

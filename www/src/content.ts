@@ -21,39 +21,33 @@ let server: JupyterServer | undefined;
 /** One run at a time in this frame. */
 let running: Promise<void> = Promise.resolve();
 
-/**
- * Writes the companion notebook (visible, re-runnable cells); some containers refuse (405).
- * Resolves true when the container's copy then holds exactly the plan's cells.
- */
-async function saveCompanionNotebook(jupyter: JupyterServer, plan: CellPlan): Promise<boolean> {
-  if (!plan.notebookPath) return false;
+/** Writes the companion notebook (visible, re-runnable cells); some containers refuse (405). */
+async function saveCompanionNotebook(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
+  if (!plan.notebookPath) return;
   const existing = await jupyter.json<{ content?: { metadata?: { aistudio_ssh?: { digest?: string } } } }>(
     `api/contents/${plan.notebookPath}?content=1`,
   ).catch(() => undefined);
-  if (existing?.content && existing.content.metadata?.aistudio_ssh?.digest === plan.notebookDigest) {
+  if (existing?.content?.metadata?.aistudio_ssh?.digest === plan.notebookDigest) {
     await report({ kind: 'notebookSaved', ok: true, status: 200 });
-    // Not rewritten (it may be open in the lab); the user may have edited a cell, though.
-    return send({ kind: 'savedCellsMatch', saved: existing.content, expected: plan.notebook });
+    return;
   }
   const response = await jupyter.request(`api/contents/${plan.notebookPath}`, 'PUT', {
     type: 'notebook', format: 'json', content: plan.notebook,
   }).catch(() => undefined);
   await report({ kind: 'notebookSaved', ok: Boolean(response?.ok), status: response?.status ?? 0 });
-  return Boolean(response?.ok);
 }
 
 async function runPlan(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
   // Starting the runner takes a moment (a kernel most of a second): save the notebook meanwhile.
   const starting = jupyter.startRunner();
-  // Only a connect's cells are the notebook's (a disconnect's "tunnel" cell stops it).
-  const cellsSaved = (await saveCompanionNotebook(jupyter, plan).catch(() => false)) && plan.action === 'connect';
+  await saveCompanionNotebook(jupyter, plan).catch(() => undefined);
   const runner = await starting;
   try {
     for (const cell of plan.cells) {
       // The step is reported while the cell already runs, and is in before its result is.
       const started = report({ kind: 'stepStarted', step: cell.step });
       if (cell.step !== 'probe') {
-        const execution = runner.execute(cell.source, cellsSaved ? cell.step : undefined);
+        const execution = runner.execute(cell.source);
         execution.catch(() => undefined); // awaited below, after the report
         await started;
         const result = await execution;
@@ -66,7 +60,7 @@ async function runPlan(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
       // The tunnel reports "up" once ssh held the forward for 3 s; until then, probe again.
       await started;
       for (let tries = 1; ; tries += 1) {
-        const result = await runner.execute(cell.source, cellsSaved ? cell.step : undefined);
+        const result = await runner.execute(cell.source);
         const status = await report({ kind: 'probed', output: result.output });
         if (plan.action !== 'connect' || status?.phase !== 'down' || tries >= PROBE_TRIES) break;
         await sleep(PROBE_INTERVAL_MS);

@@ -2,7 +2,7 @@
 // and the site's cookies: REST with the _xsrf header, and a terminal (or, where terminals
 // are off, a kernel) of our own over its WebSocket. Neither waits for the notebook's own
 // kernel. What frames mean is decided by the core (through the background).
-import { type Step, send } from './messages';
+import { send } from './messages';
 
 /** AI Studio answers this while it restores the persistent home after a start. */
 export const RESTORING_STATUS = 492;
@@ -83,11 +83,7 @@ export class JupyterServer {
 
 /** Runs `%%bash` cells one after another, and is closed after. */
 export interface CellRunner {
-  /**
-   * Runs `source`; with `savedCell`, the container's companion notebook holds that cell with
-   * exactly this source, and a runner may run it from there instead of sending it.
-   */
-  execute(source: string, savedCell?: Step): Promise<CellResult>;
+  execute(source: string): Promise<CellResult>;
   close(): Promise<void>;
 }
 
@@ -114,23 +110,11 @@ function untilSettled(socket: WebSocket, onMessage: (data: string) => Promise<bo
 export class OwnTerminal implements CellRunner {
   constructor(private readonly server: JupyterServer, readonly name: string, private readonly socket: WebSocket) {}
 
-  async execute(source: string, savedCell?: Step): Promise<CellResult> {
+  async execute(source: string): Promise<CellResult> {
     if (this.socket.readyState !== WebSocket.OPEN) throw new Error('the terminal WebSocket closed');
-    if (savedCell) {
-      // One short typed line instead of the whole cell; typed after all if it is not readable there.
-      const saved = await send({ kind: 'terminalInput', source, savedCell });
-      const result = await this.type(saved.nonce, saved.lines);
-      if (result.exitCode !== saved.fallbackExitCode) return { ok: result.exitCode === 0, output: result.output };
-    }
     const { nonce, lines } = await send({ kind: 'terminalInput', source });
-    const result = await this.type(nonce, lines);
-    return { ok: result.exitCode === 0, output: result.output };
-  }
-
-  /** Types `lines`, each after the previous one's acknowledgement, until the run's end is printed. */
-  private async type(nonce: string, lines: { frame: string; waitFor: string }[]): Promise<{ exitCode: number; output: string }> {
     let stdout = '';
-    let result: { exitCode: number; output: string } | undefined;
+    let result: CellResult | undefined;
     let next = 0;
     /** Sends lines until one whose acknowledgement has not been printed yet. */
     const sendReadyLines = () => {
@@ -146,12 +130,12 @@ export class OwnTerminal implements CellRunner {
       sendReadyLines();
       if (next < lines.length) return false;
       const read = await send({ kind: 'terminalOutput', stdout, nonce });
-      if (read) result ??= read;
+      if (read) result ??= { ok: read.exitCode === 0, output: read.output };
       return Boolean(read);
     });
     sendReadyLines();
     await done;
-    return result as { exitCode: number; output: string };
+    return result as CellResult;
   }
 
   /** Closes the WebSocket and the terminal: its shell ends (the tunnel lives in its own session). */

@@ -182,13 +182,8 @@ export interface Replies {
   jupyterReady: { notebook: TabNotebook; plan: CellPlan | null } | null;
   /** Content script -> background: an execute_request frame for its kernel (the core builds it). */
   executeRequest: { requestId: string; frame: string };
-  /**
-   * Content script -> background: the frames that run a cell in a terminal (the core builds
-   * them); for a saved cell, the exit status that means "not readable there, type it".
-   */
-  terminalInput: { nonce: string; lines: { frame: string; waitFor: string }[]; fallbackExitCode?: number };
-  /** Content script -> background: whether the container's companion notebook holds exactly our cells. */
-  savedCellsMatch: boolean;
+  /** Content script -> background: the frames that run a cell in a terminal (the core builds them). */
+  terminalInput: { nonce: string; lines: { frame: string; waitFor: string }[] };
   /** Content script -> background: the cell's result once the terminal output holds its end. */
   terminalOutput: { exitCode: number; output: string } | null;
   /** Content script -> background: what a kernel frame means for its request (the core reads it). */
@@ -244,8 +239,7 @@ export type Request =
   | { kind: 'connectionEvent'; event: ConnectionEvent }
   | { kind: 'executeRequest'; code: string; session: string }
   | { kind: 'kernelMessage'; frame: string; requestId: string }
-  | { kind: 'terminalInput'; source: string; savedCell?: Step }
-  | { kind: 'savedCellsMatch'; saved: unknown; expected: unknown }
+  | { kind: 'terminalInput'; source: string }
   | { kind: 'terminalOutput'; stdout: string; nonce: string }
   | { kind: 'relaySettings' }
   | { kind: 'saveRelay'; relay: RelayInput }

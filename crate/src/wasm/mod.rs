@@ -262,33 +262,6 @@ pub fn terminal_input(cell_source: &str, nonce: &str) -> Result<JsValue, JsValue
     ))
 }
 
-/// The lines that run one of the companion notebook's cells (`provision`, `tunnel`, `probe`)
-/// as the container's copy holds it, with `fallbackExitCode`: the status meaning "not
-/// readable there, type the cell instead".
-#[wasm_bindgen(js_name = terminalInputSavedCell)]
-pub fn terminal_input_saved_cell(role: JsValue, nonce: &str) -> Result<JsValue, JsValue> {
-    let role: CellRole = from_js(role, "cell role")?;
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Saved {
-        lines: Vec<terminal::TerminalLine>,
-        fallback_exit_code: i32,
-    }
-    to_js(&Saved {
-        lines: terminal::terminal_input_saved_cell(role, nonce),
-        fallback_exit_code: terminal::SAVED_CELL_UNREADABLE,
-    })
-}
-
-/// Whether the container's companion notebook (`saved`, Contents API content) holds exactly
-/// the extension's cells of `expected`.
-#[wasm_bindgen(js_name = savedCellsMatch)]
-pub fn saved_cells_match(saved: JsValue, expected: JsValue) -> Result<bool, JsValue> {
-    let saved: serde_json::Value = from_js(saved, "saved notebook")?;
-    let expected: serde_json::Value = from_js(expected, "expected notebook")?;
-    Ok(cells::saved_cells_match(&saved, &expected))
-}
-
 /// `{exitCode, output}` once the terminal printed the cell's end, else `null`.
 #[wasm_bindgen(js_name = readTerminalOutput)]
 pub fn read_terminal_output(stdout: &str, nonce: &str) -> Result<JsValue, JsValue> {
