@@ -237,7 +237,8 @@ fn jupyter_base(url: &str) -> Option<(String, String)> {
         }
     };
     let mut base = Vec::new();
-    for segment in path.split('/').skip(1) {
+    // `path` is empty or starts with `/`; its segments up to the first page name are the base.
+    for segment in path.strip_prefix('/').unwrap_or(path).split('/') {
         if segment.is_empty() || JUPYTER_PAGES.iter().any(|(page, _)| *page == segment) {
             break;
         }

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DIST_DIR } from '../../scripts/project.mjs';
-import { stopProcessGroup } from '../simulator/simulator.mjs';
+import { freePort, stopProcessGroup } from '../simulator/simulator.mjs';
 import { ARTIFACTS_DIR, eventually } from './browser.mjs';
 
 export const FIREFOX = '/usr/bin/firefox-esr';
@@ -61,13 +61,6 @@ class Marionette {
     });
   }
 }
-
-const freePort = () => new Promise((resolve, reject) => {
-  const server = net.createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address();
-    server.close(() => resolve(port));
-  }).on('error', reject);
-});
 
 async function connect(port, firefox) {
   const deadline = Date.now() + 60_000;

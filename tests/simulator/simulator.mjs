@@ -26,7 +26,8 @@ export const CONTAINER_USER = 'aistudio';
 export const RESTORE_STATUS = 492;
 export const RESTORE_BODY = '数据未下载完，请稍后重试';
 
-const freePort = () => new Promise((resolve, reject) => {
+/** A TCP port on loopback nobody listens on now. */
+export const freePort = () => new Promise((resolve, reject) => {
   const server = net.createServer().listen(0, '127.0.0.1', () => {
     const { port } = server.address();
     server.close(() => resolve(port));
