@@ -35,7 +35,7 @@ impl CellRole {
 
     fn title(self) -> &'static str {
         match self {
-            Self::Provision => "1. Provisioning: keys from ~/work/ssh, sshd on the container's loopback, authorized_keys (safe to re-run)",
+            Self::Provision => "1. Provisioning: the container's keys in ~/.ssh, sshd on the container's loopback, authorized_keys (safe to re-run)",
             Self::Tunnel => "2. Tunnel: keeps `ssh -R` to the relay up in the background (re-run after a restart)",
             Self::Probe => "3. Probe: one line of JSON about this container (reads only)",
         }
@@ -112,11 +112,16 @@ pub fn companion_notebook(project: &str, scripts: &CellScripts<'_>) -> Value {
     let intro = format!(
         "# AI Studio SSH · project {project}\n\n\
          Written by the AI Studio SSH browser extension, which runs these cells for you in a terminal \
-         (or kernel) of its own when you open this project. The extension rewrites this notebook on each connect, so keep your own cells elsewhere. Run them by hand (top to bottom) in a new \
-         environment to get the same tunnel: then `ssh aistudio-{project}` on your computer.\n\n\
+         (or kernel) of its own when you open this project. The extension rewrites this notebook on each connect, so keep your own cells elsewhere. \
+         These cells hold no private key: the provisioning cell uses the container's keys that the extension \
+         put in `~/.ssh/aistudio-{project}/` since this environment started (a restart clears them, as \
+         `~/work`, which persists and is copied with the project, must never hold them). Run the cells by hand \
+         (top to bottom) after a kernel restart to get the same tunnel; after an environment restart, connect \
+         from the extension once (or run `provision.sh` from `aistudio-ssh render`), then `ssh aistudio-{project}` on your computer.\n\n\
          由 AI Studio SSH 浏览器扩展写入；打开项目时扩展会在自己的终端（或内核）中运行这些单元。\
-         也可以在新环境中按顺序手动运行，之后在本机执行 `ssh aistudio-{project}`。\n\n\
-         The cells hold this container's own SSH keys (also kept in `~/work/ssh`): do not share this notebook.\n"
+         这些单元不含私钥：配置单元使用扩展在本次环境启动后放入 `~/.ssh/aistudio-{project}/` 的容器密钥\
+         （重启环境会清除它们；会被保存并随项目复制的 `~/work` 中绝不存放私钥）。内核重启后可按顺序手动运行；\
+         环境重启后请先用扩展连接一次（或运行 `aistudio-ssh render` 生成的 `provision.sh`），之后在本机执行 `ssh aistudio-{project}`。\n"
     );
     let mut cells = vec![json!({
         "cell_type": "markdown",

@@ -18,6 +18,12 @@ pub const MIN_RSA_BITS: usize = 2048;
 /// bcrypt-pbkdf rounds for passphrase-protected keys, as `ssh-keygen` uses by default.
 pub const BCRYPT_ROUNDS: u32 = 16;
 
+/// The most bcrypt-pbkdf rounds an imported key may ask for. Decrypting costs time linear
+/// in the rounds (256 rounds: 1.7 s in native `ssh-keygen -y` here, several times that in
+/// wasm); a crafted key asking for billions would hang the extension's worker. `ssh-keygen
+/// -a` users pick 16 to 100, some a few hundred.
+pub const MAX_IMPORT_BCRYPT_ROUNDS: u32 = 512;
+
 const OPENSSH_PRIVATE_HEADER: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
 const PUTTY_HEADER: &str = "PuTTY-User-Key-File-";
 const SSH2_PUBLIC_HEADER: &str = "---- BEGIN SSH2 PUBLIC KEY ----";
@@ -110,6 +116,8 @@ pub enum KeyError {
     EmptyPassphrase,
     /// RSA numbers (from WebCrypto) that do not form a valid key.
     InvalidRsaComponents { detail: String },
+    /// A passphrase-protected key asks for more bcrypt rounds than we run.
+    TooManyRounds { rounds: u32 },
     /// Key generation or encoding failed inside the crypto library.
     Crypto { detail: String },
 }
@@ -181,6 +189,12 @@ impl fmt::Display for KeyError {
             Self::InvalidRsaComponents { detail } => {
                 write!(f, "the browser produced an invalid RSA key ({detail})")
             }
+            Self::TooManyRounds { rounds } => write!(
+                f,
+                "this key's passphrase asks for {rounds} bcrypt rounds, more than the \
+                 {MAX_IMPORT_BCRYPT_ROUNDS} we run (decrypting would take too long); lower them with \
+                 'ssh-keygen -p -a 100 -f <file>', then paste it again"
+            ),
             Self::Crypto { detail } => write!(f, "the key could not be made or written ({detail})"),
         }
     }
@@ -208,6 +222,7 @@ impl KeyError {
             Self::WrongPassphrase => "WrongPassphrase",
             Self::EmptyPassphrase => "EmptyPassphrase",
             Self::InvalidRsaComponents { .. } => "InvalidRsaComponents",
+            Self::TooManyRounds { .. } => "TooManyRounds",
             Self::Crypto { .. } => "Crypto",
         }
     }
@@ -235,8 +250,25 @@ pub struct PublicKeyInfo {
     pub comment: String,
 }
 
+/// A comment that stays on its line: every control character (a newline in a crafted key
+/// would start a new `authorized_keys` line) becomes a blank.
+fn single_line_comment(comment: &str) -> String {
+    comment
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
 impl PublicKeyInfo {
     fn of(public: &PublicKey) -> Result<Self, KeyError> {
+        let comment = single_line_comment(public.comment());
+        if comment != public.comment() {
+            let mut public = public.clone();
+            public.set_comment(comment);
+            return Self::of(&public);
+        }
         Ok(Self {
             line: public.to_openssh().map_err(crypto_error)?,
             fingerprint: public.fingerprint(HashAlg::Sha256).to_string(),
@@ -358,7 +390,12 @@ impl KeyPair {
                 detail: other.to_string(),
             },
         })?;
-        let key = if parsed.is_encrypted() {
+        let mut key = if parsed.is_encrypted() {
+            if let ssh_key::Kdf::Bcrypt { rounds, .. } = parsed.kdf() {
+                if *rounds > MAX_IMPORT_BCRYPT_ROUNDS {
+                    return Err(KeyError::TooManyRounds { rounds: *rounds });
+                }
+            }
             let passphrase = passphrase
                 .filter(|p| !p.is_empty())
                 .ok_or(KeyError::PassphraseRequired)?;
@@ -372,6 +409,11 @@ impl KeyPair {
             parsed
         };
         check_algorithm(key.public_key())?;
+        // The comment travels into authorized_keys and the bundle's .pub file.
+        let comment = single_line_comment(key.comment());
+        if comment != key.comment() {
+            key.set_comment(comment);
+        }
         Ok(Self { key })
     }
 

@@ -2,9 +2,15 @@
 //! `["stdin", text]` in and `["stdout", text]` out). A terminal starts in milliseconds where a
 //! kernel takes about a second, and a busy notebook kernel cannot block it either.
 //!
-//! The first line turns off the shell's history (the typed lines carry the cell, and with it
-//! the container's keys: never into `~/.bash_history`), echo and line editing (no prompts,
-//! no redraws: the tty's plain line mode). The cell's bash then travels as base64 in short lines (no quoting, no tabs or
+//! The first line, typed into whatever shell the terminal runs (bash, zsh, fish, with the
+//! user's rc files, history tools such as atuin, DEBUG traps), replaces it with a clean
+//! `bash --noprofile --norc --noediting` that reads no rc file, inherits no prompt hook and
+//! uses no line editor (no prompts, no redraws: the tty's plain line mode); that bash,
+//! before it reads any line, turns off its history (the typed lines carry the cell, and with
+//! it the container's keys: never into `~/.bash_history`) and echo, then says it is ready.
+//! Only then is a line with a secret typed, so the user's shell setup sees none of them.
+//!
+//! The cell's bash then travels as base64 in short lines (no quoting, no tabs or
 //! `!` for the shell to interpret, far below the tty's 4095-byte line limit), one line at a
 //! time: each line makes the shell print an acknowledgement, and the next is sent only after
 //! it (a tty drops input that arrives faster than the shell reads). It is decoded into
@@ -16,6 +22,22 @@ use serde::Serialize;
 
 /// Base64 characters per typed line (the whole line stays below the tty's 4095 bytes).
 const CHUNK: usize = 3000;
+
+/// Variables through which a user's environment would reach the clean bash: prompt hooks,
+/// startup files of non-interactive shells (the cell runs in one), shell options, history.
+const UNSET_FOR_CLEAN_BASH: [&str; 11] = [
+    "PROMPT_COMMAND",
+    "PS0",
+    "PS1",
+    "PS4",
+    "BASH_ENV",
+    "ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "HISTFILE",
+    "HISTCONTROL",
+    "HISTIGNORE",
+];
 
 fn begin_marker(nonce: &str) -> String {
     format!("AISTUDIO-SSH-BEGIN-{nonce}")
@@ -52,10 +74,21 @@ pub fn terminal_input(script: &str, nonce: &str) -> Vec<TerminalLine> {
         format!("'{a}''{b}'")
     };
     let ack = |index: usize| format!("AISTUDIO-SSH-ACK-{nonce}-{index}");
+    // `unset HISTFILE` first: bash saves its history when it execs. `clean_start` runs in the
+    // clean bash before its first prompt; single-quoted for the user's shell
+    // (any of sh, bash, zsh, fish reads it the same), so it holds no single quote.
+    let (begin_a, begin_b) = begin.split_at(begin.len() / 2);
+    let clean_start = format!(
+        "unset PROMPT_COMMAND HISTFILE; set +o history +H; stty -echo; PS1=; PS2=; \
+         aistudio_ssh_cell=; printf \"%s%s\\n\" {begin_a} {begin_b}"
+    );
     let mut lines = vec![(
         format!(
-            "unset HISTFILE; set +o history; stty -echo; set +o emacs +o vi +H; PS1=''; PS2=''; unset PROMPT_COMMAND; aistudio_ssh_cell=''; printf '%s\\n' {}",
-            split(&begin)
+            "unset HISTFILE; exec env{} PROMPT_COMMAND='{clean_start}' bash --noprofile --norc --noediting",
+            UNSET_FOR_CLEAN_BASH
+                .iter()
+                .map(|name| format!(" -u {name}"))
+                .collect::<String>()
         ),
         format!("{begin}\n"),
     )];

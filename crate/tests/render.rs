@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
-use aistudio_ssh::render::{self, RenderKeys};
+use aistudio_ssh::render::{self, PrivateKeys, RenderKeys};
 use aistudio_ssh::settings::{Settings, SettingsInput};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -35,9 +35,9 @@ fn seeded_keys() -> RenderKeys {
 fn rendered() -> Vec<(&'static str, String)> {
     let (settings, keys) = (settings(), seeded_keys());
     vec![
-        ("provision.sh", render::render_provision(&settings, &keys)),
+        ("provision.sh", render::render_provision(&settings, &keys, PrivateKeys::Included)),
         ("tunnel.sh", render::render_tunnel(&settings)),
-        ("probe.sh", render::render_probe()),
+        ("probe.sh", render::render_probe(&settings)),
         (
             "relay-setup.sh",
             render::render_relay_setup(&settings, &keys),

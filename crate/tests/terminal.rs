@@ -2,35 +2,68 @@
 //! (`script` gives it one, as terminado does), the output read back.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aistudio_ssh::cells::{cell_source, CellRole};
 use aistudio_ssh::terminal::{bash_body, read_terminal_output, terminal_input, TerminalLine};
 
-/// Types the frames into `bash -i` on a pseudo-terminal (`script` gives it one, as terminado
-/// does) with `HOME` at `home`, and returns everything it printed.
-fn type_into_terminal(lines: &[TerminalLine], home: &std::path::Path) -> String {
+/// Types the frames into `shell` (an interactive shell) on a pseudo-terminal (`script` gives
+/// it one, as terminado does) with `HOME` at `home`, each line only once the terminal printed
+/// the previous line's `wait_for` (as the content script does); returns everything printed.
+fn type_into_terminal(shell: &str, lines: &[TerminalLine], home: &Path) -> String {
     let mut child = Command::new("script")
-        .args(["-qfc", "bash --norc -i", "/dev/null"])
+        .args(["-qfc", shell, "/dev/null"])
         .env("HOME", home)
         .env_remove("HISTFILE")
+        .env_remove("PROMPT_COMMAND")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let printed = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let printed = Arc::clone(&printed);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(read) = stdout.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                printed
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
+            }
+        })
+    };
     let mut stdin = child.stdin.take().unwrap();
     for line in lines {
         let [kind, text]: [String; 2] = serde_json::from_str(&line.frame).unwrap();
         assert_eq!(kind, "stdin");
         stdin.write_all(text.as_bytes()).unwrap();
-        // Stands in for waiting on `wait_for` (this test reads the output only at the end).
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !printed.lock().unwrap().replace('\r', "").contains(&line.wait_for) {
+            assert!(
+                Instant::now() < deadline,
+                "no {:?} after {text:?}:\n{}",
+                line.wait_for,
+                printed.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     stdin.write_all(b"exit\r").unwrap();
     drop(stdin);
-    String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+    child.wait().unwrap();
+    reader.join().unwrap();
+    let text = printed.lock().unwrap().clone();
+    text
 }
 
 #[test]
@@ -45,7 +78,7 @@ fn a_cell_runs_in_an_interactive_terminal_with_its_output_and_exit_status() {
     let source = cell_source(CellRole::Provision, &script);
     let frames = terminal_input(bash_body(&source), "n0nce");
     let home = tempfile::tempdir().unwrap();
-    let printed = type_into_terminal(&frames, home.path());
+    let printed = type_into_terminal("bash --norc -i", &frames, home.path());
     let result = read_terminal_output(&printed, "n0nce")
         .unwrap_or_else(|| panic!("no end marker in:\n{printed}"));
     assert_eq!(result.exit_code, 3);
@@ -57,6 +90,41 @@ fn a_cell_runs_in_an_interactive_terminal_with_its_output_and_exit_status() {
         "{}",
         std::fs::read_to_string(&history).unwrap_or_default()
     );
+}
+
+/// A `.bashrc` with the hooks history tools install: a DEBUG trap logging every command
+/// (bash-preexec, atuin) and a prompt hook appending each line to the history file.
+const HOOKED_BASHRC: &str = r#"HISTFILE=~/.bash_history
+shopt -s histappend
+PROMPT_COMMAND='history -a'
+trap 'printf "%s\n" "$BASH_COMMAND" >> ~/commands.log' DEBUG
+"#;
+
+#[test]
+fn the_users_shell_hooks_see_none_of_the_typed_secret_lines() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".bashrc"), HOOKED_BASHRC).unwrap();
+    let secret = "-----BEGIN OPENSSH PRIVATE KEY----- not-a-real-key";
+    let script = format!("relay_private='{secret}'\necho ran\n");
+    let frames = terminal_input(&script, "h00ks");
+    let printed = type_into_terminal("bash -i", &frames, home.path());
+    let result = read_terminal_output(&printed, "h00ks")
+        .unwrap_or_else(|| panic!("no end marker in:\n{printed}"));
+    assert_eq!((result.exit_code, result.output.as_str()), (0, "ran\n"));
+
+    let logged = std::fs::read_to_string(home.path().join("commands.log")).unwrap_or_default();
+    let history = std::fs::read_to_string(home.path().join(".bash_history")).unwrap_or_default();
+    // The hooks ran: the first line, which carries nothing, went through the DEBUG trap ...
+    assert!(logged.contains("exec env"), "the DEBUG trap saw nothing at all:\n{logged}");
+    for (what, text) in [("the DEBUG trap", &logged), ("the history file", &history)] {
+        // ... and no line after it did: no chunk of the cell, no marker, no run line.
+        for line in &frames[1..] {
+            let [_, typed]: [String; 2] = serde_json::from_str(&line.frame).unwrap();
+            let typed = typed.trim_end_matches('\r');
+            assert!(!text.contains(typed), "{what} recorded a typed line:\n{text}");
+        }
+        assert!(!text.contains("aistudio_ssh_cell+="), "{what}:\n{text}");
+    }
 }
 
 #[test]

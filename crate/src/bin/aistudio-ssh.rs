@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
-use aistudio_ssh::render::{self, RenderKeys, CLIENT_KEY_FILE, KNOWN_HOSTS_FILE};
+use aistudio_ssh::render::{self, PrivateKeys, RenderKeys, CLIENT_KEY_FILE, KNOWN_HOSTS_FILE};
 use aistudio_ssh::settings::SettingsInput;
 use rand_core::OsRng;
 
@@ -107,11 +107,11 @@ fn write_project(
     // Holds the container's private keys: the user's eyes only.
     write_with_mode(
         &out.join("provision.sh"),
-        &render::render_provision(settings, &render_keys),
+        &render::render_provision(settings, &render_keys, PrivateKeys::Included),
         0o700,
     )?;
     write_executable(&out.join("tunnel.sh"), &render::render_tunnel(settings))?;
-    write_executable(&out.join("probe.sh"), &render::render_probe())?;
+    write_executable(&out.join("probe.sh"), &render::render_probe(settings))?;
     write_executable(
         &out.join("relay-setup.sh"),
         &render::render_relay_setup(settings, &render_keys),

@@ -11,7 +11,7 @@ use crate::jupyter::{SelfHostedInput, SelfHostedJupyter};
 use crate::kernel;
 use crate::keys::{self, KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo, RsaComponents, RsaJwk};
 use crate::project_keys::{self, ProjectKeys, StoredKey};
-use crate::render::{self, RenderKeys};
+use crate::render::{self, PrivateKeys, RenderKeys};
 use crate::settings::{FieldError, Settings, SettingsError, SettingsInput};
 use crate::terminal;
 
@@ -188,7 +188,7 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
     let settings = validated(input)?;
     let keys: ProjectKeys = from_js(keys, "stored project keys")?;
     let keys = RenderKeys::from_project(&keys)
-        .map_err(|error| named_error("MissingKey", &error.to_string()))?;
+        .map_err(|error| named_error(error.variant(), &error.to_string()))?;
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Rendered {
@@ -210,9 +210,9 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
         step: CellRole,
         source: String,
     }
-    let provision = render::render_provision(&settings, &keys);
+    let provision = render::render_provision(&settings, &keys, PrivateKeys::Included);
     let tunnel = render::render_tunnel(&settings);
-    let probe = render::render_probe();
+    let probe = render::render_probe(&settings);
     let scripts = CellScripts {
         provision: &provision,
         tunnel: &tunnel,
@@ -223,8 +223,14 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
         .into_iter()
         .map(|(step, source)| Cell { step, source })
         .collect();
-    let notebook = cells::companion_notebook(&settings.project, &scripts);
-    let notebook_digest = cells::notebook_digest(&scripts);
+    // The companion notebook lives in ~/work, which persists and is shared: no private key.
+    let provision_from_container = render::render_provision(&settings, &keys, PrivateKeys::InContainer);
+    let notebook_scripts = CellScripts {
+        provision: &provision_from_container,
+        ..scripts
+    };
+    let notebook = cells::companion_notebook(&settings.project, &notebook_scripts);
+    let notebook_digest = cells::notebook_digest(&notebook_scripts);
     to_js(&Rendered {
         relay_setup: render::render_relay_setup(&settings, &keys),
         ssh_config: render::render_ssh_config(&settings),
