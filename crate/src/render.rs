@@ -294,7 +294,9 @@ environment=$(for name in PATH LD_LIBRARY_PATH LIBRARY_PATH CPATH PYTHONPATH CUD
     CONDA_PYTHON_EXE CONDA_SHLVL LANG LC_ALL; do
   if [ -n "${{!name+set}}" ]; then printf 'export %s=%q\n' "$name" "${{!name}}"; fi
 done)
-replace_block "$HOME/.bashrc" "$rc_begin" "$rc_end" "$environment" top
+# A damaged block leaves ~/.bashrc as it is: SSH works without the notebook's environment.
+replace_block "$HOME/.bashrc" "$rc_begin" "$rc_end" "$environment" top \
+  || say "SSH sessions will not get the notebook's environment until ~/.bashrc is fixed"
 
 # A user-mode sshd with the host key the user's client pinned: the same host identity after
 # restarts and CPU/GPU switches (the extension brings the key back each time).

@@ -1,7 +1,9 @@
 //! The rendered scripts against real OpenSSH on loopback: a relay sshd set up by the real
 //! relay script, a "container" user without root running provisioning and the tunnel, and
 //! the user's `ssh -F ssh_config aistudio-<project>` with strict host key checking.
-//! Needs root (it creates two users and runs a root sshd as the relay).
+//! Needs root (it creates users and runs a root sshd as the relay). Every account it makes is
+//! removed again, and the relay's folders live in temporary folders (under `/run`, which
+//! only root can write: sshd refuses keys files below a world-writable folder such as /tmp).
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::fs;
@@ -9,8 +11,15 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
+use aistudio_ssh::render::{self, RenderKeys};
+use aistudio_ssh::settings::SettingsInput;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
 
 const PROJECT: &str = "7892508";
 const TUNNEL_USER: &str = "aistudio-ssh-relaytest";
@@ -19,6 +28,18 @@ const CONTAINER_USER: &str = "aistudio-ssh-ctest";
 const USER_BASHRC: &str = "# the user's own line\nalias ll='ls -l'\n";
 const USER_AUTHORIZED_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEeLjlB+C7KxjA+eCCR2noVi0Q35q+LndIlvgrS0QFJm own";
+/// The container's key folder, relative to its home.
+const CONTAINER_KEYS: &str = ".ssh/aistudio-7892508";
+
+/// The tests here create accounts (useradd locks /etc/passwd) and share /tmp/aistudio-ssh:
+/// one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -37,6 +58,17 @@ fn ok(command: &mut Command) -> String {
     assert!(
         out.status.success(),
         "{command:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The stdout of a command that must have succeeded.
+fn succeeded(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -66,36 +98,122 @@ fn kill(pid: i32, signal: &str) {
     let _ = output(Command::new("kill").args([signal, &pid.to_string()]));
 }
 
+/// A relay's sshd configuration: `sshd_config` (with an Include of `sshd_config.d`), a
+/// host key, and the folder the relay script keeps the tunnel accounts' keys in, all in a
+/// root-owned temporary folder; the relay script runs against it instead of /etc/ssh.
+struct RelayConfig {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl RelayConfig {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("aistudio-ssh-relay-")
+            .tempdir_in("/run")
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let relay = Self {
+            dir,
+            port: free_port(),
+        };
+        fs::create_dir_all(relay.dropin_dir()).unwrap();
+        let host_key = relay.path("ssh_host_ed25519_key");
+        ok(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&host_key));
+        fs::write(
+            relay.config(),
+            format!(
+                "Include {dropins}/*.conf\nPort {port}\nListenAddress 127.0.0.1\nHostKey {key}\n\
+                 PidFile {pid}\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 AuthorizedKeysFile .ssh/authorized_keys\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n",
+                dropins = relay.dropin_dir().display(),
+                port = relay.port,
+                key = host_key.display(),
+                pid = relay.pid_file().display(),
+            ),
+        )
+        .unwrap();
+        relay
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn config(&self) -> PathBuf {
+        self.path("sshd_config")
+    }
+    fn dropin_dir(&self) -> PathBuf {
+        self.path("sshd_config.d")
+    }
+    fn dropin(&self) -> PathBuf {
+        self.dropin_dir().join("aistudio-ssh.conf")
+    }
+    fn keys_dir(&self) -> PathBuf {
+        self.path("aistudio-ssh")
+    }
+    fn keys_file(&self, user: &str) -> PathBuf {
+        self.keys_dir().join(format!("{user}.keys"))
+    }
+    fn pid_file(&self) -> PathBuf {
+        self.path("sshd.pid")
+    }
+
+    /// The rendered relay-setup.sh in `rendered`, run as its user runs it (as root).
+    fn setup(&self, rendered: &Path) -> Output {
+        output(
+            Command::new("bash")
+                .arg(rendered.join("relay-setup.sh"))
+                .env("AISTUDIO_SSH_SSHD_CONFIG", self.config())
+                .env("AISTUDIO_SSH_SSHD_DROPIN_DIR", self.dropin_dir())
+                .env("AISTUDIO_SSH_RELAY_KEYS_DIR", self.keys_dir())
+                .env(
+                    "AISTUDIO_SSH_SSHD_RELOAD",
+                    format!("kill -HUP $(cat {}) 2>/dev/null || true", self.pid_file().display()),
+                ),
+        )
+    }
+
+    /// What sshd applies to a connection of `user` (`sshd -T -C`).
+    fn effective(&self, user: &str) -> String {
+        ok(Command::new("/usr/sbin/sshd")
+            .arg("-T")
+            .arg("-f")
+            .arg(self.config())
+            .arg("-C")
+            .arg(format!("user={user},host=test,addr=127.0.0.1")))
+    }
+}
+
 struct Lab {
     dir: tempfile::TempDir,
-    relay_port: u16,
+    relay: RelayConfig,
     remote_port: u16,
     container_home: PathBuf,
+    /// Released last, after the lab's accounts and processes are gone.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Lab {
-    fn relay_dir(&self) -> PathBuf {
-        self.dir.path().join("relay")
-    }
     fn client_dir(&self) -> PathBuf {
         self.dir.path().join("client")
     }
-    fn relay_config(&self) -> PathBuf {
-        self.relay_dir().join("sshd_config")
+    fn container_keys(&self) -> PathBuf {
+        self.container_home.join(CONTAINER_KEYS)
     }
 
     fn start_relay_sshd(&self) {
         fs::create_dir_all("/run/sshd").unwrap();
         ok(Command::new("/usr/sbin/sshd")
             .arg("-f")
-            .arg(self.relay_config())
+            .arg(self.relay.config())
             .arg("-E")
-            .arg(self.relay_dir().join("sshd.log")));
+            .arg(self.relay.path("sshd.log")));
     }
 
     /// Stops the relay as a service restart does: the listener and every session.
     fn stop_relay_sshd(&self) {
-        if let Some(pid) = read_pid(&self.relay_dir().join("sshd.pid")) {
+        if let Some(pid) = read_pid(&self.relay.pid_file()) {
             kill(pid, "-TERM");
         }
         let _ = output(Command::new("pkill").args(["-KILL", "-u", TUNNEL_USER]));
@@ -110,25 +228,11 @@ impl Lab {
 
     /// Runs a rendered relay-setup.sh against the test relay instead of /etc/ssh.
     fn run_relay_setup_from(&self, rendered: &Path) -> String {
-        let pid_file = self.relay_dir().join("sshd.pid");
-        ok(Command::new("bash")
-            .arg(rendered.join("relay-setup.sh"))
-            .env("AISTUDIO_SSH_SSHD_CONFIG", self.relay_config())
-            .env(
-                "AISTUDIO_SSH_SSHD_DROPIN_DIR",
-                self.relay_dir().join("sshd_config.d"),
-            )
-            .env(
-                "AISTUDIO_SSH_SSHD_RELOAD",
-                format!("kill -HUP $(cat {})", pid_file.display()),
-            ))
+        succeeded(self.relay.setup(rendered))
     }
 
     fn relay_authorized_keys(&self) -> String {
-        let home = ok(Command::new("sh")
-            .arg("-c")
-            .arg(format!("getent passwd {TUNNEL_USER} | cut -d: -f6")));
-        fs::read_to_string(format!("{}/.ssh/authorized_keys", home.trim())).unwrap()
+        fs::read_to_string(self.relay.keys_file(TUNNEL_USER)).unwrap()
     }
 
     fn provision(&self) -> String {
@@ -204,7 +308,7 @@ impl Lab {
                 ])
                 .arg("-i")
                 .arg(key)
-                .args(["-p", &self.relay_port.to_string(), "-l", TUNNEL_USER])
+                .args(["-p", &self.relay.port.to_string(), "-l", TUNNEL_USER])
                 .args(args),
         )
     }
@@ -225,6 +329,58 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Whether `key` forwards a local port to a Unix socket on the relay (`ssh -L
+    /// port:/path`): a server there answers the first connection with a word.
+    fn reaches_unix_socket(&self, key: &Path) -> bool {
+        let socket = self.relay.path("secret.sock");
+        let _ = fs::remove_file(&socket);
+        let mut server = Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import os, socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\n\
+                 os.chmod(sys.argv[1], 0o777)\ns.listen()\ns.settimeout(10)\nprint('ready', flush=True)\n\
+                 try:\n    c, _ = s.accept(); c.sendall(b'unix-socket-reached\\n'); c.close()\nexcept OSError: pass\n",
+            )
+            .arg(&socket)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut ready = [0u8; 6];
+        std::io::Read::read_exact(server.stdout.as_mut().unwrap(), &mut ready).unwrap();
+        let local = free_port();
+        let mut forward = Command::new("ssh")
+            .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
+            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+            .arg("-i")
+            .arg(key)
+            .args(["-p", &self.relay.port.to_string(), "-l", TUNNEL_USER, "-N", "-L"])
+            .arg(format!("127.0.0.1:{local}:{}", socket.display()))
+            .arg("127.0.0.1")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut answer = String::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", local)) {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(3)))
+                    .unwrap();
+                let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+                break;
+            }
+            sleep(Duration::from_millis(100));
+        }
+        let _ = forward.kill();
+        let _ = forward.wait();
+        let _ = server.kill();
+        let _ = server.wait();
+        answer.contains("unix-socket-reached")
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         if let Some(pid) = read_pid(Path::new("/tmp/aistudio-ssh/tunnel.pid")) {
@@ -240,12 +396,17 @@ impl Drop for Lab {
     }
 }
 
-fn set_up() -> Lab {
+fn needs_root() {
     assert_eq!(
         current_uid(),
         0,
         "this test needs root: it creates users and runs a root sshd as the relay (npm test runs it as root in CI)"
     );
+}
+
+fn set_up() -> Lab {
+    needs_root();
+    let serial = one_at_a_time();
     remove_user(CONTAINER_USER);
     remove_user(TUNNEL_USER);
     let _ = fs::remove_dir_all("/tmp/aistudio-ssh");
@@ -254,8 +415,9 @@ fn set_up() -> Lab {
     let lab = Lab {
         container_home: dir.path().join("home").join(CONTAINER_USER),
         dir,
-        relay_port: free_port(),
+        relay: RelayConfig::new(),
         remote_port: free_port(),
+        _one_at_a_time: serial,
     };
 
     // The container: a user without root, a persistent ~/work, a .bashrc and authorized_keys of its own.
@@ -272,31 +434,14 @@ fn set_up() -> Lab {
     ok(Command::new("runuser").args(["-l", CONTAINER_USER, "-c", &setup]));
 
     // The relay: a root sshd on loopback with its own config, including a drop-in directory.
-    let relay = lab.relay_dir();
-    fs::create_dir_all(relay.join("sshd_config.d")).unwrap();
-    let host_key = relay.join("ssh_host_ed25519_key");
-    ok(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&host_key));
-    fs::write(
-        lab.relay_config(),
-        format!(
-            "Include {relay}/sshd_config.d/*.conf\nPort {port}\nListenAddress 127.0.0.1\nHostKey {key}\n\
-             PidFile {relay}/sshd.pid\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-             AuthorizedKeysFile .ssh/authorized_keys\nLogLevel VERBOSE\n",
-            relay = relay.display(),
-            port = lab.relay_port,
-            key = host_key.display()
-        ),
-    )
-    .unwrap();
     lab.start_relay_sshd();
 
     // The user's side: settings -> the CLI renders keys, scripts and config.
-    let relay_host_key = fs::read_to_string(relay.join("ssh_host_ed25519_key.pub")).unwrap();
+    let relay_host_key =
+        fs::read_to_string(lab.relay.path("ssh_host_ed25519_key.pub")).unwrap();
     let settings = serde_json::json!({
         "project": PROJECT,
-        "relay": {"host": "127.0.0.1", "port": lab.relay_port, "user": TUNNEL_USER, "hostKey": relay_host_key.trim()},
+        "relay": {"host": "127.0.0.1", "port": lab.relay.port, "user": TUNNEL_USER, "hostKey": relay_host_key.trim()},
         "remotePort": lab.remote_port,
         "containerSshdPort": free_port(),
         "containerUser": CONTAINER_USER,
@@ -332,14 +477,33 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
 
     // Set up the relay with the script the extension prints; it prints the relay host key.
     let printed = lab.run_relay_setup();
-    let relay_key = fs::read_to_string(lab.relay_dir().join("ssh_host_ed25519_key.pub")).unwrap();
+    let relay_key = fs::read_to_string(lab.relay.path("ssh_host_ed25519_key.pub")).unwrap();
     let relay_key_fields: Vec<&str> = relay_key.split_whitespace().take(2).collect();
     assert!(
         printed.contains(&relay_key_fields.join(" ")),
         "relay key not printed:\n{printed}"
     );
 
-    lab.provision();
+    // What an earlier version left in the persistent ~/work/ssh: the container's keys (and a
+    // backup of one), beside a key of the user's own that must stay.
+    let legacy = lab.container_home.join("work/ssh");
+    for (file, comment) in [
+        ("relay_ed25519", "aistudio-7892508-relay"),
+        ("ssh_host_ed25519_key.replaced-20250101-000000", "aistudio-7892508-host"),
+        ("id_rsa", "me@laptop"),
+    ] {
+        let path = legacy.join(file);
+        ok(Command::new("runuser").args(["-u", CONTAINER_USER, "--", "sh", "-c"]).arg(format!(
+            "mkdir -p {dir} && ssh-keygen -q -t ed25519 -N '' -C {comment} -f {path}",
+            dir = legacy.display(),
+            path = path.display()
+        )));
+    }
+    let provisioned = lab.provision();
+    assert!(provisioned.contains("removed"), "{provisioned}");
+    assert!(!legacy.join("relay_ed25519").exists() && !legacy.join("relay_ed25519.pub").exists());
+    assert!(!legacy.join("ssh_host_ed25519_key.replaced-20250101-000000").exists());
+    assert!(legacy.join("id_rsa").exists(), "the user's own key was removed");
     let tunnel = lab.tunnel(&[]);
     assert!(tunnel.contains("state=up"), "tunnel not up: {tunnel}");
 
@@ -425,12 +589,12 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
         "{relay_keys}"
     );
     let dropin =
-        fs::read_to_string(lab.relay_dir().join("sshd_config.d/aistudio-ssh.conf")).unwrap();
+        fs::read_to_string(lab.relay.dropin()).unwrap();
     assert!(dropin.contains("ClientAliveInterval 15") && dropin.contains("ClientAliveCountMax 3"));
     lab.wait_for_ssh(Duration::from_secs(5));
 
     // The container's relay key: may listen on its port, nothing else.
-    let relay_private = home.join("work/ssh/relay_ed25519");
+    let relay_private = lab.container_keys().join("relay_ed25519");
     let run_command = lab.relay_ssh(&relay_private, &["127.0.0.1", "id"]);
     assert!(
         !String::from_utf8_lossy(&run_command.stdout).contains("uid="),
@@ -461,11 +625,71 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
     );
     let elsewhere = lab.relay_ssh(
         &client_private,
-        &["-W", &format!("127.0.0.1:{}", lab.relay_port), "127.0.0.1"],
+        &["-W", &format!("127.0.0.1:{}", lab.relay.port), "127.0.0.1"],
     );
     assert!(
         !elsewhere.status.success(),
         "the client key opened another port on the relay"
+    );
+    // The relay key opens nothing at all, not even its own project's port.
+    for port in [lab.remote_port, lab.relay.port, 22] {
+        let opened = lab.relay_ssh(
+            &relay_private,
+            &["-W", &format!("127.0.0.1:{port}"), "127.0.0.1"],
+        );
+        assert!(
+            !opened.status.success(),
+            "the relay key opened 127.0.0.1:{port}"
+        );
+    }
+    assert!(
+        !lab.reaches_unix_socket(&relay_private),
+        "the relay key forwarded to a Unix socket"
+    );
+    // The client key listens on nothing.
+    let client_listens = lab.relay_ssh(
+        &client_private,
+        &[
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            &format!("127.0.0.1:{}:127.0.0.1:22", free_port()),
+            "127.0.0.1",
+        ],
+    );
+    assert!(
+        !client_listens.status.success(),
+        "the client key listened on the relay"
+    );
+    // What sshd applies: the restrictions for the tunnel account only.
+    let tunnel_view = lab.relay.effective(TUNNEL_USER);
+    for line in [
+        "allowstreamlocalforwarding no",
+        "allowagentforwarding no",
+        "x11forwarding no",
+        "permittunnel no",
+        "permittty no",
+        "clientaliveinterval 15",
+    ] {
+        assert!(tunnel_view.lines().any(|l| l == line), "{line}:\n{tunnel_view}");
+    }
+    let others = lab.relay.effective("root");
+    assert!(
+        others.lines().any(|l| l == "clientaliveinterval 0")
+            && others.lines().any(|l| l == "permittty yes"),
+        "the tunnel account's settings reached other accounts:\n{others}"
+    );
+    // No private key rests in the persistent ~/work (the user's own key aside).
+    let leaked = output(
+        Command::new("grep")
+            .args(["-rl", "--exclude=id_rsa", "PRIVATE KEY"])
+            .arg(home.join("work")),
+    );
+    assert!(
+        leaked.stdout.is_empty(),
+        "private keys under ~/work: {}",
+        String::from_utf8_lossy(&leaked.stdout)
     );
 
     // kill -9 of the tunnel's ssh: the supervisor brings it back.
@@ -537,7 +761,7 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
         probe["accelerator"]["kind"], "none",
         "this machine has no GPU"
     );
-    let host_key_pub = home.join("work/ssh/ssh_host_ed25519_key.pub");
+    let host_key_pub = lab.container_keys().join("ssh_host_ed25519_key.pub");
     let listed = ok(Command::new("ssh-keygen")
         .arg("-l")
         .arg("-f")
@@ -609,6 +833,23 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
         "tunnel ssh still running after stop"
     );
     assert!(!lab.user_ssh("true").status.success());
+    // With the project's port free, the client key still cannot listen on it.
+    let client_private = lab.client_dir().join("id_aistudio");
+    let takes_port = lab.relay_ssh(
+        &client_private,
+        &[
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            &format!("127.0.0.1:{}:127.0.0.1:22", lab.remote_port),
+            "127.0.0.1",
+        ],
+    );
+    assert!(
+        !takes_port.status.success(),
+        "the client key listened on the project's port"
+    );
 
     // No user-mode sshd possible (its port is taken): provisioning says so and falls back.
     if let Some(pid) = read_pid(Path::new("/tmp/aistudio-ssh/sshd.pid")) {
@@ -626,4 +867,200 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
             .trim(),
         "system"
     );
+}
+
+/// A relay setup script for `project` on `relay` with `user` as the tunnel account (not
+/// validated: the script's own refusals are under test), written into `dir`.
+fn relay_script(dir: &Path, relay: &RelayConfig, project: &str, user: &str, remote_port: u16) {
+    let relay_host_key = fs::read_to_string(relay.path("ssh_host_ed25519_key.pub")).unwrap();
+    let input = serde_json::json!({
+        "project": project,
+        "relay": {"host": "127.0.0.1", "port": relay.port, "hostKey": relay_host_key.trim()},
+        "remotePort": remote_port,
+    });
+    let mut settings = SettingsInput::from_json(&input.to_string())
+        .unwrap()
+        .validate()
+        .unwrap();
+    settings.relay_user = user.to_owned();
+    let seed = project.bytes().map(u64::from).sum();
+    let (keys, _) = complete_project_keys(
+        project,
+        ProjectKeys::default(),
+        &mut ChaCha20Rng::seed_from_u64(seed),
+    )
+    .unwrap();
+    fs::create_dir_all(dir).unwrap();
+    fs::write(
+        dir.join("relay-setup.sh"),
+        render::render_relay_setup(&settings, &RenderKeys::from_project(&keys).unwrap()),
+    )
+    .unwrap();
+}
+
+/// The machine's account files, to show a refused run changed none of them.
+fn accounts() -> Vec<Vec<u8>> {
+    ["/etc/passwd", "/etc/shadow", "/etc/group"]
+        .iter()
+        .map(|path| fs::read(path).unwrap())
+        .collect()
+}
+
+fn stdout_of(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_relay_script_takes_over_no_account_and_writes_through_no_symlink() {
+    needs_root();
+    let _serial = one_at_a_time();
+    const OWN: &str = "aistudio-ssh-own";
+    const LEGACY: &str = "aistudio-ssh-legacy";
+    remove_user(OWN);
+    remove_user(LEGACY);
+    let relay = RelayConfig::new();
+    let scripts = tempfile::tempdir().unwrap();
+
+    // root, and an account somebody already has: refused before anything changes.
+    ok(Command::new("useradd").args(["--no-create-home", "--shell", "/bin/bash", OWN]));
+    for (user, says) in [
+        ("root", "must not be root"),
+        (OWN, "was not made by this script"),
+    ] {
+        let dir = scripts.path().join(user);
+        relay_script(&dir, &relay, "7892508", user, 7423);
+        let before = accounts();
+        let out = relay.setup(&dir);
+        assert!(!out.status.success(), "{user} was taken over");
+        assert!(stdout_of(&out).contains(says), "{}", stdout_of(&out));
+        assert!(before == accounts(), "the account files changed for {user}");
+        assert!(!relay.dropin().exists(), "sshd's drop-in was written for {user}");
+        assert!(!relay.keys_file(user).exists());
+    }
+    remove_user(OWN);
+
+    // An account an earlier version made (its comment, nologin, '*'), whose home holds an
+    // authorized_keys that is a symlink to a file of root's: adopted, the link not followed.
+    let home = relay.path("legacy-home");
+    ok(Command::new("useradd")
+        .args(["--system", "--create-home", "--shell", "/usr/sbin/nologin"])
+        .args(["--comment", "AI Studio SSH tunnels", "--password", "*", "--home-dir"])
+        .arg(&home)
+        .arg(LEGACY));
+    let roots = relay.path("roots-file");
+    fs::write(&roots, "root's own line\n").unwrap();
+    fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::os::unix::fs::symlink(&roots, home.join(".ssh/authorized_keys")).unwrap();
+    ok(Command::new("chown").args(["-R", &format!("{LEGACY}:")]).arg(&home));
+    let dir = scripts.path().join(LEGACY);
+    relay_script(&dir, &relay, "7892508", LEGACY, 7423);
+    succeeded(relay.setup(&dir));
+    assert_eq!(fs::read_to_string(&roots).unwrap(), "root's own line\n");
+    assert!(fs::symlink_metadata(home.join(".ssh/authorized_keys"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let keys = fs::read_to_string(relay.keys_file(LEGACY)).unwrap();
+    assert!(!keys.contains("root's own line"), "{keys}");
+    assert_eq!(count_lines(&keys, "aistudio-7892508-"), 2, "{keys}");
+    remove_user(LEGACY);
+
+    // A key folder that is a symlink (to a folder root did not choose): refused.
+    let elsewhere = tempfile::Builder::new().tempdir_in("/run").unwrap();
+    let linked = RelayConfig::new();
+    std::os::unix::fs::symlink(elsewhere.path(), linked.keys_dir()).unwrap();
+    let dir = scripts.path().join("linked");
+    relay_script(&dir, &linked, "7892508", "aistudio-ssh-linked", 7423);
+    let out = linked.setup(&dir);
+    assert!(!out.status.success(), "{}", stdout_of(&out));
+    assert!(stdout_of(&out).contains("owned by root"), "{}", stdout_of(&out));
+    assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+    remove_user("aistudio-ssh-linked");
+}
+
+#[test]
+fn relay_runs_at_once_and_look_alike_projects_keep_their_ports_or_change_nothing() {
+    needs_root();
+    let _serial = one_at_a_time();
+    const USER: &str = "aistudio-ssh-rt3";
+    remove_user(USER);
+    let relay = RelayConfig::new();
+    let scripts = tempfile::tempdir().unwrap();
+    let (port_a, port_ab) = (free_port(), free_port());
+    let script = |project: &str, port: u16| {
+        let dir = scripts.path().join(format!("{project}-{port}"));
+        relay_script(&dir, &relay, project, USER, port);
+        dir
+    };
+    let (a, ab) = (script("a", port_a), script("a-b", port_ab));
+    succeeded(relay.setup(&ab));
+    succeeded(relay.setup(&a));
+
+    // Project a asking for a-b's port: refused (a is a prefix of a-b), nothing changed.
+    let keys_before = fs::read(relay.keys_file(USER)).unwrap();
+    let out = relay.setup(&script("a", port_ab));
+    assert!(!out.status.success(), "a took a-b's port");
+    assert!(stdout_of(&out).contains("already given"), "{}", stdout_of(&out));
+    assert_eq!(fs::read(relay.keys_file(USER)).unwrap(), keys_before);
+
+    // Runs at once: each waits its turn, no block lost or doubled.
+    let runs: Vec<_> = [&a, &ab, &a, &ab, &a, &ab]
+        .iter()
+        .map(|dir| {
+            Command::new("bash")
+                .arg(dir.join("relay-setup.sh"))
+                .env("AISTUDIO_SSH_SSHD_CONFIG", relay.config())
+                .env("AISTUDIO_SSH_SSHD_DROPIN_DIR", relay.dropin_dir())
+                .env("AISTUDIO_SSH_RELAY_KEYS_DIR", relay.keys_dir())
+                .env("AISTUDIO_SSH_SSHD_RELOAD", "true")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for run in runs {
+        succeeded(run.wait_with_output().unwrap());
+    }
+    let keys = fs::read_to_string(relay.keys_file(USER)).unwrap();
+    assert_eq!(count_lines(&keys, ">>> aistudio-ssh project a "), 1, "{keys}");
+    assert_eq!(count_lines(&keys, ">>> aistudio-ssh project a-b "), 1, "{keys}");
+    for project in ["a", "a-b"] {
+        let of_project = keys
+            .lines()
+            .filter(|line| {
+                line.ends_with(&format!(" aistudio-{project}-relay"))
+                    || line.ends_with(&format!(" aistudio-{project}-client"))
+            })
+            .count();
+        assert_eq!(of_project, 2, "{project}:\n{keys}");
+    }
+    assert_eq!(keys.lines().count(), 2 * 4, "{keys}");
+
+    // sshd refusing the result (here: a config broken by someone else): everything put back.
+    let files = [
+        relay.keys_file(USER),
+        relay.dropin(),
+        relay.keys_dir().join("accounts"),
+    ];
+    let before: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
+    let config = fs::read_to_string(relay.config()).unwrap();
+    fs::write(relay.config(), format!("{config}NoSuchKeyword yes\n")).unwrap();
+    let out = relay.setup(&script("c", free_port()));
+    fs::write(relay.config(), config).unwrap();
+    assert!(!out.status.success(), "{}", stdout_of(&out));
+    assert!(stdout_of(&out).contains("put back"), "{}", stdout_of(&out));
+    let after: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).unwrap()).collect();
+    assert!(before == after, "a failed run left changes");
+    let leftovers: Vec<_> = fs::read_dir(relay.keys_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 3, "temporary files left: {leftovers:?}");
+    remove_user(USER);
 }
