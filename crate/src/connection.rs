@@ -132,6 +132,32 @@ struct ProbeTunnel {
     detail: Option<String>,
 }
 
+/// The most characters a status keeps of a reason (the tail of a script's output, a page's
+/// error); the container and the page are not trusted to keep stored text small.
+const MAX_REASON_CHARS: usize = 600;
+/// The most characters kept of a short value the container or page reports: a host name
+/// (253 at most in DNS), a device name, a zone, a start time, an accelerator kind.
+const MAX_NAME_CHARS: usize = 253;
+
+/// At most `max` characters of `text`, control characters (other than newlines, which
+/// reasons keep) as blanks; an ellipsis marks a cut.
+fn bounded(text: &str, max: usize) -> String {
+    let mut kept: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect();
+    if text.chars().nth(max).is_some() {
+        kept.push('…');
+    }
+    kept
+}
+
+/// A short value on one line, bounded (see [`MAX_NAME_CHARS`]).
+fn bounded_name(text: &str) -> String {
+    bounded(&text.replace('\n', " "), MAX_NAME_CHARS)
+}
+
 /// `GPU 0: Tesla V100-SXM2-32GB (UUID: ...)` -> `Tesla V100-SXM2-32GB`.
 fn device_name(line: &str) -> String {
     let name = line.split_once(": ").map_or(line, |(_, rest)| rest);
@@ -181,6 +207,7 @@ impl ProjectStatus {
                 next.reason = None;
             }
             ConnectionEvent::JupyterReady { started, zone } => {
+                let (started, zone) = (bounded_name(&started), bounded_name(&zone));
                 let change = match (&self.jupyter_started, &self.zone) {
                     (Some(_), Some(old_zone)) if *old_zone != zone => Some("switched"),
                     (Some(old), _) if *old != started => Some("restarted"),
@@ -223,22 +250,26 @@ impl ProjectStatus {
                     next.environment = Some(Environment {
                         kind: match report.accelerator.kind.as_str() {
                             "none" => "cpu".into(),
-                            other => other.into(),
+                            other => bounded_name(other),
                         },
-                        device: report.accelerator.devices.first().map(|d| device_name(d)),
-                        hostname: report.hostname,
+                        device: report
+                            .accelerator
+                            .devices
+                            .first()
+                            .map(|d| bounded_name(&device_name(d))),
+                        hostname: bounded_name(&report.hostname),
                     });
                     (next.phase, next.reason) = match (report.host_keys.stable, report.tunnel) {
                         (Some(stable), _) if stable != host_fingerprint => (
                             Phase::Error,
                             Some(format!(
                                 "the container serves host key {stable}, not this browser's {host_fingerprint}: \
-                                 ~/work/ssh holds keys from another browser or profile"
+                                 the container got its keys from another browser or profile"
                             )),
                         ),
                         (None, _) => (
                             Phase::Error,
-                            Some("the container has no host key in ~/work/ssh: provisioning did not run".into()),
+                            Some("the container has no host key of this project: provisioning did not run".into()),
                         ),
                         (_, tunnel) if tunnel.state == "up" => (Phase::Up, None),
                         (_, tunnel) => (
@@ -268,6 +299,7 @@ impl ProjectStatus {
                 next.reason = Some(reason);
             }
         }
+        next.reason = next.reason.map(|reason| bounded(&reason, MAX_REASON_CHARS));
         next
     }
 

@@ -179,11 +179,12 @@ impl SettingsError {
 }
 
 /// Every rule a field can be refused under (the UI has a translation for each).
-pub const RULES: [Rule; 9] = [
+pub const RULES: [Rule; 10] = [
     PORT_RULE,
     UNPRIVILEGED_PORT_RULE,
     HOST_RULE,
     USER_RULE,
+    RELAY_USER_RULE,
     PROJECT_RULE,
     HOST_KEY_RULE,
     SSH_DIR_RULE,
@@ -207,6 +208,11 @@ const HOST_RULE: Rule = Rule {
 pub(crate) const USER_RULE: Rule = Rule {
     id: "user",
     text: "a user name of 1 to 32 characters: lowercase letters, digits, '_' and '-', not starting with a digit or '-'",
+};
+const RELAY_USER_RULE: Rule = Rule {
+    id: "relayUser",
+    text: "a user name of 1 to 32 characters (lowercase letters, digits, '_' and '-', not starting with a digit or '-') \
+     other than root: the relay setup script makes this tunnel-only account itself and refuses root and existing accounts",
 };
 const PROJECT_RULE: Rule = Rule {
     id: "project",
@@ -262,8 +268,8 @@ impl SettingsInput {
         if relay_port.is_none() {
             reject("relay.port", &self.relay.port.to_string(), PORT_RULE);
         }
-        if !is_user_name(&self.relay.user) {
-            reject("relay.user", &self.relay.user, USER_RULE);
+        if !is_user_name(&self.relay.user) || self.relay.user == "root" {
+            reject("relay.user", &self.relay.user, RELAY_USER_RULE);
         }
         let relay_host_keys = parse_host_keys(&self.relay.host_key);
         if relay_host_keys.is_none() {

@@ -201,3 +201,42 @@ fn another_frame_becoming_ready_does_not_interrupt_running_cells() {
         (Phase::Running, Some(CellRole::Tunnel))
     );
 }
+
+#[test]
+fn what_the_container_and_the_page_report_is_stored_bounded() {
+    // A container (or page) is not trusted to keep its reports small or on one line.
+    let huge = "h".repeat(100_000);
+    let accelerator = format!(r#"{{"kind": "{huge}", "devices": ["GPU 0: {huge}\u0007"]}}"#);
+    let report = E::Probed {
+        output: format!(
+            "{{\"hostname\": \"{huge}\\n\", \"accelerator\": {accelerator}, \"hostKeys\": {{\"stable\": \"{HOST_FP}\"}}, \
+             \"tunnel\": {{\"state\": \"down\", \"detail\": \"{huge}\"}}}}\n"
+        ),
+    };
+    let s = ProjectStatus::default()
+        .apply(ready(&huge, &huge), HOST_FP)
+        .apply(report, HOST_FP);
+    let env = s.environment.clone().unwrap();
+    for (what, value) in [
+        ("kind", env.kind.as_str()),
+        ("device", env.device.as_deref().unwrap()),
+        ("hostname", env.hostname.as_str()),
+        ("started", s.jupyter_started.as_deref().unwrap()),
+        ("zone", s.zone.as_deref().unwrap()),
+    ] {
+        assert!(value.chars().count() <= 254, "{what}: {}", value.len());
+        assert!(!value.chars().any(char::is_control), "{what}");
+    }
+    assert_eq!(s.phase, Phase::Down);
+    assert!(s.reason.as_ref().unwrap().chars().count() <= 601);
+    let failed = s.apply(
+        E::Failed {
+            reason: huge.clone(),
+        },
+        HOST_FP,
+    );
+    assert!(failed.reason.unwrap().ends_with('…'));
+    // Ordinary values are kept as they are.
+    let s = ProjectStatus::default().apply(ready("2026-11-29T09:00:00Z", "bd-gpu-01"), HOST_FP);
+    assert_eq!(s.zone.as_deref(), Some("bd-gpu-01"));
+}

@@ -588,6 +588,32 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
         1,
         "{relay_keys}"
     );
+    // A .bashrc that is a symlink (a dotfiles checkout) stays one; its target gets the block.
+    let dotfiles = home.join("dotfiles");
+    let linked = format!(
+        "mkdir -p {dir} && mv ~/.bashrc {dir}/bashrc && ln -s {dir}/bashrc ~/.bashrc",
+        dir = dotfiles.display()
+    );
+    ok(Command::new("runuser").args(["-l", CONTAINER_USER, "-c", &linked]));
+    lab.provision();
+    assert!(fs::symlink_metadata(home.join(".bashrc"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let target = fs::read_to_string(dotfiles.join("bashrc")).unwrap();
+    assert!(target.ends_with(USER_BASHRC), "{target}");
+    assert_eq!(count_lines(&target, ">>> aistudio-ssh environment"), 1);
+    // Its markers out of order (END before BEGIN): left byte for byte; provisioning goes on.
+    let (begin, end) = (
+        "# >>> aistudio-ssh environment (managed by AI Studio SSH; edits inside are replaced) >>>",
+        "# <<< aistudio-ssh environment <<<",
+    );
+    let damaged = format!("{end}\nexport MINE=1\n{begin}\n{USER_BASHRC}");
+    fs::write(dotfiles.join("bashrc"), &damaged).unwrap();
+    let report = lab.provision();
+    assert!(report.contains("out of order"), "{report}");
+    assert_eq!(fs::read_to_string(dotfiles.join("bashrc")).unwrap(), damaged);
+    fs::write(dotfiles.join("bashrc"), &target).unwrap();
     let dropin =
         fs::read_to_string(lab.relay.dropin()).unwrap();
     assert!(dropin.contains("ClientAliveInterval 15") && dropin.contains("ClientAliveCountMax 3"));

@@ -183,3 +183,59 @@ fn the_cli_renders_reuses_its_keys_and_refuses_bad_settings() {
     );
     assert!(!bad_out.exists(), "invalid settings wrote files");
 }
+
+#[test]
+fn stored_keys_are_read_again_before_any_render() {
+    use aistudio_ssh::keys::KeyPair;
+    use aistudio_ssh::project_keys::StoredKey;
+    use aistudio_ssh::render::RenderError;
+    let (good, _) = complete_project_keys(
+        "7892508",
+        ProjectKeys::default(),
+        &mut ChaCha20Rng::seed_from_u64(7),
+    )
+    .unwrap();
+
+    // A public line rewritten in storage to carry a second line: refused, nothing rendered.
+    let mut keys = good.clone();
+    let client = keys.client.as_mut().unwrap();
+    client.public.line = format!("{}\nrestrict ssh-ed25519 AAAA evil", client.public.line);
+    let error = RenderKeys::from_project(&keys).unwrap_err();
+    assert!(matches!(error, RenderError::InvalidKey { .. }), "{error}");
+    assert_eq!(error.variant(), "InvalidKey");
+
+    // A host key whose private half is another key: refused.
+    let mut keys = good.clone();
+    let other =
+        KeyPair::import_openssh(keys.container_relay.as_ref().unwrap().private_key.as_ref().unwrap(), None)
+            .unwrap();
+    keys.container_host.as_mut().unwrap().private_key = Some(other.to_openssh().unwrap().to_string());
+    assert!(matches!(
+        RenderKeys::from_project(&keys),
+        Err(RenderError::InvalidKey { .. })
+    ));
+
+    // A client key imported with a newline in its comment: one authorized_keys line each.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crafted");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "me\nssh-ed25519 AAAA planted", "-f"])
+        .arg(&path)
+        .status()
+        .unwrap()
+        .success());
+    let mut keys = good;
+    keys.client = Some(StoredKey::from_paste(&fs::read_to_string(&path).unwrap(), None).unwrap());
+    let render_keys = RenderKeys::from_project(&keys).unwrap();
+    let script = render::render_relay_setup(&settings(), &render_keys);
+    let key_lines = script
+        .split_once("key_lines='")
+        .and_then(|(_, rest)| rest.split_once("'\n"))
+        .unwrap()
+        .0;
+    assert_eq!(key_lines.lines().count(), 2, "{key_lines}");
+    assert!(!script.contains("\nssh-ed25519 AAAA planted"));
+    let provision = render::render_provision(&settings(), &render_keys, PrivateKeys::Included);
+    assert!(provision.contains("client_line='from=\"127.0.0.1,::1\" ssh-ed25519 "));
+    assert!(!provision.contains("\nssh-ed25519 AAAA planted"));
+}

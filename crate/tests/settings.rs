@@ -109,6 +109,25 @@ fn every_bad_field_is_named_with_its_value_and_what_is_allowed() {
 }
 
 #[test]
+fn the_relay_account_is_never_root() {
+    let mut settings = input(&minimal());
+    settings.relay.user = "root".into();
+    let error = settings.validate().unwrap_err();
+    let SettingsError::Invalid { fields } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(
+        (fields[0].field, fields[0].rule),
+        ("relay.user", "relayUser")
+    );
+    assert!(fields[0].allowed.contains("other than root"), "{error}");
+    // root stays possible in the container (a self-hosted Jupyter may run as root).
+    let mut settings = input(&minimal());
+    settings.container_user = "root".into();
+    assert!(settings.validate().is_ok());
+}
+
+#[test]
 fn the_host_key_may_be_ssh_keyscan_output_with_several_keys() {
     let mut settings = input(&minimal());
     settings.relay.host_key = format!(

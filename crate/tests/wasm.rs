@@ -192,4 +192,13 @@ fn settings_are_checked_field_by_field_and_rendered_with_the_project_keys() {
     assert!(text(&rendered, &["sshConfig"]).contains("Host aistudio-7892508\n"));
     assert!(text(&rendered, &["relaySetup"]).contains("permitlisten=\"127.0.0.1:7423\""));
     assert!(text(&rendered, &["provision"]).starts_with("#!/usr/bin/env bash"));
+    // The cells the extension types carry the container's keys; the companion notebook,
+    // which lives in the persistent and shareable ~/work, carries none.
+    assert!(text(&rendered, &["provision"]).contains("PRIVATE KEY"));
+    let notebook = js_sys::JSON::stringify(&field(&rendered, "notebook"))
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(notebook.contains("aistudio-ssh-provision"));
+    assert!(!notebook.contains("PRIVATE KEY"), "{notebook}");
 }
