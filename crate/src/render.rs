@@ -102,7 +102,8 @@ fn checked_pair(role: KeyRole, key: &StoredKey) -> Result<(String, PublicKeyInfo
         .as_ref()
         .ok_or(RenderError::MissingKey { role })?;
     let invalid = |detail: String| RenderError::InvalidKey { role, detail };
-    let pair = KeyPair::import_openssh(private, None).map_err(|error| invalid(error.to_string()))?;
+    let pair =
+        KeyPair::import_openssh(private, None).map_err(|error| invalid(error.to_string()))?;
     let pair_public = pair.public().map_err(|error| invalid(error.to_string()))?;
     if pair_public.fingerprint != public.fingerprint {
         return Err(invalid(

@@ -460,14 +460,32 @@ fn a_comment_with_a_newline_stays_on_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crafted");
     let comment = "me\nrestrict,command=\"id\" ssh-ed25519 AAAA\r\t x";
-    ssh_keygen(&["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path.to_str().unwrap()])
-        .unwrap();
+    ssh_keygen(&[
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        comment,
+        "-f",
+        path.to_str().unwrap(),
+    ])
+    .unwrap();
     let key = KeyPair::import_openssh(&fs::read_to_string(&path).unwrap(), None).unwrap();
     let public = key.public().unwrap();
     assert_eq!(public.line.lines().count(), 1, "{:?}", public.line);
-    assert!(!public.line.chars().any(char::is_control), "{:?}", public.line);
+    assert!(
+        !public.line.chars().any(char::is_control),
+        "{:?}",
+        public.line
+    );
     assert!(!key.comment().chars().any(char::is_control));
-    assert!(public.comment.starts_with("me restrict,command="), "{:?}", public.comment);
+    assert!(
+        public.comment.starts_with("me restrict,command="),
+        "{:?}",
+        public.comment
+    );
     // The key written back out carries the same one-line comment.
     let rewritten = KeyPair::import_openssh(&key.to_openssh().unwrap(), None).unwrap();
     assert_eq!(rewritten.public().unwrap().line, public.line);
@@ -478,8 +496,18 @@ fn a_key_asking_for_absurd_bcrypt_rounds_is_refused_at_once() {
     use base64ct::{Base64, Encoding};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rounds");
-    ssh_keygen(&["-q", "-t", "ed25519", "-N", "pw", "-a", "16", "-f", path.to_str().unwrap()])
-        .unwrap();
+    ssh_keygen(&[
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "pw",
+        "-a",
+        "16",
+        "-f",
+        path.to_str().unwrap(),
+    ])
+    .unwrap();
     let text = fs::read_to_string(&path).unwrap();
     let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
     let mut blob = Base64::decode_vec(&body).unwrap();
@@ -499,10 +527,23 @@ fn a_key_asking_for_absurd_bcrypt_rounds_is_refused_at_once() {
     );
     let error = KeyPair::import_openssh(&crafted, Some("pw")).unwrap_err();
     assert_eq!(error, KeyError::TooManyRounds { rounds: u32::MAX });
-    assert!(error.to_string().contains("ssh-keygen -p -a 100"), "{error}");
+    assert!(
+        error.to_string().contains("ssh-keygen -p -a 100"),
+        "{error}"
+    );
     // What ssh-keygen users pick still works.
-    ssh_keygen(&["-q", "-t", "ed25519", "-N", "pw", "-a", "100", "-f", dir.path().join("a100").to_str().unwrap()])
-        .unwrap();
+    ssh_keygen(&[
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "pw",
+        "-a",
+        "100",
+        "-f",
+        dir.path().join("a100").to_str().unwrap(),
+    ])
+    .unwrap();
     let a100 = fs::read_to_string(dir.path().join("a100")).unwrap();
     assert!(KeyPair::import_openssh(&a100, Some("pw")).is_ok());
 }

@@ -169,7 +169,10 @@ impl RelayConfig {
                 .env("AISTUDIO_SSH_RELAY_KEYS_DIR", self.keys_dir())
                 .env(
                     "AISTUDIO_SSH_SSHD_RELOAD",
-                    format!("kill -HUP $(cat {}) 2>/dev/null || true", self.pid_file().display()),
+                    format!(
+                        "kill -HUP $(cat {}) 2>/dev/null || true",
+                        self.pid_file().display()
+                    ),
                 ),
         )
     }
@@ -350,11 +353,30 @@ impl Lab {
         std::io::Read::read_exact(server.stdout.as_mut().unwrap(), &mut ready).unwrap();
         let local = free_port();
         let mut forward = Command::new("ssh")
-            .args(["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"])
-            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+            ])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
             .arg("-i")
             .arg(key)
-            .args(["-p", &self.relay.port.to_string(), "-l", TUNNEL_USER, "-N", "-L"])
+            .args([
+                "-p",
+                &self.relay.port.to_string(),
+                "-l",
+                TUNNEL_USER,
+                "-N",
+                "-L",
+            ])
             .arg(format!("127.0.0.1:{local}:{}", socket.display()))
             .arg("127.0.0.1")
             .stdin(Stdio::null())
@@ -437,8 +459,7 @@ fn set_up() -> Lab {
     lab.start_relay_sshd();
 
     // The user's side: settings -> the CLI renders keys, scripts and config.
-    let relay_host_key =
-        fs::read_to_string(lab.relay.path("ssh_host_ed25519_key.pub")).unwrap();
+    let relay_host_key = fs::read_to_string(lab.relay.path("ssh_host_ed25519_key.pub")).unwrap();
     let settings = serde_json::json!({
         "project": PROJECT,
         "relay": {"host": "127.0.0.1", "port": lab.relay.port, "user": TUNNEL_USER, "hostKey": relay_host_key.trim()},
@@ -489,21 +510,31 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
     let legacy = lab.container_home.join("work/ssh");
     for (file, comment) in [
         ("relay_ed25519", "aistudio-7892508-relay"),
-        ("ssh_host_ed25519_key.replaced-20250101-000000", "aistudio-7892508-host"),
+        (
+            "ssh_host_ed25519_key.replaced-20250101-000000",
+            "aistudio-7892508-host",
+        ),
         ("id_rsa", "me@laptop"),
     ] {
         let path = legacy.join(file);
-        ok(Command::new("runuser").args(["-u", CONTAINER_USER, "--", "sh", "-c"]).arg(format!(
-            "mkdir -p {dir} && ssh-keygen -q -t ed25519 -N '' -C {comment} -f {path}",
-            dir = legacy.display(),
-            path = path.display()
-        )));
+        ok(Command::new("runuser")
+            .args(["-u", CONTAINER_USER, "--", "sh", "-c"])
+            .arg(format!(
+                "mkdir -p {dir} && ssh-keygen -q -t ed25519 -N '' -C {comment} -f {path}",
+                dir = legacy.display(),
+                path = path.display()
+            )));
     }
     let provisioned = lab.provision();
     assert!(provisioned.contains("removed"), "{provisioned}");
     assert!(!legacy.join("relay_ed25519").exists() && !legacy.join("relay_ed25519.pub").exists());
-    assert!(!legacy.join("ssh_host_ed25519_key.replaced-20250101-000000").exists());
-    assert!(legacy.join("id_rsa").exists(), "the user's own key was removed");
+    assert!(!legacy
+        .join("ssh_host_ed25519_key.replaced-20250101-000000")
+        .exists());
+    assert!(
+        legacy.join("id_rsa").exists(),
+        "the user's own key was removed"
+    );
     let tunnel = lab.tunnel(&[]);
     assert!(tunnel.contains("state=up"), "tunnel not up: {tunnel}");
 
@@ -612,10 +643,12 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
     fs::write(dotfiles.join("bashrc"), &damaged).unwrap();
     let report = lab.provision();
     assert!(report.contains("out of order"), "{report}");
-    assert_eq!(fs::read_to_string(dotfiles.join("bashrc")).unwrap(), damaged);
+    assert_eq!(
+        fs::read_to_string(dotfiles.join("bashrc")).unwrap(),
+        damaged
+    );
     fs::write(dotfiles.join("bashrc"), &target).unwrap();
-    let dropin =
-        fs::read_to_string(lab.relay.dropin()).unwrap();
+    let dropin = fs::read_to_string(lab.relay.dropin()).unwrap();
     assert!(dropin.contains("ClientAliveInterval 15") && dropin.contains("ClientAliveCountMax 3"));
     lab.wait_for_ssh(Duration::from_secs(5));
 
@@ -698,7 +731,10 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
         "permittty no",
         "clientaliveinterval 15",
     ] {
-        assert!(tunnel_view.lines().any(|l| l == line), "{line}:\n{tunnel_view}");
+        assert!(
+            tunnel_view.lines().any(|l| l == line),
+            "{line}:\n{tunnel_view}"
+        );
     }
     let others = lab.relay.effective("root");
     assert!(
@@ -964,7 +1000,10 @@ fn the_relay_script_takes_over_no_account_and_writes_through_no_symlink() {
         assert!(!out.status.success(), "{user} was taken over");
         assert!(stdout_of(&out).contains(says), "{}", stdout_of(&out));
         assert!(before == accounts(), "the account files changed for {user}");
-        assert!(!relay.dropin().exists(), "sshd's drop-in was written for {user}");
+        assert!(
+            !relay.dropin().exists(),
+            "sshd's drop-in was written for {user}"
+        );
         assert!(!relay.keys_file(user).exists());
     }
     remove_user(OWN);
@@ -974,14 +1013,22 @@ fn the_relay_script_takes_over_no_account_and_writes_through_no_symlink() {
     let home = relay.path("legacy-home");
     ok(Command::new("useradd")
         .args(["--system", "--create-home", "--shell", "/usr/sbin/nologin"])
-        .args(["--comment", "AI Studio SSH tunnels", "--password", "*", "--home-dir"])
+        .args([
+            "--comment",
+            "AI Studio SSH tunnels",
+            "--password",
+            "*",
+            "--home-dir",
+        ])
         .arg(&home)
         .arg(LEGACY));
     let roots = relay.path("roots-file");
     fs::write(&roots, "root's own line\n").unwrap();
     fs::create_dir_all(home.join(".ssh")).unwrap();
     std::os::unix::fs::symlink(&roots, home.join(".ssh/authorized_keys")).unwrap();
-    ok(Command::new("chown").args(["-R", &format!("{LEGACY}:")]).arg(&home));
+    ok(Command::new("chown")
+        .args(["-R", &format!("{LEGACY}:")])
+        .arg(&home));
     let dir = scripts.path().join(LEGACY);
     relay_script(&dir, &relay, "7892508", LEGACY, 7423);
     succeeded(relay.setup(&dir));
@@ -1003,7 +1050,11 @@ fn the_relay_script_takes_over_no_account_and_writes_through_no_symlink() {
     relay_script(&dir, &linked, "7892508", "aistudio-ssh-linked", 7423);
     let out = linked.setup(&dir);
     assert!(!out.status.success(), "{}", stdout_of(&out));
-    assert!(stdout_of(&out).contains("owned by root"), "{}", stdout_of(&out));
+    assert!(
+        stdout_of(&out).contains("owned by root"),
+        "{}",
+        stdout_of(&out)
+    );
     assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0);
     remove_user("aistudio-ssh-linked");
 }
@@ -1030,7 +1081,11 @@ fn relay_runs_at_once_and_look_alike_projects_keep_their_ports_or_change_nothing
     let keys_before = fs::read(relay.keys_file(USER)).unwrap();
     let out = relay.setup(&script("a", port_ab));
     assert!(!out.status.success(), "a took a-b's port");
-    assert!(stdout_of(&out).contains("already given"), "{}", stdout_of(&out));
+    assert!(
+        stdout_of(&out).contains("already given"),
+        "{}",
+        stdout_of(&out)
+    );
     assert_eq!(fs::read(relay.keys_file(USER)).unwrap(), keys_before);
 
     // Runs at once: each waits its turn, no block lost or doubled.
@@ -1054,8 +1109,16 @@ fn relay_runs_at_once_and_look_alike_projects_keep_their_ports_or_change_nothing
         succeeded(run.wait_with_output().unwrap());
     }
     let keys = fs::read_to_string(relay.keys_file(USER)).unwrap();
-    assert_eq!(count_lines(&keys, ">>> aistudio-ssh project a "), 1, "{keys}");
-    assert_eq!(count_lines(&keys, ">>> aistudio-ssh project a-b "), 1, "{keys}");
+    assert_eq!(
+        count_lines(&keys, ">>> aistudio-ssh project a "),
+        1,
+        "{keys}"
+    );
+    assert_eq!(
+        count_lines(&keys, ">>> aistudio-ssh project a-b "),
+        1,
+        "{keys}"
+    );
     for project in ["a", "a-b"] {
         let of_project = keys
             .lines()

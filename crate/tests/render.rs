@@ -35,7 +35,10 @@ fn seeded_keys() -> RenderKeys {
 fn rendered() -> Vec<(&'static str, String)> {
     let (settings, keys) = (settings(), seeded_keys());
     vec![
-        ("provision.sh", render::render_provision(&settings, &keys, PrivateKeys::Included)),
+        (
+            "provision.sh",
+            render::render_provision(&settings, &keys, PrivateKeys::Included),
+        ),
         ("tunnel.sh", render::render_tunnel(&settings)),
         ("probe.sh", render::render_probe(&settings)),
         (
@@ -206,10 +209,18 @@ fn stored_keys_are_read_again_before_any_render() {
 
     // A host key whose private half is another key: refused.
     let mut keys = good.clone();
-    let other =
-        KeyPair::import_openssh(keys.container_relay.as_ref().unwrap().private_key.as_ref().unwrap(), None)
-            .unwrap();
-    keys.container_host.as_mut().unwrap().private_key = Some(other.to_openssh().unwrap().to_string());
+    let other = KeyPair::import_openssh(
+        keys.container_relay
+            .as_ref()
+            .unwrap()
+            .private_key
+            .as_ref()
+            .unwrap(),
+        None,
+    )
+    .unwrap();
+    keys.container_host.as_mut().unwrap().private_key =
+        Some(other.to_openssh().unwrap().to_string());
     assert!(matches!(
         RenderKeys::from_project(&keys),
         Err(RenderError::InvalidKey { .. })
@@ -219,7 +230,16 @@ fn stored_keys_are_read_again_before_any_render() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("crafted");
     assert!(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "me\nssh-ed25519 AAAA planted", "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "me\nssh-ed25519 AAAA planted",
+            "-f"
+        ])
         .arg(&path)
         .status()
         .unwrap()

@@ -48,7 +48,12 @@ fn type_into_terminal(shell: &str, lines: &[TerminalLine], home: &Path) -> Strin
         assert_eq!(kind, "stdin");
         stdin.write_all(text.as_bytes()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !printed.lock().unwrap().replace('\r', "").contains(&line.wait_for) {
+        while !printed
+            .lock()
+            .unwrap()
+            .replace('\r', "")
+            .contains(&line.wait_for)
+        {
             assert!(
                 Instant::now() < deadline,
                 "no {:?} after {text:?}:\n{}",
@@ -115,13 +120,19 @@ fn the_users_shell_hooks_see_none_of_the_typed_secret_lines() {
     let logged = std::fs::read_to_string(home.path().join("commands.log")).unwrap_or_default();
     let history = std::fs::read_to_string(home.path().join(".bash_history")).unwrap_or_default();
     // The hooks ran: the first line, which carries nothing, went through the DEBUG trap ...
-    assert!(logged.contains("exec env"), "the DEBUG trap saw nothing at all:\n{logged}");
+    assert!(
+        logged.contains("exec env"),
+        "the DEBUG trap saw nothing at all:\n{logged}"
+    );
     for (what, text) in [("the DEBUG trap", &logged), ("the history file", &history)] {
         // ... and no line after it did: no chunk of the cell, no marker, no run line.
         for line in &frames[1..] {
             let [_, typed]: [String; 2] = serde_json::from_str(&line.frame).unwrap();
             let typed = typed.trim_end_matches('\r');
-            assert!(!text.contains(typed), "{what} recorded a typed line:\n{text}");
+            assert!(
+                !text.contains(typed),
+                "{what} recorded a typed line:\n{text}"
+            );
         }
         assert!(!text.contains("aistudio_ssh_cell+="), "{what}:\n{text}");
     }

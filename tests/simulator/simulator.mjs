@@ -99,23 +99,25 @@ export const RELAY_PORT = 443;
 /** The tunnel-only account the extension's relay setup script expects by default. */
 export const RELAY_USER = 'aistudio-tunnel';
 
+/** Removes the tunnel account the relay script made (and its sessions), if there is one. */
+function removeRelayUser() {
+  spawnSync('pkill', ['-KILL', '-u', RELAY_USER]);
+  spawnSync('userdel', [RELAY_USER]);
+}
+
 /**
  * A relay server: a root sshd on 127.0.0.2:443 with a drop-in directory, where the
- * extension's relay setup script runs for real (its sshd paths redirected here).
+ * extension's relay setup script runs for real (its sshd paths redirected here). The
+ * script makes the tunnel account itself (it refuses one it did not make) and keeps its
+ * keys in a root-owned folder: one under /run, as sshd refuses keys below /tmp.
  */
 function startRelay(dir) {
   const relayDir = join(dir, 'relay');
   mkdirSync(join(relayDir, 'sshd_config.d'), { recursive: true });
-  try {
-    execFileSync('id', [RELAY_USER], { stdio: 'ignore' });
-  } catch {
-    execFileSync('useradd', ['--create-home', '--shell', '/bin/bash', RELAY_USER]);
-    // useradd leaves the account locked, and sshd refuses key logins to locked accounts.
-    execFileSync('usermod', ['-p', '*', RELAY_USER]);
-  }
-  // A relay nobody set up yet: no project's keys from an earlier run hold its ports.
-  const relayHome = execFileSync('getent', ['passwd', RELAY_USER], { encoding: 'utf8' }).trim().split(':')[5];
-  rmSync(join(relayHome, '.ssh'), { recursive: true, force: true });
+  // A relay nobody set up yet: no account or keys of an earlier run.
+  removeRelayUser();
+  const keysDir = mkdtempSync('/run/aistudio-sim-relay-');
+  chmodSync(keysDir, 0o755);
   const hostKey = join(relayDir, 'ssh_host_ed25519_key');
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
   const config = join(relayDir, 'sshd_config');
@@ -140,6 +142,7 @@ function startRelay(dir) {
           ...process.env,
           AISTUDIO_SSH_SSHD_CONFIG: config,
           AISTUDIO_SSH_SSHD_DROPIN_DIR: join(relayDir, 'sshd_config.d'),
+          AISTUDIO_SSH_RELAY_KEYS_DIR: join(keysDir, 'aistudio-ssh'),
           AISTUDIO_SSH_SSHD_RELOAD: `kill -HUP $(cat ${pidFile})`,
         },
       });
@@ -149,8 +152,10 @@ function startRelay(dir) {
     log: () => readFileSync(join(relayDir, 'sshd.log'), 'utf8'),
     stop() {
       try { process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGTERM'); } catch { /* already gone */ }
-      // Tunnel sessions are children of the listener but outlive it; end them as a shutdown would.
-      spawnSync('pkill', ['-KILL', '-u', RELAY_USER]);
+      // Tunnel sessions are children of the listener but outlive it; end them as a shutdown
+      // would, and leave no account behind.
+      removeRelayUser();
+      rmSync(keysDir, { recursive: true, force: true });
     },
   };
 }

@@ -224,7 +224,8 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
         .map(|(step, source)| Cell { step, source })
         .collect();
     // The companion notebook lives in ~/work, which persists and is shared: no private key.
-    let provision_from_container = render::render_provision(&settings, &keys, PrivateKeys::InContainer);
+    let provision_from_container =
+        render::render_provision(&settings, &keys, PrivateKeys::InContainer);
     let notebook_scripts = CellScripts {
         provision: &provision_from_container,
         ..scripts
