@@ -289,31 +289,34 @@ impl Lab {
         }
     }
 
+    /// `ssh` to the relay as the tunnel user with one of the project's keys, then `args`.
+    fn relay_ssh_command(&self, key: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new("ssh");
+        command
+            .args([
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+            ])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args(["-o", "ConnectTimeout=5", "-i"])
+            .arg(key)
+            .args(["-p", &self.relay.port.to_string(), "-l", TUNNEL_USER])
+            .args(args);
+        command
+    }
+
     /// A direct ssh to the relay as the tunnel user with one of the project's keys.
     fn relay_ssh(&self, key: &Path, args: &[&str]) -> Output {
-        output(
-            Command::new("ssh")
-                .args([
-                    "-F",
-                    "/dev/null",
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "IdentitiesOnly=yes",
-                ])
-                .args([
-                    "-o",
-                    "StrictHostKeyChecking=no",
-                    "-o",
-                    "UserKnownHostsFile=/dev/null",
-                    "-o",
-                    "ConnectTimeout=5",
-                ])
-                .arg("-i")
-                .arg(key)
-                .args(["-p", &self.relay.port.to_string(), "-l", TUNNEL_USER])
-                .args(args),
-        )
+        output(&mut self.relay_ssh_command(key, args))
     }
 
     fn tunnel_ssh_pid(&self) -> Option<i32> {
@@ -352,33 +355,9 @@ impl Lab {
         let mut ready = [0u8; 6];
         std::io::Read::read_exact(server.stdout.as_mut().unwrap(), &mut ready).unwrap();
         let local = free_port();
-        let mut forward = Command::new("ssh")
-            .args([
-                "-F",
-                "/dev/null",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-            ])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-            ])
-            .arg("-i")
-            .arg(key)
-            .args([
-                "-p",
-                &self.relay.port.to_string(),
-                "-l",
-                TUNNEL_USER,
-                "-N",
-                "-L",
-            ])
-            .arg(format!("127.0.0.1:{local}:{}", socket.display()))
-            .arg("127.0.0.1")
+        let forward_spec = format!("127.0.0.1:{local}:{}", socket.display());
+        let mut forward = self
+            .relay_ssh_command(key, &["-N", "-L", &forward_spec, "127.0.0.1"])
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
