@@ -5,7 +5,7 @@ import init, {
   checkSelfHosted, companionNotebookPath, hostAlias as coreHostAlias, readKernelMessage, readTerminalOutput, terminalInput,
 } from '../../build/wasm/aistudio_ssh.js';
 import {
-  ensureProjectKeys, generateKey, projectsWithKeys, replaceClientKey, storedProjectKeys,
+  ensureProjectKeys, generateKey, migrateKeys, projectsWithKeys, replaceClientKey, storedProjectKeys,
 } from './keys';
 import {
   autoConnect, cellPlan, planOnReady, projectSettings, readRelay, readStatus, readTabNotebook, recordEvent, rendered,
@@ -16,7 +16,7 @@ import type {
   CellPlan, ClientKeySource, ContentOrder, Envelope, KeyFile, KeyView, ProjectKeys, ProjectKeysView,
   ProjectView, Replies, Request, StoredKey, TabNotebook,
 } from './messages';
-import { ext } from './platform';
+import { ext, keepStorageFromContentScripts } from './platform';
 import {
   addSelfHosted, listSelfHosted, locate, removeSelfHosted, syncContentScripts,
 } from './selfHosted';
@@ -27,6 +27,11 @@ const core = init();
 
 // For the DevTools console and `npm run bench`: the same key making the extension uses.
 Object.assign(globalThis, { aistudioSsh: { core, generateKey } });
+
+// At every start: settings and status out of content scripts' reach where the browser allows
+// it, and keys an earlier version kept in storage.local moved into IndexedDB.
+void keepStorageFromContentScripts();
+void migrateKeys().catch((error: unknown) => console.warn('AI Studio SSH: keys not moved yet:', error));
 
 function namedError(name: string, message: string): Error {
   const error = new Error(message);
