@@ -3,7 +3,7 @@
 // while my notebook's kernel is busy; my container's keys and cells are visible to me.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -21,6 +21,11 @@ async function actHostile(page) {
     for (const name of ['aistudio-ssh:connect', 'message', 'connect']) document.dispatchEvent(new CustomEvent(name, { detail: plan }));
   });
 }
+
+/** Every regular file under `dir`, at any depth. */
+const filesUnder = (dir) => readdirSync(dir, { recursive: true })
+  .map((relative) => join(dir, relative))
+  .filter((path) => lstatSync(path).isFile());
 
 for (const jupyterlab of ['3.6', '4']) {
   test(`connect from the notebook page to a working ssh (JupyterLab ${jupyterlab})`, async (t) => {
@@ -119,6 +124,12 @@ for (const jupyterlab of ['3.6', '4']) {
       // Nothing the page posted or dispatched ran anything.
       assert.equal(existsSync('/tmp/hostile'), false);
       await options.close();
+
+      // No private key in the container's ~/work (kept across restarts and stored by AI Studio
+      // with the project): not in the companion notebook, its replaced copies, nor anywhere else.
+      const withPrivateKeys = filesUnder(simulator.containerPath('work'))
+        .filter((path) => readFileSync(path, 'latin1').includes('PRIVATE KEY'));
+      assert.deepEqual(withPrivateKeys, [], 'files under ~/work holding a private key');
     });
   });
 }
