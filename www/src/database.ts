@@ -5,7 +5,7 @@ const DATABASE_NAME = 'aistudio-ssh';
 /** Raise with a new `onupgradeneeded` step when a store is added. */
 const DATABASE_VERSION = 1;
 /** Each project's `ProjectKeys`, keyed by project id. */
-export const PROJECT_KEYS_STORE = 'projectKeys';
+const PROJECT_KEYS_STORE = 'projectKeys';
 
 let opened: Promise<IDBDatabase> | undefined;
 
@@ -20,9 +20,11 @@ function open(): Promise<IDBDatabase> {
       resolve(database);
     };
     request.onerror = () => reject(request.error);
+  }).catch((error: unknown) => {
+    // A failed open is tried again by the next caller rather than remembered.
+    opened = undefined;
+    throw error;
   });
-  // A failed open is tried again by the next caller rather than remembered.
-  opened.catch(() => { opened = undefined; });
   return opened;
 }
 

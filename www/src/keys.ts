@@ -65,9 +65,11 @@ let migration: Promise<void> | undefined;
 
 /** The migration, once per background life (started at its start, awaited before any key is read). */
 export function migrateKeys(): Promise<void> {
-  migration ??= migrateLegacyKeys();
   // A failed one (storage unavailable for a moment) is tried again by the next caller.
-  migration.catch(() => { migration = undefined; });
+  migration ??= migrateLegacyKeys().catch((error: unknown) => {
+    migration = undefined;
+    throw error;
+  });
   return migration;
 }
 
