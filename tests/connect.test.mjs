@@ -2,7 +2,8 @@
 // notebook, and `ssh aistudio-<project>` works with strict host key checking, even
 // while my notebook's kernel is busy; my container's keys and cells are visible to me.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -20,6 +21,11 @@ async function actHostile(page) {
     for (const name of ['aistudio-ssh:connect', 'message', 'connect']) document.dispatchEvent(new CustomEvent(name, { detail: plan }));
   });
 }
+
+/** Every regular file under `dir`, at any depth. */
+const filesUnder = (dir) => readdirSync(dir, { recursive: true })
+  .map((relative) => join(dir, relative))
+  .filter((path) => lstatSync(path).isFile());
 
 for (const jupyterlab of ['3.6', '4']) {
   test(`connect from the notebook page to a working ssh (JupyterLab ${jupyterlab})`, async (t) => {
@@ -72,6 +78,19 @@ for (const jupyterlab of ['3.6', '4']) {
       assert.deepEqual(Object.keys(files).sort(), ['id_aistudio', 'id_aistudio.pub', 'known_hosts', 'relay-setup.sh', 'ssh_config']);
       const out = await ssh(files.ssh_config, `aistudio-${simulator.projectId}`, 'whoami; echo "$HOME"');
       assert.equal(out.split('\n')[0], CONTAINER_USER);
+      // Without a passphrase the popup says where that unencrypted key belongs; with one typed
+      // there, the bundle's id_aistudio opens with that passphrase only.
+      const note = await popup.textContent('#bundle-note', { timeout: 5_000 });
+      assert.match(note, new RegExp(`Downloads.*~/\\.ssh/aistudio-${simulator.projectId}/`));
+      const passphrase = 'correct horse 电池';
+      const lockedDir = join(home, 'locked');
+      mkdirSync(lockedDir, { mode: 0o700 });
+      await popup.fill('#bundle-passphrase', passphrase, { timeout: 5_000 });
+      const locked = await collectDownloads(popup, 5, () => popup.click('#bundle'), lockedDir);
+      assert.deepEqual(Object.keys(locked).sort(), Object.keys(files).sort());
+      assert.throws(() => execFileSync('ssh-keygen', ['-y', '-P', 'wrong', '-f', locked.id_aistudio], { stdio: 'pipe' }));
+      const opened = execFileSync('ssh-keygen', ['-y', '-P', passphrase, '-f', locked.id_aistudio], { encoding: 'utf8' });
+      assert.equal(opened.split(' ')[1], readFileSync(files['id_aistudio.pub'], 'utf8').split(' ')[1]);
 
       // A second project on the same relay gets its own relay port and host alias, and the
       // first one's ssh keeps working after the relay script ran again for the second.
@@ -105,6 +124,12 @@ for (const jupyterlab of ['3.6', '4']) {
       // Nothing the page posted or dispatched ran anything.
       assert.equal(existsSync('/tmp/hostile'), false);
       await options.close();
+
+      // No private key in the container's ~/work (kept across restarts and stored by AI Studio
+      // with the project): not in the companion notebook, its replaced copies, nor anywhere else.
+      const withPrivateKeys = filesUnder(simulator.containerPath('work'))
+        .filter((path) => readFileSync(path, 'latin1').includes('PRIVATE KEY'));
+      assert.deepEqual(withPrivateKeys, [], 'files under ~/work holding a private key');
     });
   });
 }

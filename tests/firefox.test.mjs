@@ -70,6 +70,12 @@ test('Firefox ESR: options, the IDE page during the restore, Connect in the popu
     chmodSync(join(sshDir, 'id_aistudio'), 0o600);
     const out = await ssh(join(sshDir, 'ssh_config'), `aistudio-${projectId}`, 'whoami');
     assert.equal(out.trim(), CONTAINER_USER);
+    // The keys are in the extension's IndexedDB: storage.local, which Firefox shows content
+    // scripts too, holds none.
+    const stored = await firefox.run(() => browser.storage.local.get(null).then((all) => Object.keys(all)));
+    assert.deepEqual(stored.filter((key) => key.endsWith(':keys')), []);
+    const projects = await firefox.run(() => browser.runtime.sendMessage({ kind: 'listProjects' }));
+    assert.deepEqual(projects.value, [projectId]);
   } catch (error) {
     await firefox.screenshot('firefox-failure.png').catch(() => undefined);
     throw new Error(`${error.message}\n--- Firefox log (tail) ---\n${firefox.log().slice(-3000)}`, { cause: error });

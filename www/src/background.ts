@@ -5,7 +5,7 @@ import init, {
   checkSelfHosted, companionNotebookPath, hostAlias as coreHostAlias, readKernelMessage, readTerminalOutput, terminalInput,
 } from '../../build/wasm/aistudio_ssh.js';
 import {
-  ensureProjectKeys, generateKey, projectsWithKeys, replaceClientKey, storedProjectKeys,
+  ensureProjectKeys, generateKey, migrateKeys, projectsWithKeys, replaceClientKey, storedProjectKeys,
 } from './keys';
 import {
   autoConnect, cellPlan, planOnReady, projectSettings, readRelay, readStatus, readTabNotebook, recordEvent, rendered,
@@ -16,7 +16,7 @@ import type {
   CellPlan, ClientKeySource, ContentOrder, Envelope, KeyFile, KeyView, ProjectKeys, ProjectKeysView,
   ProjectView, Replies, Request, StoredKey, TabNotebook,
 } from './messages';
-import { ext } from './platform';
+import { ext, keepStorageFromContentScripts } from './platform';
 import {
   addSelfHosted, listSelfHosted, locate, removeSelfHosted, syncContentScripts,
 } from './selfHosted';
@@ -27,6 +27,11 @@ const core = init();
 
 // For the DevTools console and `npm run bench`: the same key making the extension uses.
 Object.assign(globalThis, { aistudioSsh: { core, generateKey } });
+
+// At every start: settings and status out of content scripts' reach where the browser allows
+// it, and keys an earlier version kept in storage.local moved into IndexedDB.
+void keepStorageFromContentScripts();
+void migrateKeys().catch((error: unknown) => console.warn('AI Studio SSH: keys not moved yet:', error));
 
 function namedError(name: string, message: string): Error {
   const error = new Error(message);
@@ -114,12 +119,12 @@ async function runInTab(tabId: number, action: CellPlan['action']) {
   return status;
 }
 
+/** What the popup shows; opening it makes no keys (the core names the host without them). */
 async function projectStatusView(projectId: string): Promise<ProjectView> {
-  const render = await rendered(projectId);
-  const hostAlias = render?.rendered.hostAlias ?? coreHostAlias(projectId);
+  const hostAlias = coreHostAlias(projectId);
   return {
     projectId,
-    hasRelay: Boolean(render),
+    hasRelay: Boolean(await readRelay()),
     status: (await readStatus(projectId)) ?? null,
     hostAlias,
     command: `ssh ${hostAlias}`,
@@ -133,7 +138,8 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
     case 'coreInfo':
       return { coreVersion: coreVersion() };
     case 'pageOpened': {
-      // The browser sets sender.url to the frame's URL; nothing the page says is used.
+      // The browser sets sender.url to the frame's URL; nothing the page says is used. No keys
+      // yet: a notebook-shaped URL is no notebook until its Jupyter answers (jupyterReady).
       const location = await locate(sender.url ?? '');
       if (location && sender.tab?.id !== undefined) {
         // The IDE page and its lab iframe both report; keep what is known of the same notebook.
@@ -142,7 +148,6 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
         if (known?.baseUrl !== location.baseUrl || sender.frameId === 0) {
           await ext.storage.session.set({ [tabKey(sender.tab.id)]: location });
         }
-        await ensureProjectKeys(location.projectId);
       }
       return location;
     }
@@ -150,6 +155,8 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       // Recorded only for a tab whose frame was recognised as a notebook.
       const location = await locate(sender.url ?? '');
       if (!location || sender.tab?.id === undefined) return null;
+      // A real notebook answered: the project gets its keys now, before any rendering.
+      await ensureProjectKeys(location.projectId);
       const known = await readTabNotebook(sender.tab.id);
       const started = String(request.started);
       // The first frame to reach Jupyter runs the cells for the tab (the IDE page or its lab iframe).

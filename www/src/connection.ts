@@ -3,7 +3,7 @@
 import {
   applyConnectionEvent, checkSettings, connectsByItself, renderProject, statusBadge,
 } from '../../build/wasm/aistudio_ssh.js';
-import { ensureProjectKeys, serialized } from './keys';
+import { ensureProjectKeys, serialized, storedProjectKeys } from './keys';
 import type {
   CellPlan, ConnectionEvent, FieldError, ProjectKeys, ProjectSettings, ProjectStatus, RelayInput, Step, TabNotebook,
 } from './messages';
@@ -130,9 +130,11 @@ export async function showBadge(tabId: number, status: ProjectStatus | undefined
 /** Applies an event to a project's status (one at a time per project) and shows it on its tabs. */
 export function recordEvent(projectId: string, event: ConnectionEvent): Promise<ProjectStatus> {
   return serialized(`status:${projectId}`, async () => {
-    const keys = await ensureProjectKeys(projectId);
+    // Events arrive before the notebook answers (its restore): they make no keys. The host key
+    // matters only to a probe, which runs cells rendered with the keys.
+    const keys = await storedProjectKeys(projectId);
     const before = (await readStatus(projectId)) ?? null;
-    const status = applyConnectionEvent(before, event, keys.containerHost?.public.fingerprint ?? '') as ProjectStatus;
+    const status = applyConnectionEvent(before, event, keys?.containerHost?.public.fingerprint ?? '') as ProjectStatus;
     await ext.storage.local.set({ [statusKey(projectId)]: status });
     if (status.phase === 'up' && (await read<boolean>(AUTO_CONNECT_KEY)) === undefined) await setAutoConnect(true);
     for (const [tabId] of await tabsOfProject(projectId)) await showBadge(tabId, status).catch(() => undefined);

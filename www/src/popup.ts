@@ -48,7 +48,10 @@ async function showProject(tabId: number, notebook: TabNotebook): Promise<void> 
   onClick('connect', () => send({ kind: 'connect', tabId }));
   onClick('disconnect', () => send({ kind: 'disconnect', tabId }));
   onClick('copy', () => navigator.clipboard.writeText(element('command').textContent ?? ''));
-  onClick('bundle', async () => download(await send({ kind: 'bundle', projectId: notebook.projectId })));
+  element('bundle-note').textContent = t('bundleKeyNote', notebook.projectId);
+  onClick('bundle', async () => download(await send({
+    kind: 'bundle', projectId: notebook.projectId, passphrase: element<HTMLInputElement>('bundle-passphrase').value || undefined,
+  })));
   onClick('download-notebook', async () => download(await send({ kind: 'companionNotebook', projectId: notebook.projectId })));
   onClick('open-cells', async () => {
     const { notebookPath } = await send({ kind: 'projectView', projectId: notebook.projectId });
