@@ -9,6 +9,19 @@ use sha2::{Digest, Sha256};
 /// Where the companion notebook lives, relative to the Jupyter root (the container's HOME).
 pub const COMPANION_NOTEBOOK_PATH: &str = "work/aistudio-ssh.ipynb";
 
+/// Where JupyterLab keeps the checkpoint of the notebook at `path` (relative to its root):
+/// `.ipynb_checkpoints/<name>-checkpoint.ipynb` beside it.
+pub fn checkpoint_path(path: &str) -> String {
+    let (dir, file) = path.rsplit_once('/').map_or(("", path), |(d, f)| (d, f));
+    let stem = file.strip_suffix(".ipynb").unwrap_or(file);
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    format!("{prefix}.ipynb_checkpoints/{stem}-checkpoint.ipynb")
+}
+
 /// The cells the extension runs, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -3,6 +3,7 @@
 
 use core::fmt;
 
+use crate::cells;
 use crate::keys::{import_public_key, KeyPair, PublicKeyInfo};
 use crate::project_keys::{KeyRole, ProjectKeys, StoredKey};
 use crate::settings::Settings;
@@ -268,6 +269,14 @@ if [ -d "$legacy_dir" ]; then
   done
   rmdir "$legacy_dir" 2>/dev/null || true
 fi
+# So did the companion notebook of earlier versions, and JupyterLab's checkpoint of it (the
+# extension writes the notebook anew, without keys, before this runs).
+for file in "$HOME/{notebook}" "$HOME/{checkpoint}"; do
+  if [ -f "$file" ] && grep -q 'PRIVATE KEY' "$file"; then
+    rm -f "$file"
+    say "removed $file (an earlier version's notebook held the container's keys)"
+  fi
+done
 
 mkdir -p "$keys_dir" "$state_dir" "$HOME/.ssh"
 chmod 700 "$keys_dir" "$state_dir" "$HOME/.ssh"
@@ -344,6 +353,8 @@ say "provisioned project $project (sshd: $mode)"
 "##,
         project = settings.project,
         keys_dir = container_keys_dir(&settings.project),
+        notebook = cells::COMPANION_NOTEBOOK_PATH,
+        checkpoint = cells::checkpoint_path(cells::COMPANION_NOTEBOOK_PATH),
     )
 }
 

@@ -114,3 +114,15 @@ fn the_notebook_digest_follows_the_cells_and_is_in_the_metadata() {
         digest
     );
 }
+
+#[test]
+fn the_companion_notebook_checkpoint_is_where_jupyterlab_keeps_it() {
+    assert_eq!(
+        aistudio_ssh::cells::checkpoint_path("work/aistudio-ssh.ipynb"),
+        "work/.ipynb_checkpoints/aistudio-ssh-checkpoint.ipynb"
+    );
+    assert_eq!(
+        aistudio_ssh::cells::checkpoint_path("a.ipynb"),
+        ".ipynb_checkpoints/a-checkpoint.ipynb"
+    );
+}
