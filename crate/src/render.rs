@@ -270,9 +270,10 @@ if [ -d "$legacy_dir" ]; then
   rmdir "$legacy_dir" 2>/dev/null || true
 fi
 # So did the companion notebook of earlier versions, and JupyterLab's checkpoint of it (the
-# extension writes the notebook anew, without keys, before this runs).
+# extension writes the notebook anew, without keys, before this runs). The pattern is spelled
+# so that this script, which the new notebook holds, does not match it.
 for file in "$HOME/{notebook}" "$HOME/{checkpoint}"; do
-  if [ -f "$file" ] && grep -q 'PRIVATE KEY' "$file"; then
+  if [ -f "$file" ] && grep -qE 'PRIVATE[ ]KEY' "$file"; then
     rm -f "$file"
     say "removed $file (an earlier version's notebook held the container's keys)"
   fi
