@@ -1,9 +1,9 @@
 // `npm run bench [-- section...]`: speed of our code against a reference measured in the
 // same run, written to bench/results.json and printed as a table. Sections: keygen, connect.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { buildSteps } from './build.mjs';
 import { ROOT, capture, runSteps } from './project.mjs';
 
@@ -95,7 +95,7 @@ async function secondsUntilSsh(ssh, config, alias, since) {
 async function connect() {
   const { launchWithExtension } = await import('../tests/harness/browser.mjs');
   const { collectDownloads, connectFromPopup, setUpProject, ssh } = await import('../tests/harness/user.mjs');
-  const { startSimulator } = await import('../tests/simulator/simulator.mjs');
+  const { CONTAINER_USER, startSimulator } = await import('../tests/simulator/simulator.mjs');
   const simulator = await startSimulator({ jupyterlab: '3.6', restoreSeconds: 2 });
   const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-bench-'));
   const browser = await launchWithExtension();
@@ -104,6 +104,16 @@ async function connect() {
     await setUpProject(browser, simulator, simulator.projectId, home);
     const { ide, popup } = await connectFromPopup(browser, simulator);
     const { ssh_config: config } = await collectDownloads(popup, 5, () => popup.click('#bundle'), home);
+    // The companion notebook holds no private key: the reference is a user who kept the
+    // container's keys (as `provision.sh` brings them) and puts them back after a restart.
+    const keysDir = simulator.containerPath(`.ssh/aistudio-${simulator.projectId}`);
+    const savedKeys = join(home, 'container-keys');
+    execFileSync('cp', ['-a', keysDir, savedKeys]);
+    const putKeysBack = () => {
+      mkdirSync(dirname(keysDir), { recursive: true, mode: 0o700 });
+      execFileSync('chown', [`${CONTAINER_USER}:`, dirname(keysDir)]);
+      execFileSync('cp', ['-a', savedKeys, keysDir]);
+    };
     const autoConnect = (on) => popup.evaluate((on) => chrome.runtime.sendMessage({ kind: 'setAutoConnect', autoConnect: on }), on);
     const ours = [];
     const bare = [];
@@ -116,6 +126,7 @@ async function connect() {
       await simulator.restart();
       await ide.reload();
       while (Date.now() < simulator.restoreEndsAt) await new Promise((resolve) => setTimeout(resolve, 20));
+      putKeysBack();
       const cells = simulator.runCellsInShell('work/aistudio-ssh.ipynb');
       bare.push(await secondsUntilSsh(ssh, config, alias, simulator.restoreEndsAt));
       if (await cells !== 0) throw new Error('the cells failed when run by a shell');
