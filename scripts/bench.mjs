@@ -108,11 +108,12 @@ async function connect() {
     // container's keys (as `provision.sh` brings them) and puts them back after a restart.
     const keysDir = simulator.containerPath(`.ssh/aistudio-${simulator.projectId}`);
     const savedKeys = join(home, 'container-keys');
-    execFileSync('cp', ['-a', keysDir, savedKeys]);
+    // Kept as root's: a restart clears what the container user owns in /tmp.
+    execFileSync('cp', ['-r', keysDir, savedKeys]);
     const putKeysBack = () => {
       mkdirSync(dirname(keysDir), { recursive: true, mode: 0o700 });
-      execFileSync('chown', [`${CONTAINER_USER}:`, dirname(keysDir)]);
-      execFileSync('cp', ['-a', savedKeys, keysDir]);
+      execFileSync('cp', ['-r', savedKeys, keysDir]);
+      execFileSync('chown', ['-R', `${CONTAINER_USER}:`, dirname(keysDir)]);
     };
     const autoConnect = (on) => popup.evaluate((on) => chrome.runtime.sendMessage({ kind: 'setAutoConnect', autoConnect: on }), on);
     const ours = [];
