@@ -15,6 +15,10 @@ pub enum Phase {
     Ready,
     /// AI Studio is restoring the persistent home (HTTP 492): nothing may run yet.
     Restoring,
+    /// The instance is not ready yet (a 502, or an HTML page where Jupyter's JSON was due).
+    Starting,
+    /// The site's login expired (a login page where Jupyter's JSON was due): log in again.
+    LoggedOut,
     /// A cell is running on the extension's kernel.
     Running,
     /// The probe saw the tunnel up.
@@ -78,6 +82,10 @@ impl Default for ProjectStatus {
 pub enum ConnectionEvent {
     NoSettings,
     Restoring,
+    /// The gateway answered for an instance that is not up yet (see `gateway::Answer::Starting`).
+    Starting,
+    /// The gateway answered with a login (see `gateway::Answer::LoggedOut`).
+    LoggedOut,
     #[serde(rename_all = "camelCase")]
     JupyterReady {
         started: String,
@@ -206,6 +214,14 @@ impl ProjectStatus {
                 next.phase = Phase::Restoring;
                 next.reason = None;
             }
+            ConnectionEvent::Starting => {
+                next.phase = Phase::Starting;
+                next.reason = None;
+            }
+            ConnectionEvent::LoggedOut => {
+                next.phase = Phase::LoggedOut;
+                next.reason = None;
+            }
             ConnectionEvent::JupyterReady { started, zone } => {
                 let (started, zone) = (bounded_name(&started), bounded_name(&zone));
                 let change = match (&self.jupyter_started, &self.zone) {
@@ -221,7 +237,9 @@ impl ProjectStatus {
                 next.jupyter_started = Some(started);
                 next.zone = Some(zone);
                 match self.phase {
-                    Phase::Restoring | Phase::NotSetUp => next.phase = Phase::Ready,
+                    Phase::Restoring | Phase::Starting | Phase::LoggedOut | Phase::NotSetUp => {
+                        next.phase = Phase::Ready
+                    }
                     // Another frame or tab of the project while cells run: they go on.
                     Phase::Running => next.step = self.step,
                     // The tunnel of the old container went with it (a disconnect stays the user's choice).
@@ -308,7 +326,8 @@ impl ProjectStatus {
         let (text, color) = match self.phase {
             Phase::NotSetUp => ("set", "#9e9e9e"),
             Phase::Ready | Phase::Disconnected => ("", "#9e9e9e"),
-            Phase::Restoring | Phase::Running => ("…", "#f9a825"),
+            Phase::Restoring | Phase::Starting | Phase::Running => ("…", "#f9a825"),
+            Phase::LoggedOut => ("!", "#c62828"),
             Phase::Up => ("on", "#2e7d32"),
             Phase::Down => ("off", "#ef6c00"),
             Phase::Error => ("!", "#c62828"),

@@ -298,12 +298,28 @@ install_file "$keys_dir/relay_known_hosts" "$relay_known_hosts" 644
 replace_block "$HOME/.ssh/authorized_keys" "$auth_begin" "$auth_end" "$client_line" bottom
 chmod 600 "$HOME/.ssh/authorized_keys"
 
+# The image may name a locale it does not have (AI Studio sets LANG=en_US.UTF-8 and ships
+# only C, C.UTF-8 and POSIX): SSH sessions would warn and mangle non-ASCII file names.
+usable_locale() {{
+  local wanted=$1 normalized
+  normalized=$(printf '%s' "$wanted" | tr '[:upper:]' '[:lower:]' | sed 's/utf-8/utf8/')
+  if [ -z "$wanted" ] || [ "$wanted" = C ] || [ "$wanted" = POSIX ] \
+      || locale -a 2>/dev/null | tr '[:upper:]' '[:lower:]' | sed 's/utf-8/utf8/' | grep -qxF -- "$normalized"; then
+    printf '%s' "$wanted"
+  else
+    printf 'C.UTF-8'
+  fi
+}}
+
 # SSH sessions see what the notebook sees (conda, CUDA). At the top of ~/.bashrc, before
 # any "not interactive: return" line, so `ssh host command` and VS Code get it too.
 environment=$(for name in PATH LD_LIBRARY_PATH LIBRARY_PATH CPATH PYTHONPATH CUDA_HOME CUDA_PATH CUDA_VERSION \
     CUDNN_VERSION NVIDIA_VISIBLE_DEVICES NVIDIA_DRIVER_CAPABILITIES CONDA_DEFAULT_ENV CONDA_PREFIX CONDA_EXE \
-    CONDA_PYTHON_EXE CONDA_SHLVL LANG LC_ALL; do
-  if [ -n "${{!name+set}}" ]; then printf 'export %s=%q\n' "$name" "${{!name}}"; fi
+    CONDA_PYTHON_EXE CONDA_SHLVL LANG LC_ALL LC_CTYPE; do
+  [ -n "${{!name+set}}" ] || continue
+  value=${{!name}}
+  case $name in LANG | LC_*) value=$(usable_locale "$value") ;; esac
+  printf 'export %s=%q\n' "$name" "$value"
 done)
 # A damaged block leaves ~/.bashrc as it is: SSH works without the notebook's environment.
 replace_block "$HOME/.bashrc" "$rc_begin" "$rc_end" "$environment" top \
@@ -513,6 +529,12 @@ def accelerator():
     iluvatar = run("ixsmi", "-L")  # Iluvatar BI-V150S cards; output format is a guess
     if iluvatar:
         return {{"kind": "iluvatar", "devices": iluvatar.splitlines()}}
+    # Sugon/Hygon DCU (AMD-like): hy-smi, or rocm-smi, prints "DCU[0] : Card series: <name>"
+    # lines (format from ROCm's rocm-smi; hy-smi's is a guess).
+    dcu = run("hy-smi", "--showproductname") or run("rocm-smi", "--showproductname")
+    if dcu:
+        names = [line.split("Card series:", 1)[1].strip() for line in dcu.splitlines() if "Card series:" in line]
+        return {{"kind": "dcu", "devices": names or ["DCU"]}}
     return {{"kind": "none", "devices": []}}
 
 tunnel = dict(line.split("=", 1) for line in (read(STATE + "/tunnel.status") or "").splitlines() if "=" in line)

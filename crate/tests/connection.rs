@@ -240,3 +240,32 @@ fn what_the_container_and_the_page_report_is_stored_bounded() {
     let s = ProjectStatus::default().apply(ready("2026-11-29T09:00:00Z", "bd-gpu-01"), HOST_FP);
     assert_eq!(s.zone.as_deref(), Some("bd-gpu-01"));
 }
+
+#[test]
+fn a_cold_instance_and_an_expired_login_are_shown_until_jupyter_answers() {
+    let s = ProjectStatus::default().apply(E::Starting, HOST_FP);
+    assert_eq!((s.phase, s.badge().text.as_str()), (Phase::Starting, "…"));
+    let s = s.apply(E::LoggedOut, HOST_FP);
+    assert_eq!((s.phase, s.badge().text.as_str()), (Phase::LoggedOut, "!"));
+    // Logged in again: Jupyter answers and the project is ready (or connects by itself).
+    let s = s.apply(ready("t1", "bd-cpu-01"), HOST_FP);
+    assert_eq!(s.phase, Phase::Ready);
+    assert!(connects_by_itself(&s, true, true));
+    let s = ProjectStatus::default()
+        .apply(E::Starting, HOST_FP)
+        .apply(ready("t1", "bd-cpu-01"), HOST_FP);
+    assert_eq!(s.phase, Phase::Ready);
+}
+
+#[test]
+fn a_hygon_dcu_is_named_as_such() {
+    const DCU: &str = r#"{"kind": "dcu", "devices": ["K100_AI"]}"#;
+    let s = ProjectStatus::default()
+        .apply(ready("t1", "bd-gpu-01"), HOST_FP)
+        .apply(probe("up", HOST_FP, DCU), HOST_FP);
+    let env = s.environment.unwrap();
+    assert_eq!(
+        (env.kind.as_str(), env.device.as_deref()),
+        ("dcu", Some("K100_AI"))
+    );
+}

@@ -77,10 +77,15 @@ fn succeeded(out: Output) -> String {
 
 /// Runs a script as the container user with a login environment, feeding it on stdin.
 fn as_container(script: &Path, args: &[&str]) -> Output {
+    as_container_with(script, "", args)
+}
+
+/// [`as_container`] with `env` (`NAME=value ...`, already quoted) added to the environment.
+fn as_container_with(script: &Path, env: &str, args: &[&str]) -> Output {
     let mut command = Command::new("runuser");
     command
         .args(["-l", CONTAINER_USER, "-s", "/bin/bash", "-c"])
-        .arg(format!("bash -s -- {}", args.join(" ")))
+        .arg(format!("env {env} bash -s -- {}", args.join(" ")))
         .stdin(fs::File::open(script).unwrap());
     command.output().unwrap()
 }
@@ -598,6 +603,36 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
         1,
         "{relay_keys}"
     );
+    // A locale the image names but does not have (AI Studio's en_US.UTF-8 where only C,
+    // C.UTF-8 and POSIX exist): SSH sessions get C.UTF-8; one it has is kept.
+    let provision = lab.client_dir().join("provision.sh");
+    for (lang, exported) in [
+        ("C.UTF-8", "C.UTF-8"),
+        ("POSIX", "POSIX"),
+        ("en_US.UTF-8", "C.UTF-8"),
+    ] {
+        let out = as_container_with(&provision, &format!("LANG={lang}"), &[]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bashrc = fs::read_to_string(home.join(".bashrc")).unwrap();
+        assert!(
+            bashrc
+                .lines()
+                .any(|line| line == format!("export LANG={exported}")),
+            "LANG={lang}:\n{bashrc}"
+        );
+    }
+    let in_ssh = lab.user_ssh("locale 2>&1 >/dev/null; echo \"LANG=$LANG\"");
+    assert_eq!(
+        String::from_utf8_lossy(&in_ssh.stdout).trim(),
+        "LANG=C.UTF-8",
+        "{}",
+        String::from_utf8_lossy(&in_ssh.stderr)
+    );
+
     // A .bashrc that is a symlink (a dotfiles checkout) stays one; its target gets the block.
     let dotfiles = home.join("dotfiles");
     let linked = format!(

@@ -2,7 +2,7 @@
 // answers the other contexts. Kept minimal: it wires events to core calls.
 import init, {
   clientKeyComment, coreVersion, encryptPrivateKey, executeRequest, importClientKey, isProjectId,
-  checkSelfHosted, companionNotebookPath, hostAlias as coreHostAlias, readKernelMessage, readTerminalOutput, terminalInput,
+  checkSelfHosted, classifyAnswer, companionNotebookPath, hostAlias as coreHostAlias, readKernelMessage, readTerminalOutput, terminalInput,
 } from '../../build/wasm/aistudio_ssh.js';
 import {
   ensureProjectKeys, generateKey, migrateKeys, projectsWithKeys, replaceClientKey, storedProjectKeys,
@@ -180,6 +180,8 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
       const nonce = crypto.randomUUID().replace(/-/g, '');
       return { nonce, lines: terminalInput(request.source, nonce) as Replies['terminalInput']['lines'] };
     }
+    case 'classifyAnswer':
+      return classifyAnswer(request.seen, request.attempt, request.waitedMs) as Replies['classifyAnswer'];
     case 'terminalOutput':
       return readTerminalOutput(request.stdout, request.nonce) as Replies['terminalOutput'];
     case 'kernelMessage':
@@ -244,8 +246,8 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
 
 /** What a content script may ask; keys and settings are for extension pages only. */
 const CONTENT_SCRIPT_REQUESTS: ReadonlySet<Request['kind']> = new Set([
-  'coreInfo', 'pageOpened', 'jupyterReady', 'connectionEvent', 'executeRequest', 'kernelMessage', 'terminalInput',
-  'terminalOutput',
+  'coreInfo', 'pageOpened', 'jupyterReady', 'connectionEvent', 'classifyAnswer', 'executeRequest', 'kernelMessage',
+  'terminalInput', 'terminalOutput',
 ]);
 const fromExtensionPage = (sender: chrome.runtime.MessageSender) =>
   sender.url?.startsWith(ext.runtime.getURL('')) ?? false;

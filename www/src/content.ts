@@ -2,7 +2,7 @@
 // frame it runs in (the Rust core decides whether that is a notebook), waits out AI
 // Studio's restore, and runs the cells the background hands it in a terminal (or kernel) of its own.
 // No wasm here (a page's CSP may forbid it), and nothing here listens to the page.
-import { JupyterServer, jupyterStatus } from './jupyter';
+import { GatewayError, JupyterServer, jupyterStatus } from './jupyter';
 import {
   CELLS_PORT, type CellPlan, type ConnectionEvent, type ContentOrder, type ProjectStatus, send,
 } from './messages';
@@ -85,8 +85,13 @@ function run(plan: CellPlan): Promise<void> {
     } finally {
       alive.disconnect();
     }
-  }).catch((error: unknown) => report({ kind: 'failed', reason: error instanceof Error ? error.message : String(error) })
-    .then(() => undefined));
+  }).catch((error: unknown) => {
+    // A login page where Jupyter's answer was due: say so, not "failed" with its HTML.
+    const event: ConnectionEvent = error instanceof GatewayError && error.verdict.answer === 'loggedOut'
+      ? { kind: 'loggedOut' }
+      : { kind: 'failed', reason: error instanceof Error ? error.message : String(error) };
+    return report(event).then(() => undefined);
+  });
   return running;
 }
 
@@ -102,7 +107,7 @@ async function start(): Promise<void> {
   const location = await send({ kind: 'pageOpened' });
   if (!location) return;
   server = new JupyterServer(location.baseUrl);
-  const { started } = await jupyterStatus(server, GIVE_UP_MS, () => void report({ kind: 'restoring' }));
+  const { started } = await jupyterStatus(server, GIVE_UP_MS, (waiting) => void report({ kind: waiting }));
   const ready = await send({ kind: 'jupyterReady', started });
   if (ready?.plan) await run(ready.plan);
 }

@@ -2,37 +2,81 @@
 // and the site's cookies: REST with the _xsrf header, and a terminal (or, where terminals
 // are off, a kernel) of our own over its WebSocket. Neither waits for the notebook's own
 // kernel. What frames mean is decided by the core (through the background).
-import { send } from './messages';
+import { type GatewayVerdict, send } from './messages';
 
-/** AI Studio answers this while it restores the persistent home after a start. */
-export const RESTORING_STATUS = 492;
 const EXECUTE_TIMEOUT_MS = 180_000;
+/** How much of a body the core reads to tell a login page from a cold instance. */
+const BODY_HEAD_CHARS = 2048;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function cookie(name: string): string | undefined {
-  return document.cookie.split('; ').find((c) => c.startsWith(`${name}=`))?.slice(name.length + 1);
+/** Every value of a cookie this document sees, in the order the browser sends them. */
+function cookies(name: string): string[] {
+  return document.cookie.split('; ').filter((c) => c.startsWith(`${name}=`)).map((c) => c.slice(name.length + 1));
+}
+
+/** An answer of the platform that is not Jupyter's (a login page, a cold instance...), as the core read it. */
+export class GatewayError extends Error {
+  constructor(readonly verdict: GatewayVerdict, what: string) {
+    super(`${what}: ${verdict.answer}`);
+    this.name = 'GatewayError';
+  }
 }
 
 export class JupyterServer {
   constructor(readonly baseUrl: string) {}
 
-  /** Jupyter sets `_xsrf` when it serves a page; the IDE frame may run before the lab did. */
-  private async xsrf(): Promise<string> {
-    if (!cookie('_xsrf')) await fetch(`${this.baseUrl}lab`, { credentials: 'same-origin' });
-    return cookie('_xsrf') ?? '';
+  /**
+   * The `_xsrf` values to send, the one Jupyter checks first. The site keeps an `_xsrf` of its
+   * own on `/` beside Jupyter's on the base path; the browser sends both, longest path first
+   * (as document.cookie lists them), and Tornado keeps the last it reads. Jupyter sets its own
+   * only on an HTML page (never on api/*), and only when no `_xsrf` came with the request.
+   */
+  private async xsrfCandidates(): Promise<string[]> {
+    if (cookies('_xsrf').length === 0) {
+      await fetch(`${this.baseUrl}lab`, { credentials: 'same-origin', cache: 'no-store' }).catch(() => undefined);
+    }
+    return [...new Set(cookies('_xsrf').reverse())];
   }
 
-  async request(path: string, method = 'GET', body?: unknown): Promise<Response> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (method !== 'GET') headers['X-XSRFToken'] = await this.xsrf();
-    return fetch(`${this.baseUrl}${path}`, {
-      method, headers, credentials: 'same-origin', cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body),
+  /** What the core makes of an answer: Jupyter's JSON, or the gateway's restore, cold start, login page... */
+  async classify(response: Response, attempt = 1, waitedMs = 0): Promise<GatewayVerdict> {
+    const body = await response.clone().text().catch(() => '');
+    return send({
+      kind: 'classifyAnswer',
+      seen: {
+        status: response.status,
+        contentType: response.headers.get('content-type') ?? '',
+        bodyHead: body.slice(0, BODY_HEAD_CHARS),
+        redirectedTo: response.redirected ? response.url : null,
+        baseUrl: this.baseUrl,
+      },
+      attempt,
+      waitedMs,
     });
   }
 
+  /** A request under the base URL; a refused XSRF token is retried once with the other cookie value. */
+  async request(path: string, method = 'GET', body?: unknown): Promise<Response> {
+    const attempt = (xsrf?: string) => fetch(`${this.baseUrl}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(xsrf === undefined ? {} : { 'X-XSRFToken': xsrf }) },
+      credentials: 'same-origin',
+      cache: 'no-store',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (method === 'GET') return attempt();
+    const [first, second] = await this.xsrfCandidates();
+    const response = await attempt(first ?? '');
+    if (response.status !== 403 || second === undefined) return response;
+    return (await this.classify(response)).answer === 'xsrfRefused' ? attempt(second) : response;
+  }
+
+  /** Jupyter's JSON answer; anything else (a login page, a cold instance) is a GatewayError, never a result. */
   async json<T>(path: string, method = 'GET', body?: unknown): Promise<T> {
     const response = await this.request(path, method, body);
+    const verdict = await this.classify(response);
+    if (verdict.answer !== 'json') throw new GatewayError(verdict, `${method} ${path}`);
     if (!response.ok) throw new Error(`${method} ${path} answered ${response.status}`);
     return (await response.json()) as T;
   }
@@ -194,29 +238,40 @@ export class OwnKernel implements CellRunner {
   }
 }
 
-/**
- * How long to wait before asking again, `waitedMs` into a restore: a 492 is a tiny answer
- * and most restores end within a minute, so ask often at first (SSH soon after it ends),
- * then back off for the long ones.
- */
-function restorePollInterval(waitedMs: number): number {
-  if (waitedMs < 60_000) return 100;
-  if (waitedMs < 5 * 60_000) return 1_000;
-  return 3_000;
-}
+/** What the platform can answer while Jupyter is not reachable yet, as the popup shows it. */
+export type Waiting = 'restoring' | 'starting' | 'loggedOut';
 
-/** `GET <base>api/status`, waiting out the restore window; `onRestoring` is told once. */
-export async function jupyterStatus(server: JupyterServer, giveUpMs: number, onRestoring: () => void): Promise<{ started: string }> {
-  const deadline = Date.now() + giveUpMs;
-  let told = false;
+/**
+ * `GET <base>api/status` until Jupyter itself answers, waiting out the restore window, a cold
+ * instance and an expired login as the core says (how long between asks, and what is worth
+ * asking again); `onWaiting` hears each change of what the platform answers.
+ */
+export async function jupyterStatus(
+  server: JupyterServer, giveUpMs: number, onWaiting: (waiting: Waiting) => void,
+): Promise<{ started: string }> {
+  const begun = Date.now();
+  let last: GatewayVerdict['answer'] | undefined;
+  let since = begun;
+  let attempt = 0;
   for (;;) {
-    const response = await server.request('api/status');
-    if (response.ok) return (await response.json()) as { started: string };
-    if (response.status !== RESTORING_STATUS || Date.now() > deadline) {
-      throw new Error(`${server.baseUrl}api/status answered ${response.status}`);
+    const response = await server.request('api/status').catch(() => undefined);
+    // No answer at all (the gateway dropped the connection) is a cold instance too.
+    const verdict: GatewayVerdict = response
+      ? await server.classify(response, attempt + 1, Date.now() - since)
+      : { answer: 'starting', retryAfterMs: 2_000 };
+    if (verdict.answer === 'json' && response?.ok) return (await response.json()) as { started: string };
+    if (verdict.answer !== last) {
+      last = verdict.answer;
+      since = Date.now();
+      attempt = 0;
+      if (verdict.answer === 'restoring' || verdict.answer === 'starting' || verdict.answer === 'loggedOut') {
+        onWaiting(verdict.answer);
+      }
     }
-    if (!told) onRestoring();
-    told = true;
-    await sleep(restorePollInterval(Date.now() - (deadline - giveUpMs)));
+    attempt += 1;
+    if (verdict.retryAfterMs === null || Date.now() - begun > giveUpMs) {
+      throw new GatewayError(verdict, `${server.baseUrl}api/status answered ${response?.status ?? 'nothing'}`);
+    }
+    await sleep(verdict.retryAfterMs);
   }
 }

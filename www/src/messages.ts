@@ -111,12 +111,27 @@ export interface FieldError {
   rule: string;
 }
 
+/** What an answer was, for the core to read (`aistudio_ssh::gateway::AnswerSeen`). */
+export interface AnswerSeen {
+  status: number;
+  contentType: string;
+  bodyHead: string;
+  redirectedTo: string | null;
+  baseUrl: string;
+}
+
+/** What the core made of an answer (`classifyAnswer`): `aistudio_ssh::gateway::Answer`, and when to ask again. */
+export interface GatewayVerdict {
+  answer: 'json' | 'restoring' | 'starting' | 'loggedOut' | 'xsrfRefused' | 'failed';
+  retryAfterMs: number | null;
+}
+
 /** Mirror of `aistudio_ssh::cells::CellRole`. */
 export type Step = 'provision' | 'tunnel' | 'probe';
 
 /** Mirror of `aistudio_ssh::connection::ProjectStatus`. */
 export interface ProjectStatus {
-  phase: 'notSetUp' | 'ready' | 'restoring' | 'running' | 'up' | 'down' | 'error' | 'disconnected';
+  phase: 'notSetUp' | 'ready' | 'restoring' | 'starting' | 'loggedOut' | 'running' | 'up' | 'down' | 'error' | 'disconnected';
   step: Step | null;
   reason: string | null;
   environment: { kind: string; device: string | null; hostname: string } | null;
@@ -130,6 +145,8 @@ export interface ProjectStatus {
 export type ConnectionEvent =
   | { kind: 'noSettings' }
   | { kind: 'restoring' }
+  | { kind: 'starting' }
+  | { kind: 'loggedOut' }
   | { kind: 'jupyterReady'; started: string; zone: string }
   | { kind: 'stepStarted'; step: Step }
   | { kind: 'stepFailed'; step: Step; output: string }
@@ -188,6 +205,8 @@ export interface Replies {
   terminalOutput: { exitCode: number; output: string } | null;
   /** Content script -> background: what a kernel frame means for its request (the core reads it). */
   kernelMessage: unknown;
+  /** Content script -> background: what an answer of the platform means (the core reads it). */
+  classifyAnswer: GatewayVerdict;
   /** Content script -> background: what happened while it waited or ran cells. */
   connectionEvent: ProjectStatus | null;
   /** Options page -> background: the relay settings, if any, and auto-connect. */
@@ -237,6 +256,7 @@ export type Request =
   | { kind: 'pageOpened' }
   | { kind: 'jupyterReady'; started: string }
   | { kind: 'connectionEvent'; event: ConnectionEvent }
+  | { kind: 'classifyAnswer'; seen: AnswerSeen; attempt: number; waitedMs: number }
   | { kind: 'executeRequest'; code: string; session: string }
   | { kind: 'kernelMessage'; frame: string; requestId: string }
   | { kind: 'terminalInput'; source: string }

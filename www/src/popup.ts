@@ -19,7 +19,9 @@ function phaseText(status: ProjectStatus | null, hasRelay: boolean): string {
 function environmentText(status: ProjectStatus | null): string {
   const environment = status?.environment;
   if (!environment) return '';
-  const kind = environment.kind === 'cpu' ? t('environmentCpu') : t('environmentGpu', environment.device ?? environment.kind);
+  const device = environment.device ?? environment.kind;
+  const kind = environment.kind === 'cpu' ? t('environmentCpu')
+    : environment.kind === 'dcu' ? t('environmentDcu', device) : t('environmentGpu', device);
   return t('environmentLine', [kind, environment.hostname]);
 }
 

@@ -7,6 +7,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::cells::{self, CellRole, CellScripts};
 use crate::connection::{self, ConnectionEvent, ProjectStatus};
+use crate::gateway::{self, Answer, AnswerSeen};
 use crate::jupyter::{SelfHostedInput, SelfHostedJupyter};
 use crate::kernel;
 use crate::keys::{self, KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo, RsaComponents, RsaJwk};
@@ -297,6 +298,25 @@ pub fn apply_connection_event(
     let status: Option<ProjectStatus> = from_js(status, "project status")?;
     let event: ConnectionEvent = from_js(event, "connection event")?;
     to_js(&status.unwrap_or_default().apply(event, host_fingerprint))
+}
+
+/// What an answer of the platform means (`{answer, retryAfterMs}`), before its body is read;
+/// `attempt` answers like it in a row, the first `waited_ms` ago.
+#[wasm_bindgen(js_name = classifyAnswer)]
+pub fn classify_answer(seen: JsValue, attempt: u32, waited_ms: f64) -> Result<JsValue, JsValue> {
+    let seen: AnswerSeen = from_js(seen, "answer")?;
+    let answer = gateway::classify_answer(&seen);
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Verdict {
+        answer: Answer,
+        retry_after_ms: Option<u32>,
+    }
+    to_js(&Verdict {
+        answer,
+        // Milliseconds from JS: whole, non-negative, far below u64's range.
+        retry_after_ms: answer.retry_after_ms(attempt, waited_ms.max(0.0) as u64),
+    })
 }
 
 /// The toolbar badge for a status.
