@@ -18,7 +18,7 @@
 //! is framed by markers the shell builds at run time, so the typed command cannot match them.
 
 use base64ct::{Base64, Encoding};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Base64 characters per typed line (the whole line stays below the tty's 4095 bytes).
 const CHUNK: usize = 3000;
@@ -53,7 +53,7 @@ pub fn bash_body(cell_source: &str) -> &str {
 
 /// One typed line: the `["stdin", line]` frame (JSON text), and the text the terminal prints
 /// once the shell has read it; the next line waits for that.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TerminalLine {
     pub frame: String,
@@ -73,14 +73,14 @@ pub fn terminal_input(script: &str, nonce: &str) -> Vec<TerminalLine> {
         let (a, b) = marker.split_at(marker.len() / 2);
         format!("'{a}''{b}'")
     };
-    let ack = |index: usize| format!("AISTUDIO-SSH-ACK-{nonce}-{index}");
+    let ack = |what: &str| format!("AISTUDIO-SSH-ACK-{nonce}-{what}");
     // `unset HISTFILE` first: bash saves its history when it execs. `clean_start` runs in the
     // clean bash before its first prompt; single-quoted for the user's shell
     // (any of sh, bash, zsh, fish reads it the same), so it holds no single quote.
     let (begin_a, begin_b) = begin.split_at(begin.len() / 2);
     let clean_start = format!(
         "unset PROMPT_COMMAND HISTFILE; set +o history +H; stty -echo; PS1=; PS2=; \
-         aistudio_ssh_cell=; printf \"%s%s\\n\" {begin_a} {begin_b}"
+         printf \"%s%s\\n\" {begin_a} {begin_b}"
     );
     let mut lines = vec![(
         format!(
@@ -92,21 +92,28 @@ pub fn terminal_input(script: &str, nonce: &str) -> Vec<TerminalLine> {
         ),
         format!("{begin}\n"),
     )];
+    // Every line may arrive twice (a WebSocket cut before its acknowledgement came back makes
+    // the page send it again), so each is harmless to repeat: a chunk lands in its own array
+    // slot, and the run line runs the cell only once per nonce.
+    let cell = format!("aistudio_ssh_{nonce}");
     let encoded = Base64::encode_string(script.as_bytes());
     for (index, chunk) in encoded.as_bytes().chunks(CHUNK).enumerate() {
         let chunk = std::str::from_utf8(chunk).expect("base64 is ASCII");
-        let ack = ack(index);
+        let ack = ack(&index.to_string());
         lines.push((
-            format!("aistudio_ssh_cell+={chunk}; printf '%s\\n' {}", split(&ack)),
+            format!("{cell}[{index}]={chunk}; printf '%s\\n' {}", split(&ack)),
             format!("{ack}\n"),
         ));
     }
+    let started = ack("run");
     lines.push((
         format!(
-            "printf '%s' \"$aistudio_ssh_cell\" | base64 -d | bash; printf '\\n%s %s\\n' {} \"$?\"; unset aistudio_ssh_cell",
+            "[ -n \"${{{cell}_ran-}}\" ] || {{ {cell}_ran=1; printf '%s\\n' {}; printf '%s' \"${{{cell}[@]}}\" | base64 -d | bash; \
+             printf '\\n%s %s\\n' {} \"$?\"; unset {cell}; }}",
+            split(&started),
             split(&end)
         ),
-        String::new(),
+        format!("{started}\n"),
     ));
     lines
         .into_iter()
@@ -115,6 +122,17 @@ pub fn terminal_input(script: &str, nonce: &str) -> Vec<TerminalLine> {
             wait_for,
         })
         .collect()
+}
+
+/// Where to go on after the terminal's WebSocket was cut and reopened: the first line whose
+/// acknowledgement is not in `stdout` (what the terminal printed, as it replays it to a client
+/// that reconnects). Lines from there are sent again; each is harmless to repeat.
+pub fn resume_at(stdout: &str, lines: &[TerminalLine]) -> usize {
+    let printed = stdout.replace('\r', "");
+    lines
+        .iter()
+        .position(|line| !printed.contains(&line.wait_for))
+        .unwrap_or(lines.len())
 }
 
 /// Drops the acknowledgement lines from a terminal's output.

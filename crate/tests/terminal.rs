@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aistudio_ssh::cells::{cell_source, CellRole};
-use aistudio_ssh::terminal::{bash_body, read_terminal_output, terminal_input, TerminalLine};
+use aistudio_ssh::terminal::{
+    bash_body, read_terminal_output, resume_at, terminal_input, TerminalLine,
+};
 
 /// Types the frames into `shell` (an interactive shell) on a pseudo-terminal (`script` gives
 /// it one, as terminado does) with `HOME` at `home`, each line only once the terminal printed
@@ -169,5 +171,40 @@ fn output_is_not_read_before_the_end_marker_and_status_arrived() {
         assert!(line.frame.len() < 4000, "below the tty's line limit");
     }
     assert_eq!(lines[1].wait_for, "AISTUDIO-SSH-ACK-n-0\n");
-    assert_eq!(lines.last().unwrap().wait_for, "");
+    assert_eq!(lines.last().unwrap().wait_for, "AISTUDIO-SSH-ACK-n-run\n");
+}
+
+#[test]
+fn lines_sent_again_after_a_cut_run_the_cell_once_and_whole() {
+    // A WebSocket cut: some lines reached the shell, some acknowledgements did not come back,
+    // and the page sends again from where the replayed output says (resume_at), here one line
+    // early, and the run line twice. The cell runs once, with its whole text.
+    let home = tempfile::tempdir().unwrap();
+    let counter = home.path().join("runs");
+    let mut script = format!("echo run >> '{}'\n", counter.display());
+    for i in 0..300 {
+        script.push_str(&format!("x{i}='{}'\n", "k".repeat(40)));
+    }
+    script.push_str("echo \"$x299\" | wc -c; exit 4\n");
+    let lines = terminal_input(&script, "cut1");
+    assert!(lines.len() >= 6, "several chunks: {}", lines.len());
+    let chunk = 2;
+    let mut typed: Vec<TerminalLine> = lines[..=chunk].to_vec();
+    // What the replay would show after the cut: acknowledgements up to `chunk`.
+    let replay: String = lines[..=chunk].iter().map(|l| l.wait_for.clone()).collect();
+    assert_eq!(resume_at(&replay, &lines), chunk + 1);
+    assert_eq!(resume_at("", &lines), 0);
+    // Sent again one line early (its acknowledgement was lost), then the rest, the run line twice.
+    typed.extend_from_slice(&lines[chunk..]);
+    typed.push(lines.last().unwrap().clone());
+    let printed = type_into_terminal("bash --norc -i", &typed, home.path());
+    let result = read_terminal_output(&printed, "cut1")
+        .unwrap_or_else(|| panic!("no end marker in:\n{printed}"));
+    assert_eq!((result.exit_code, result.output.as_str()), (4, "41\n"));
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        "run\n",
+        "the cell ran more than once"
+    );
+    assert_eq!(resume_at(&printed, &lines), lines.len());
 }

@@ -63,29 +63,58 @@ function testCertificate(dir) {
 
 const cookies = (header = '') => Object.fromEntries(header.split(';').map((c) => c.trim().split('=')).filter(([k]) => k));
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** The platform's path to a user's web service in the container: `<base>api_serving/<port>/`. */
+const API_SERVING = 'api_serving/';
 const SESSION_COOKIE = 'aistudio_sim_session';
 
-/** The IDE shell page: shows the restore messages, then embeds the lab in a same-origin iframe. */
-const idePage = (base) => `<!doctype html><html><head><meta charset="utf-8"><title>BML CodeLab</title></head>
+/**
+ * The IDE shell page: shows the restore messages, then embeds the lab in a same-origin
+ * iframe, or (`ide: 'vscode'`, AI Studio's VS Code editor at `home#codelab`) an editor that is
+ * no Jupyter page at all: no lab iframe. Once the editor is in, the page tells the site
+ * (`__simulator/state?editor=ready`), which may set its own `_xsrf` then.
+ */
+const idePage = (base, ide) => `<!doctype html><html><head><meta charset="utf-8"><title>BML CodeLab</title></head>
 <body><div id="sync-status">syncing</div><div id="ide"></div>
 <script>
 (async function poll() {
   const state = await (await fetch('${base}__simulator/state')).json();
   document.getElementById('sync-status').textContent = state.restoreMessage;
   if (state.restoring) return setTimeout(poll, 300);
+  const ready = () => fetch('${base}__simulator/state?editor=ready');
+  if (${JSON.stringify(ide)} === 'vscode') {
+    const editor = document.createElement('div');
+    editor.id = 'vscode-editor';
+    editor.textContent = 'VS Code (simulated): no JupyterLab here';
+    document.getElementById('ide').append(editor);
+    return void ready();
+  }
   const frame = document.createElement('iframe');
   frame.src = '${base}lab';
   frame.style.cssText = 'width:100%;height:90vh;border:0';
+  frame.addEventListener('load', ready, { once: true });
   document.getElementById('ide').append(frame);
 })();
 </script></body></html>`;
+
+/** What the gateway serves for an expired login, where Jupyter's JSON was asked for. */
+const LOGIN_PAGE = `<!doctype html><html><head><meta charset="utf-8"><title>登录百度帐号</title>
+<script src="https://passport.baidu.com/passApi/js/uni_login_wrapper.js"></script></head>
+<body><div id="login">请登录</div></body></html>`;
+/** What a cold instance's gateway serves before Jupyter is up (then 502s). */
+const COLD_PAGE = '<!doctype html><html><head><title>AI Studio</title></head><body>环境启动中…</body></html>';
 
 /**
  * Starts the front on 127.0.0.1:443 and a JupyterLab as the container user.
  * @param {{ jupyterlab?: '3.6' | '4', zone?: string, userId?: string, projectId?: string, restoreSeconds?: number }} options
  */
 /** Zones by accelerator; AI Studio's zone names vary, and are not a reliable CPU/GPU signal. */
-const ZONES = { cpu: 'bd-cpu-01', gpu: 'bd-gpu-01' };
+const ZONES = { cpu: 'bd-cpu-01', gpu: 'bd-gpu-01', dcu: 'bd-gpu-04' };
+/** A stand-in for a Sugon/Hygon DCU's `hy-smi` (rocm-smi's product lines); on PATH only on DCU machines. */
+const HY_SMI = `#!/bin/sh
+echo "============================ System Management Interface ============================"
+echo "DCU[0]		: Card series: 		K100_AI"
+echo "DCU[0]		: Card vendor: 		Chengdu Haiguang IC Design Co., Ltd."
+`;
 /** A stand-in for the V100's `nvidia-smi` (this machine has no GPU); on PATH only on GPU machines. */
 const NVIDIA_SMI = `#!/bin/sh
 if [ "$1" = "-L" ]; then echo "GPU 0: Tesla V100-SXM2-32GB (UUID: GPU-5a1d0000-aist-udio-0000-simulator00)"; exit 0; fi
@@ -197,23 +226,36 @@ function newMachine(dir, accelerator, serial) {
   mkdirSync(machineDir, { recursive: true });
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(machineDir, 'ssh_host_ed25519_key')]);
   const gpuBin = join(machineDir, 'bin');
-  if (accelerator === 'gpu') {
+  const tool = { gpu: ['nvidia-smi', NVIDIA_SMI], dcu: ['hy-smi', HY_SMI] }[accelerator];
+  if (tool) {
     mkdirSync(gpuBin, { mode: 0o755 });
-    writeFileSync(join(gpuBin, 'nvidia-smi'), NVIDIA_SMI, { mode: 0o755 });
+    writeFileSync(join(gpuBin, tool[0]), tool[1], { mode: 0o755 });
   }
-  return { dir: machineDir, accelerator, zone: ZONES[accelerator], pathPrefix: accelerator === 'gpu' ? `${gpuBin}:` : '' };
+  return { dir: machineDir, accelerator, zone: ZONES[accelerator], pathPrefix: tool ? `${gpuBin}:` : '' };
 }
 
 /**
  * Starts the front on 127.0.0.1:443 and a container: a JupyterLab as the container user and a
  * root sshd on 127.0.0.1:22. Controls: `restart()` (new container, same machine: HOME wiped
  * except work/ and data/, fresh /tmp), `switchTo('cpu' | 'gpu')` (another machine: the zone in
- * the URL, the system host key and nvidia-smi change), `stop()`.
- * @param {{ jupyterlab?: '3.6' | '4', accelerator?: 'cpu' | 'gpu', userId?: string, projectId?: string, restoreSeconds?: number }} options
+ * the URL, the system host key and nvidia-smi / hy-smi change), `stop()`.
+ *
+ * What a real AI Studio client logged (platform-facts.md), as switches: `ide: 'vscode'` (an
+ * IDE page with no lab iframe), `siteXsrf` (the site sets its own `_xsrf` on `/` once the
+ * editor is in, beside Jupyter's), `coldStartSeconds` (HTML, then 502, before the restore
+ * window), `expireLogin()` / `logIn()` (a login page for REST, WebSocket upgrades refused),
+ * `cutWebSockets()` and `webSocketCuts` (base-path WebSockets cut at random every 1-5 min),
+ * `api_serving/<port>/` (project cookies, one layer of %-decoding, no query, its WebSockets cut
+ * every 2-3 s). Always: `POST api/terminals` picks the name, the container's LANG names a
+ * locale it lacks (en_US.UTF-8 beside C, C.UTF-8, POSIX).
+ * @param {{ jupyterlab?: '3.6' | '4', accelerator?: 'cpu' | 'gpu' | 'dcu', userId?: string, projectId?: string,
+ *   restoreSeconds?: number, coldStartSeconds?: number, ide?: 'lab' | 'vscode', siteXsrf?: boolean,
+ *   webSocketCuts?: boolean }} options
  */
 export async function startSimulator({
   jupyterlab = '3.6', accelerator = 'cpu', userId = '1234567', projectId = '7892508', restoreSeconds = 3,
-  refuseContentsWrites = false, terminals = true,
+  refuseContentsWrites = false, terminals = true, coldStartSeconds = 0, ide = 'lab', siteXsrf = false,
+  webSocketCuts = false,
 } = {}) {
   if (process.getuid?.() !== 0) throw new Error('the simulator needs root: it creates the container user and binds ports 443 and 22');
   const venv = ensureJupyterVenvs()[`jupyterlab-${jupyterlab}`];
@@ -224,9 +266,14 @@ export async function startSimulator({
   let machines = 0;
   let machine = newMachine(dir, accelerator, machines++);
   let container; // { jupyter, port, token, base, log }
-  // The restore window starts once the container's Jupyter runs.
+  // The cold start, then the restore window, start once the container's Jupyter runs.
+  let coldUntil = 0;
   let restoreUntil = Infinity;
-  const restoring = () => Date.now() < restoreUntil;
+  const cold = () => Date.now() < coldUntil;
+  const restoring = () => !cold() && Date.now() < restoreUntil;
+  let loggedOut = false;
+  // The project cookies the gateway sets on a GET of the IDE page; new for every container.
+  let projectCookies = {};
   const base = () => `/${machine.zone}/user/${userId}/${projectId}/`;
 
   async function startContainer() {
@@ -236,6 +283,8 @@ export async function startSimulator({
     const port = await freePort();
     const token = randomBytes(16).toString('hex');
     const jupyter = spawn('runuser', ['-u', CONTAINER_USER, '--', 'env', `HOME=${home}`,
+      // AI Studio's images name a locale they do not have (only C, C.UTF-8 and POSIX here).
+      'LANG=en_US.UTF-8',
       `PATH=${machine.pathPrefix}${venv}/bin:/usr/bin:/bin`, `${venv}/bin/jupyter`, 'lab', '--no-browser',
       '--ip=127.0.0.1', `--port=${port}`, `--ServerApp.base_url=${base()}`, `--ServerApp.token=${token}`,
       `--ServerApp.root_dir=${home}`,
@@ -262,7 +311,12 @@ export async function startSimulator({
       }
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
-    restoreUntil = Date.now() + restoreSeconds * 1000;
+    coldUntil = Date.now() + coldStartSeconds * 1000;
+    restoreUntil = coldUntil + restoreSeconds * 1000;
+    projectCookies = {
+      'ide-proxy': randomBytes(12).toString('hex'),
+      [`user-${userId}-${projectId}`]: randomBytes(12).toString('hex'),
+    };
   }
 
   async function stopContainer() {
@@ -271,6 +325,7 @@ export async function startSimulator({
     const sshdPid = Number(readFileSync(join(machine.dir, 'sshd.pid'), 'utf8').trim());
     try { process.kill(sshdPid, 'SIGTERM'); } catch { /* already gone */ }
     for (const socket of sockets) socket.destroy();
+    webSockets.clear();
   }
 
   /** A new container: only `kept` of HOME survive (~/work and ~/data on a restart), /tmp is fresh. */
@@ -299,23 +354,45 @@ export async function startSimulator({
     if (rest === '__simulator/state') {
       // "syncing" for the first half of the window, then "Unzipping files", as the IDE page shows.
       const half = restoreUntil - restoreSeconds * 500;
-      const restoreMessage = restoring() ? (Date.now() < half ? 'syncing' : 'Unzipping files') : 'ready';
-      return void response.writeHead(200, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ restoring: restoring(), restoreMessage }));
+      const waiting = cold() || restoring();
+      const restoreMessage = waiting ? (Date.now() < half ? 'syncing' : 'Unzipping files') : 'ready';
+      const headers = { 'content-type': 'application/json' };
+      if (siteXsrf && url.searchParams.get('editor') === 'ready') {
+        // The site's own _xsrf on `/`, with a value of its own (not Tornado's format), once
+        // Jupyter may have set its own under the base.
+        headers['set-cookie'] = `_xsrf=${randomBytes(16).toString('hex').slice(0, 32)}Zz; Path=/; Secure; SameSite=Lax`;
+      }
+      return void response.writeHead(200, headers).end(JSON.stringify({ restoring: waiting, restoreMessage }));
     }
     if (rest === 'home') {
-      // The site's login cookie; the browser never sees Jupyter's token.
+      // The site's login cookie and the project cookies api_serving needs; the browser never
+      // sees Jupyter's token.
       return void response.writeHead(200, {
         'content-type': 'text/html; charset=utf-8',
-        'set-cookie': `${SESSION_COOKIE}=${randomBytes(8).toString('hex')}; Path=/; Secure; HttpOnly; SameSite=Lax`,
-      }).end(idePage(base()));
+        'set-cookie': [
+          `${SESSION_COOKIE}=${randomBytes(8).toString('hex')}; Path=/; Secure; HttpOnly; SameSite=Lax`,
+          ...Object.entries(projectCookies).map(([name, value]) => `${name}=${value}; Path=${base()}; Secure; HttpOnly`),
+        ],
+      }).end(idePage(base(), ide));
     }
     const jar = cookies(request.headers.cookie);
     const selfHosted = request.headers.host === SELF_HOSTED_HOST;
     if (!selfHosted && !jar[SESSION_COOKIE]) return void response.writeHead(403).end('not logged in');
+    if (!selfHosted && loggedOut) {
+      // An expired login: the gateway's login page, with 200, where JSON was asked for.
+      return void response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(LOGIN_PAGE);
+    }
+    if (!selfHosted && cold()) {
+      // A cold instance: an HTML page first, then 502s, then the restore window.
+      const htmlPhase = Date.now() < coldUntil - coldStartSeconds * 500;
+      return void (htmlPhase
+        ? response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(COLD_PAGE)
+        : response.writeHead(502, { 'content-type': 'text/html' }).end('<html><body>502 Bad Gateway</body></html>'));
+    }
     if (!container || (!selfHosted && restoring())) {
       return void response.writeHead(RESTORE_STATUS, { 'content-type': 'text/plain; charset=utf-8' }).end(RESTORE_BODY);
     }
+    if (rest.startsWith(API_SERVING)) return void serveApiServing(request, response, rest, jar);
     if (jupyterlab === '4' && rest.startsWith('notebooks/')) {
       // JupyterLab 4 alone has no classic notebook page (3.6 brings nbclassic); AI Studio's
       // older links then end in the lab, as a redirect here.
@@ -325,40 +402,118 @@ export async function startSimulator({
       // Reported on some AI Studio containers.
       return void response.writeHead(405, { 'content-type': 'text/plain' }).end('Method Not Allowed');
     }
+    // Tornado's check (Jupyter itself is reached with its token, which skips it): the header
+    // must equal the last `_xsrf` of the Cookie header, which is the one Tornado keeps.
     if (UNSAFE_METHODS.has(request.method) && (!jar._xsrf || request.headers['x-xsrftoken'] !== jar._xsrf)) {
-      return void response.writeHead(403).end('_xsrf argument missing from POST');
+      return void response.writeHead(403, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ message: 'XSRF cookie does not match POST argument', reason: null }));
     }
+    // The platform picks a terminal's name: a requested one is ignored.
+    const dropBody = request.method === 'POST' && /^api\/terminals\/?$/.test(rest);
+    const headers = { ...request.headers, authorization: `token ${container.token}` };
+    if (dropBody) { delete headers['content-length']; delete headers['transfer-encoding']; }
     const upstream = http.request({
-      host: '127.0.0.1', port: container.port, method: request.method, path: request.url,
-      headers: { ...request.headers, authorization: `token ${container.token}` },
+      host: '127.0.0.1', port: container.port, method: request.method, path: request.url, headers,
     }, (answer) => {
       response.writeHead(answer.statusCode, answer.headers);
       answer.pipe(response);
     });
     upstream.on('error', () => response.writeHead(502).end('jupyter not reachable'));
-    request.pipe(upstream);
+    if (dropBody) {
+      request.resume();
+      upstream.end();
+    } else {
+      request.pipe(upstream);
+    }
   });
+
+  /**
+   * `api_serving/<port>/<path>`: a web service of the user's in the container, as the gateway
+   * serves it: only with the project cookies of the current container, the path %-decoded
+   * once (non-ASCII: 400), the query string dropped.
+   */
+  function serveApiServing(request, response, rest, jar) {
+    if (Object.entries(projectCookies).some(([name, value]) => jar[name] !== value)) {
+      return void response.writeHead(403, { 'content-type': 'text/plain' }).end('no project cookie');
+    }
+    const [, port, encoded = ''] = /^api_serving\/(\d+)\/?([^?]*)/.exec(rest) ?? [];
+    if (!port) return void response.writeHead(404).end('not found');
+    let path;
+    try {
+      path = decodeURIComponent(encoded);
+    } catch {
+      return void response.writeHead(400).end('bad path');
+    }
+    if (/[^\x00-\x7f]/.test(path)) return void response.writeHead(400).end('bad path');
+    // What reaches the service is the decoded path (one layer of escapes gone); only what a
+    // request line cannot hold (blanks, control characters) is escaped again.
+    const forwarded = path.replace(/[\x00-\x20\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
+    const upstream = http.request({
+      host: '127.0.0.1', port: Number(port), method: request.method, path: `/${forwarded}`,
+      headers: { ...request.headers, host: `127.0.0.1:${port}` },
+    }, (answer) => {
+      response.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(response);
+    });
+    upstream.on('error', () => response.writeHead(502).end('service not reachable'));
+    request.pipe(upstream);
+  }
   const sockets = new Set();
   front.on('connection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
+  /** WebSockets through the front, each with what it goes to ('base' or 'api_serving'). */
+  const webSockets = new Map();
+  /** The path (under the base) of every WebSocket opened through the front, in order. */
+  const webSocketsOpened = [];
   front.on('upgrade', (request, socket, head) => {
     const selfHosted = request.headers.host === SELF_HOSTED_HOST;
-    if (!container || (!selfHosted && (!cookies(request.headers.cookie)[SESSION_COOKIE] || restoring()))) {
+    const jar = cookies(request.headers.cookie);
+    if (!container || (!selfHosted && (!jar[SESSION_COOKIE] || loggedOut || cold() || restoring()))) {
+      return void socket.destroy();
+    }
+    const rest = new URL(request.url, `https://${AISTUDIO_HOST}`).pathname.slice(base().length);
+    const serving = /^api_serving\/(\d+)\//.exec(rest);
+    if (serving && Object.entries(projectCookies).some(([name, value]) => jar[name] !== value)) {
       return void socket.destroy();
     }
     const { port, token } = container;
-    const upstream = net.connect(port, '127.0.0.1', () => {
-      const headers = { ...request.headers, authorization: `token ${token}` };
+    const target = serving ? Number(serving[1]) : port;
+    const path = serving ? `/${rest.slice(serving[0].length)}` : request.url;
+    const upstream = net.connect(target, '127.0.0.1', () => {
+      const headers = serving ? request.headers : { ...request.headers, authorization: `token ${token}` };
       const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
-      upstream.write(`${request.method} ${request.url} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
+      upstream.write(`${request.method} ${path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);
       upstream.write(head);
       socket.pipe(upstream).pipe(socket);
     });
     upstream.on('error', () => socket.destroy());
     socket.on('error', () => upstream.destroy());
+    // A cut ends both sides, as at the gateway: Jupyter sees its client go.
+    socket.on('close', () => upstream.destroy());
+    upstream.on('close', () => socket.destroy());
+    const kind = serving ? 'api_serving' : 'base';
+    webSocketsOpened.push(rest);
+    webSockets.set(socket, kind);
+    socket.on('close', () => webSockets.delete(socket));
+    // api_serving's WebSockets were seen cut about every 2.3 s.
+    if (serving) setTimeout(() => socket.destroy(), 2_000 + Math.random() * 1_000);
   });
+  /** Cuts the base path's WebSockets as the gateway does ("no pong within 20 s"). */
+  const cutBaseWebSockets = () => {
+    let cut = 0;
+    for (const [socket, kind] of webSockets) if (kind === 'base') { socket.destroy(); cut += 1; }
+    return cut;
+  };
+  let cutTimer;
+  if (webSocketCuts) {
+    const schedule = () => {
+      cutTimer = setTimeout(() => { cutBaseWebSockets(); schedule(); }, 60_000 + Math.random() * 240_000);
+      cutTimer.unref();
+    };
+    schedule();
+  }
   let relay;
   try {
     await new Promise((resolve, reject) => front.listen(443, '127.0.0.1', resolve).on('error', reject));
@@ -451,6 +606,7 @@ export async function startSimulator({
     },
     /** Stops the container's processes by their PIDs and process groups, then the front. */
     async stop() {
+      clearTimeout(cutTimer);
       await stopContainer();
       // Whatever else the container ran (the tunnel, a user-mode sshd) ends with it.
       spawnSync('pkill', ['-KILL', '-u', CONTAINER_USER]);
@@ -458,6 +614,16 @@ export async function startSimulator({
       await new Promise((resolve) => front.close(resolve));
       rmSync(dir, { recursive: true, force: true });
     },
+    /** The gateway forgets the login: REST answers a login page, WebSocket upgrades are refused. */
+    expireLogin() { loggedOut = true; },
+    /** The user logged in again. */
+    logIn() { loggedOut = false; },
+    /** The paths (under the base) of the WebSockets opened through the front so far. */
+    webSocketsOpened: () => [...webSocketsOpened],
+    /** Cuts every base-path WebSocket now; returns how many. */
+    cutWebSockets: cutBaseWebSockets,
+    /** Whether a cold start or the restore window is on. */
+    get starting() { return cold(); },
     log: () => container?.log ?? '',
   };
   return simulator;

@@ -2,7 +2,7 @@
 // answers the other contexts. Kept minimal: it wires events to core calls.
 import init, {
   clientKeyComment, coreVersion, encryptPrivateKey, executeRequest, importClientKey, isProjectId,
-  checkSelfHosted, classifyAnswer, companionNotebookPath, hostAlias as coreHostAlias, readKernelMessage, readTerminalOutput, terminalInput,
+  checkSelfHosted, classifyAnswer, companionNotebookPath, hostAlias as coreHostAlias, readKernelMessage, readTerminalOutput, terminalInput, terminalResumeAt,
 } from '../../build/wasm/aistudio_ssh.js';
 import {
   ensureProjectKeys, generateKey, migrateKeys, projectsWithKeys, replaceClientKey, storedProjectKeys,
@@ -182,6 +182,8 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
     }
     case 'classifyAnswer':
       return classifyAnswer(request.seen, request.attempt, request.waitedMs) as Replies['classifyAnswer'];
+    case 'terminalResumeAt':
+      return terminalResumeAt(request.stdout, request.lines);
     case 'terminalOutput':
       return readTerminalOutput(request.stdout, request.nonce) as Replies['terminalOutput'];
     case 'kernelMessage':
@@ -247,7 +249,7 @@ async function handle(request: Request, sender: chrome.runtime.MessageSender): P
 /** What a content script may ask; keys and settings are for extension pages only. */
 const CONTENT_SCRIPT_REQUESTS: ReadonlySet<Request['kind']> = new Set([
   'coreInfo', 'pageOpened', 'jupyterReady', 'connectionEvent', 'classifyAnswer', 'executeRequest', 'kernelMessage',
-  'terminalInput', 'terminalOutput',
+  'terminalInput', 'terminalResumeAt', 'terminalOutput',
 ]);
 const fromExtensionPage = (sender: chrome.runtime.MessageSender) =>
   sender.url?.startsWith(ext.runtime.getURL('')) ?? false;

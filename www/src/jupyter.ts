@@ -5,6 +5,13 @@
 import { type GatewayVerdict, send } from './messages';
 
 const EXECUTE_TIMEOUT_MS = 180_000;
+/**
+ * How often one cell's WebSocket may be reopened after a cut: the gateway cuts base-path
+ * WebSockets every few minutes; many cuts within one cell mean something else is wrong.
+ */
+const REOPENS_PER_CELL = 5;
+/** How long a reopened terminal WebSocket may take to replay what the terminal printed. */
+const REPLAY_WAIT_MS = 1_000;
 /** How much of a body the core reads to tell a login page from a cold instance. */
 const BODY_HEAD_CHARS = 2048;
 
@@ -131,6 +138,14 @@ export interface CellRunner {
   close(): Promise<void>;
 }
 
+/** The WebSocket closed under a running cell (the gateway cuts them): reopen and go on. */
+class SocketClosed extends Error {
+  constructor() {
+    super('the WebSocket closed');
+    this.name = 'SocketClosed';
+  }
+}
+
 /** Resolves when `settled()` says so after a message, rejects on timeout or close. */
 function untilSettled(socket: WebSocket, onMessage: (data: string) => Promise<boolean>): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -139,7 +154,7 @@ function untilSettled(socket: WebSocket, onMessage: (data: string) => Promise<bo
       if (typeof message.data !== 'string') return;
       void onMessage(message.data).then((done) => { if (done) finish(); });
     };
-    const closed = () => finish(new Error('the WebSocket closed'));
+    const closed = () => finish(new SocketClosed());
     function finish(error?: Error) {
       clearTimeout(timer);
       socket.removeEventListener('message', listener);
@@ -152,10 +167,40 @@ function untilSettled(socket: WebSocket, onMessage: (data: string) => Promise<bo
 }
 
 export class OwnTerminal implements CellRunner {
-  constructor(private readonly server: JupyterServer, readonly name: string, private readonly socket: WebSocket) {}
+  constructor(private readonly server: JupyterServer, readonly name: string, private socket: WebSocket) {}
 
+  /**
+   * Reopens the WebSocket of the same terminal (its shell lives on) and resolves with what the
+   * terminal printed so far: terminado answers a client that connects with ["setup"] and then,
+   * in one message, the output it kept.
+   */
+  private async reopen(): Promise<string> {
+    const socket = await this.server.socket(`terminals/websocket/${this.name}`, async () => undefined);
+    this.socket = socket;
+    return new Promise<string>((resolve) => {
+      const finish = (replay: string) => {
+        clearTimeout(timer);
+        socket.removeEventListener('message', listener);
+        resolve(replay);
+      };
+      const timer = setTimeout(() => finish(''), REPLAY_WAIT_MS);
+      const listener = (message: MessageEvent) => {
+        if (typeof message.data !== 'string') return;
+        const [type, text] = JSON.parse(message.data) as [string, unknown];
+        if (type === 'stdout' && typeof text === 'string') finish(text);
+      };
+      socket.addEventListener('message', listener);
+    });
+  }
+
+  /**
+   * Types the cell's lines, each once the previous one's acknowledgement is printed. A cut
+   * WebSocket is reopened and the lines go on from the first one not acknowledged in the
+   * terminal's replay (the core says which); every line is harmless to send twice.
+   */
   async execute(source: string): Promise<CellResult> {
-    if (this.socket.readyState !== WebSocket.OPEN) throw new Error('the terminal WebSocket closed');
+    // Cut between two cells (or right after it opened): a new one, nothing to go on from.
+    if (this.socket.readyState !== WebSocket.OPEN) await this.reopen();
     const { nonce, lines } = await send({ kind: 'terminalInput', source });
     let stdout = '';
     let result: CellResult | undefined;
@@ -167,19 +212,31 @@ export class OwnTerminal implements CellRunner {
         next += 1;
       }
     };
-    const done = untilSettled(this.socket, async (data) => {
-      const [type, text] = JSON.parse(data) as [string, unknown];
-      if (type !== 'stdout' || typeof text !== 'string') return false;
-      stdout += text;
-      sendReadyLines();
-      if (next < lines.length) return false;
+    const readResult = async () => {
       const read = await send({ kind: 'terminalOutput', stdout, nonce });
       if (read) result ??= { ok: read.exitCode === 0, output: read.output };
       return Boolean(read);
-    });
-    sendReadyLines();
-    await done;
-    return result as CellResult;
+    };
+    for (let reopened = 0; ; reopened += 1) {
+      const done = untilSettled(this.socket, async (data) => {
+        const [type, text] = JSON.parse(data) as [string, unknown];
+        if (type !== 'stdout' || typeof text !== 'string') return false;
+        stdout += text;
+        sendReadyLines();
+        return next >= lines.length && readResult();
+      });
+      sendReadyLines();
+      try {
+        await done;
+        return result as CellResult;
+      } catch (error) {
+        if (!(error instanceof SocketClosed) || reopened >= REOPENS_PER_CELL) throw error;
+        // The replay is everything the terminal printed: it replaces what this run saw.
+        stdout = await this.reopen();
+        next = await send({ kind: 'terminalResumeAt', stdout, lines });
+        if (next >= lines.length && await readResult()) return result as CellResult;
+      }
+    }
   }
 
   /** Closes the WebSocket and the terminal: its shell ends (the tunnel lives in its own session). */
@@ -207,28 +264,43 @@ export class OwnKernel implements CellRunner {
     private readonly server: JupyterServer,
     readonly id: string,
     private readonly session: string,
-    private readonly socket: WebSocket,
+    private socket: WebSocket,
   ) {}
 
   /** Runs `code`; resolves once the reply and the kernel's idle both arrived (all output in). */
   async execute(code: string): Promise<CellResult> {
-    if (this.socket.readyState !== WebSocket.OPEN) throw new Error('the kernel WebSocket closed');
+    if (this.socket.readyState !== WebSocket.OPEN) await this.reopen();
     const { requestId, frame } = await send({ kind: 'executeRequest', code, session: this.session });
     let output = '';
     let status: string | undefined;
     let idle = false;
     let error = '';
-    const done = untilSettled(this.socket, async (frame) => {
-      const event = (await send({ kind: 'kernelMessage', frame, requestId })) as KernelEvent;
+    const settled = () => untilSettled(this.socket, async (message) => {
+      const event = (await send({ kind: 'kernelMessage', frame: message, requestId })) as KernelEvent;
       if (event.kind === 'stream') output += event.text;
       else if (event.kind === 'error') error = `${event.ename}: ${event.evalue}`;
       else if (event.kind === 'reply') status = event.status;
       else if (event.kind === 'idle') idle = true;
       return status !== undefined && idle;
     });
+    let done = settled();
     this.socket.send(frame);
-    await done;
-    return { ok: status === 'ok', output: error ? `${output}${error}\n` : output };
+    for (let reopened = 0; ; reopened += 1) {
+      try {
+        await done;
+        return { ok: status === 'ok', output: error ? `${output}${error}\n` : output };
+      } catch (closed) {
+        if (!(closed instanceof SocketClosed) || reopened >= REOPENS_PER_CELL) throw closed;
+        await this.reopen();
+        done = settled();
+      }
+    }
+  }
+
+  /** The same session again: Jupyter Server keeps the kernel's messages for it meanwhile. */
+  private async reopen(): Promise<void> {
+    this.socket = await this.server.socket(`api/kernels/${this.id}/channels?session_id=${this.session}`,
+      async () => undefined);
   }
 
   /** Closes the WebSocket and shuts the kernel down: nothing of ours is left running in Jupyter. */

@@ -201,6 +201,8 @@ export interface Replies {
   executeRequest: { requestId: string; frame: string };
   /** Content script -> background: the frames that run a cell in a terminal (the core builds them). */
   terminalInput: { nonce: string; lines: { frame: string; waitFor: string }[] };
+  /** Content script -> background, after a cut WebSocket was reopened: the first line to send again. */
+  terminalResumeAt: number;
   /** Content script -> background: the cell's result once the terminal output holds its end. */
   terminalOutput: { exitCode: number; output: string } | null;
   /** Content script -> background: what a kernel frame means for its request (the core reads it). */
@@ -261,6 +263,7 @@ export type Request =
   | { kind: 'kernelMessage'; frame: string; requestId: string }
   | { kind: 'terminalInput'; source: string }
   | { kind: 'terminalOutput'; stdout: string; nonce: string }
+  | { kind: 'terminalResumeAt'; stdout: string; lines: { frame: string; waitFor: string }[] }
   | { kind: 'relaySettings' }
   | { kind: 'saveRelay'; relay: RelayInput }
   | { kind: 'setAutoConnect'; autoConnect: boolean }

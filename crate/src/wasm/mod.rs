@@ -249,6 +249,13 @@ pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue>
     })
 }
 
+/// After a terminal's WebSocket was cut and reopened: the index of the first line to send again.
+#[wasm_bindgen(js_name = terminalResumeAt)]
+pub fn terminal_resume_at(stdout: &str, lines: JsValue) -> Result<usize, JsValue> {
+    let lines: Vec<terminal::TerminalLine> = from_js(lines, "terminal lines")?;
+    Ok(terminal::resume_at(stdout, &lines))
+}
+
 /// Where the companion notebook lives, relative to the Jupyter root.
 #[wasm_bindgen(js_name = companionNotebookPath)]
 pub fn companion_notebook_path() -> String {
