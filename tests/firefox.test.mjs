@@ -10,8 +10,10 @@ import { launchFirefox } from './harness/firefox.mjs';
 import { ssh } from './harness/user.mjs';
 import { CONTAINER_USER, SELF_HOSTED_HOST, startSimulator } from './simulator/simulator.mjs';
 
-test('Firefox ESR: options, the IDE page during the restore, Connect in the popup, then ssh', async (t) => {
-  const simulator = await startSimulator({ jupyterlab: '4', restoreSeconds: 5 });
+test('Firefox ESR: options, the IDE page during a cold start and the restore, Connect in the popup, then ssh', async (t) => {
+  // What a real client saw, in Firefox too: a cold instance (HTML, then 502) before the
+  // restore window, the site's own _xsrf beside Jupyter's, and a WebSocket cut under a cell.
+  const simulator = await startSimulator({ jupyterlab: '4', restoreSeconds: 5, coldStartSeconds: 3, siteXsrf: true });
   const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-user-'));
   const sshDir = join(home, '.ssh', `aistudio-${simulator.projectId}`);
   mkdirSync(sshDir, { recursive: true, mode: 0o700 });
@@ -56,12 +58,20 @@ test('Firefox ESR: options, the IDE page during the restore, Connect in the popu
     await eventually(() => firefox.run(() => document.querySelector('#status').textContent), (text) => text.includes(projectId),
       { what: 'the notebook in the popup', timeoutMs: 60_000 });
     await firefox.click('#connect');
+    let cut = 0;
+    await eventually(async () => {
+      if ((await simulator.terminalNames().catch(() => [])).length > 0) cut += simulator.cutWebSockets();
+      return cut;
+    }, (n) => n > 0, { what: 'a terminal WebSocket to cut', timeoutMs: 60_000 });
     const shown = await eventually(() => firefox.run(() => ({
       phase: document.querySelector('#phase').dataset.phase, reason: document.querySelector('#reason').textContent,
       environment: document.querySelector('#environment').textContent,
     })), (s) => s.phase === 'up' || s.phase === 'error', { what: 'tunnel up in Firefox', timeoutMs: 120_000 });
     assert.equal(shown.phase, 'up', shown.reason);
     assert.match(shown.environment, /CPU/);
+    const terminals = simulator.webSocketsOpened().filter((path) => path.startsWith('terminals/websocket/'));
+    assert.ok(terminals.length >= 2 && terminals.every((path) => path === terminals[0]),
+      `the terminal WebSocket reopened: ${terminals}`);
 
     // The bundle the popup's button downloads (the same request), and ssh with it.
     const reply = await firefox.run((projectId) => browser.runtime.sendMessage({ kind: 'bundle', projectId }), projectId);

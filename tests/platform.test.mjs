@@ -96,6 +96,16 @@ test('the VS Code IDE page (no lab), a DCU machine, an expired login and api_ser
     const files = await collectDownloads(popup, 5, () => popup.click('#bundle'), sshDir);
     assert.equal((await ssh(files.ssh_config, `aistudio-${simulator.projectId}`, 'whoami')).trim(), CONTAINER_USER);
 
+    // The platform picks a terminal's name: one asked for is ignored (the extension asks none).
+    const named = await ide.evaluate(async (base) => {
+      const xsrf = document.cookie.split('; ').filter((c) => c.startsWith('_xsrf=')).at(-1)?.slice(6) ?? '';
+      const headers = { 'content-type': 'application/json', 'X-XSRFToken': xsrf };
+      const { name } = await (await fetch(`${base}api/terminals`, { method: 'POST', headers, body: '{"name": "mine"}' })).json();
+      await fetch(`${base}api/terminals/${name}`, { method: 'DELETE', headers });
+      return name;
+    }, simulator.baseUrl);
+    assert.notEqual(named, 'mine');
+
     // The login expires and the page reloads: the popup says to log in, never "failed".
     const phases = await recordPhases(popup);
     simulator.expireLogin();
