@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { eventually } from './harness/browser.mjs';
 import { launchFirefox } from './harness/firefox.mjs';
-import { ssh } from './harness/user.mjs';
+import { cutTerminalMidCell, ssh } from './harness/user.mjs';
 import { CONTAINER_USER, SELF_HOSTED_HOST, startSimulator } from './simulator/simulator.mjs';
 
 test('Firefox ESR: options, the IDE page during a cold start and the restore, Connect in the popup, then ssh', async (t) => {
@@ -58,11 +58,7 @@ test('Firefox ESR: options, the IDE page during a cold start and the restore, Co
     await eventually(() => firefox.run(() => document.querySelector('#status').textContent), (text) => text.includes(projectId),
       { what: 'the notebook in the popup', timeoutMs: 60_000 });
     await firefox.click('#connect');
-    let cut = 0;
-    await eventually(async () => {
-      if ((await simulator.terminalNames().catch(() => [])).length > 0) cut += simulator.cutWebSockets();
-      return cut;
-    }, (n) => n > 0, { what: 'a terminal WebSocket to cut', timeoutMs: 60_000 });
+    await cutTerminalMidCell(simulator);
     const shown = await eventually(() => firefox.run(() => ({
       phase: document.querySelector('#phase').dataset.phase, reason: document.querySelector('#reason').textContent,
       environment: document.querySelector('#environment').textContent,

@@ -210,6 +210,14 @@ impl ProjectStatus {
                 next.phase = Phase::NotSetUp;
                 next.reason = None;
             }
+            // What the platform answers while Jupyter is not reachable. A disconnect stays the
+            // user's choice (the next ready notebook must not undo it), and cells another
+            // frame runs go on.
+            ConnectionEvent::Restoring | ConnectionEvent::Starting | ConnectionEvent::LoggedOut
+                if matches!(self.phase, Phase::Disconnected | Phase::Running) =>
+            {
+                next.step = self.step;
+            }
             ConnectionEvent::Restoring => {
                 next.phase = Phase::Restoring;
                 next.reason = None;

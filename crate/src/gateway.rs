@@ -13,16 +13,12 @@ pub const RESTORING_STATUS: u16 = 492;
 /// How much of a body the classification looks at: a login page names itself early.
 pub const BODY_HEAD_CHARS: usize = 2048;
 
-/// Words of a login page, as the gateway serves it (Baidu's passport, or a generic one).
+/// What marks an HTML page as a login page anywhere in it: Baidu's passport, a password field.
 /// Guess from public material: the exact page has not been seen by us.
-const LOGIN_MARKERS: [&str; 6] = [
-    "passport.baidu.com",
-    "login",
-    "signin",
-    "sign in",
-    "登录",
-    "登錄",
-];
+const LOGIN_PAGE_MARKERS: [&str; 3] =
+    ["passport.baidu.com", "type=\"password\"", "type='password'"];
+/// Words of a login page's title (a cold instance's page may merely link to a login).
+const LOGIN_TITLE_WORDS: [&str; 5] = ["登录", "登錄", "login", "log in", "sign in"];
 
 /// What an answer was, as `fetch` saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -36,7 +32,8 @@ pub struct AnswerSeen {
     /// The first [`BODY_HEAD_CHARS`] characters of the body.
     #[serde(default)]
     pub body_head: String,
-    /// Whether `fetch` followed a redirect, and where it ended.
+    /// Where a redirect `fetch` followed ended; `opaque` for one it was told not to follow
+    /// (a redirect of `api/status`, which Jupyter never redirects, is the gateway's login).
     #[serde(default)]
     pub redirected_to: Option<String>,
     /// The Jupyter Server's base URL the request was for.
@@ -93,6 +90,20 @@ fn mentions(text: &str, words: &[&str]) -> bool {
     words.iter().any(|word| lower.contains(word))
 }
 
+/// The text of an HTML page's `<title>`, if it has one early on.
+fn title(html: &str) -> Option<String> {
+    let lower = html.to_lowercase();
+    let start = lower.find("<title")?;
+    let open_end = start + lower[start..].find('>')? + 1;
+    let close = open_end + lower[open_end..].find("</title")?;
+    Some(lower[open_end..close].to_owned())
+}
+
+fn is_login_page(html: &str) -> bool {
+    mentions(html, &LOGIN_PAGE_MARKERS)
+        || title(html).is_some_and(|title| mentions(&title, &LOGIN_TITLE_WORDS))
+}
+
 /// Reads an answer (see the module's note for where each rule comes from).
 pub fn classify_answer(seen: &AnswerSeen) -> Answer {
     let is_json = seen.content_type.to_ascii_lowercase().contains("json");
@@ -109,10 +120,11 @@ pub fn classify_answer(seen: &AnswerSeen) -> Answer {
         // Tornado's refusal names the token: "'_xsrf' argument missing from POST",
         // "XSRF cookie does not match POST argument".
         403 if mentions(&head, &["xsrf"]) => Answer::XsrfRefused,
-        _ if is_json => Answer::Json,
+        // The gateway's own, whatever its body (it may be JSON too): Jupyter is not up.
         502..=504 => Answer::Starting,
+        _ if is_json => Answer::Json,
         401 | 403 if looks_html => Answer::LoggedOut,
-        _ if looks_html && mentions(&head, &LOGIN_MARKERS) => Answer::LoggedOut,
+        _ if looks_html && is_login_page(&head) => Answer::LoggedOut,
         _ if looks_html => Answer::Starting,
         _ => Answer::Failed,
     }

@@ -301,13 +301,16 @@ chmod 600 "$HOME/.ssh/authorized_keys"
 # The image may name a locale it does not have (AI Studio sets LANG=en_US.UTF-8 and ships
 # only C, C.UTF-8 and POSIX): SSH sessions would warn and mangle non-ASCII file names.
 usable_locale() {{
-  local wanted=$1 normalized
+  local wanted=$1 normalized installed
   normalized=$(printf '%s' "$wanted" | tr '[:upper:]' '[:lower:]' | sed 's/utf-8/utf8/')
+  installed=$(locale -a 2>/dev/null | tr '[:upper:]' '[:lower:]' | sed 's/utf-8/utf8/')
   if [ -z "$wanted" ] || [ "$wanted" = C ] || [ "$wanted" = POSIX ] \
-      || locale -a 2>/dev/null | tr '[:upper:]' '[:lower:]' | sed 's/utf-8/utf8/' | grep -qxF -- "$normalized"; then
+      || printf '%s\n' "$installed" | grep -qxF -- "$normalized"; then
     printf '%s' "$wanted"
-  else
+  elif printf '%s\n' "$installed" | grep -qxF c.utf8; then
     printf 'C.UTF-8'
+  else
+    printf 'C'
   fi
 }}
 

@@ -92,9 +92,11 @@ pub fn terminal_input(script: &str, nonce: &str) -> Vec<TerminalLine> {
         ),
         format!("{begin}\n"),
     )];
-    // Every line may arrive twice (a WebSocket cut before its acknowledgement came back makes
-    // the page send it again), so each is harmless to repeat: a chunk lands in its own array
-    // slot, and the run line runs the cell only once per nonce.
+    // A line may arrive twice (a WebSocket cut before its acknowledgement came back makes the
+    // page send it again), so each after the first is harmless to repeat: a chunk lands in its
+    // own array slot, and the run line runs the cell only once per nonce. The first replaces
+    // the shell; it is sent again only while its acknowledgement was never seen (then no
+    // other line was sent yet).
     let cell = format!("aistudio_ssh_{nonce}");
     let encoded = Base64::encode_string(script.as_bytes());
     for (index, chunk) in encoded.as_bytes().chunks(CHUNK).enumerate() {
@@ -125,8 +127,9 @@ pub fn terminal_input(script: &str, nonce: &str) -> Vec<TerminalLine> {
 }
 
 /// Where to go on after the terminal's WebSocket was cut and reopened: the first line whose
-/// acknowledgement is not in `stdout` (what the terminal printed, as it replays it to a client
-/// that reconnects). Lines from there are sent again; each is harmless to repeat.
+/// acknowledgement is not in `stdout` (what the page saw before the cut, and what the terminal
+/// replays to a client that reconnects). Lines from there are sent again: harmless for all
+/// but the first, which is only sent again when nothing acknowledged it.
 pub fn resume_at(stdout: &str, lines: &[TerminalLine]) -> usize {
     let printed = stdout.replace('\r', "");
     lines

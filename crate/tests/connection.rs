@@ -269,3 +269,17 @@ fn a_hygon_dcu_is_named_as_such() {
         ("dcu", Some("K100_AI"))
     );
 }
+
+#[test]
+fn a_disconnect_outlasts_an_expired_login_and_a_cold_start() {
+    let disconnected = ProjectStatus::default()
+        .apply(ready("t1", "bd-cpu-01"), HOST_FP)
+        .apply(E::Disconnected, HOST_FP);
+    for waiting in [E::LoggedOut, E::Starting, E::Restoring] {
+        let s = disconnected
+            .apply(waiting, HOST_FP)
+            .apply(ready("t1", "bd-cpu-01"), HOST_FP);
+        assert_eq!(s.phase, Phase::Disconnected);
+        assert!(!connects_by_itself(&s, true, true));
+    }
+}

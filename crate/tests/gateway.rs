@@ -56,6 +56,16 @@ fn the_restore_window_and_a_cold_instance_mean_wait() {
         Answer::Starting
     );
     assert_eq!(classify_answer(&seen(200, "", cold)), Answer::Starting);
+    // A cold page that links to a login is still a cold page; a 502 with JSON is the gateway's.
+    let linking = "<html><head><title>AI Studio</title></head><body><a href=\"/login\">登录</a> 启动中</body></html>";
+    assert_eq!(
+        classify_answer(&seen(200, "text/html", linking)),
+        Answer::Starting
+    );
+    assert_eq!(
+        classify_answer(&seen(502, "application/json", r#"{"error": "upstream"}"#)),
+        Answer::Starting
+    );
 }
 
 #[test]
@@ -74,6 +84,15 @@ fn an_expired_login_is_never_a_result() {
         classify_answer(&seen(403, "text/html", "<html>Forbidden</html>")),
         Answer::LoggedOut
     );
+    let form = r#"<html><body><form><input name="u"><input type="password" name="p"></form></body></html>"#;
+    assert_eq!(
+        classify_answer(&seen(200, "text/html", form)),
+        Answer::LoggedOut
+    );
+    // A redirect of api/status fetch was told not to follow (it went to another origin).
+    let mut opaque = seen(0, "", "");
+    opaque.redirected_to = Some("opaque".into());
+    assert_eq!(classify_answer(&opaque), Answer::LoggedOut);
     // fetch followed a redirect away from the server (to the login page).
     let mut redirected = seen(200, "text/html", "<html></html>");
     redirected.redirected_to =

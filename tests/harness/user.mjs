@@ -1,7 +1,7 @@
 // Helpers that act as the user does: through the extension's real options page and popup,
 // and with the real `ssh` on the files the extension gave them.
 import { execFile } from 'node:child_process';
-import { chmodSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { eventually, openExtensionPage } from './browser.mjs';
@@ -150,4 +150,19 @@ export async function tabNotebookOf(browser, page) {
   } finally {
     await helper.close();
   }
+}
+
+/**
+ * Cuts the extension's terminal WebSocket in the middle of a cell: once provisioning put the
+ * container's keys in place, the tunnel cell runs (it waits up to 20 s for "up"); returns the
+ * number of WebSockets cut.
+ */
+export async function cutTerminalMidCell(simulator) {
+  const keys = simulator.containerPath(`.ssh/aistudio-${simulator.projectId}/relay_ed25519`);
+  let cut = 0;
+  await eventually(async () => {
+    if (existsSync(keys)) cut += simulator.cutWebSockets('terminals/websocket/');
+    return cut;
+  }, (n) => n > 0, { what: 'the extension\'s terminal WebSocket, mid-cell', timeoutMs: 120_000 });
+  return cut;
 }

@@ -346,6 +346,8 @@ export async function startSimulator({
     return response.json();
   }
 
+  /** Every POST/PUT/PATCH/DELETE under the base: how many `_xsrf` cookies it carried, and whether it was refused. */
+  const unsafeRequests = [];
   const tls = testCertificate(dir);
   const front = https.createServer(tls, (request, response) => {
     const url = new URL(request.url, `https://${AISTUDIO_HOST}`);
@@ -404,9 +406,14 @@ export async function startSimulator({
     }
     // Tornado's check (Jupyter itself is reached with its token, which skips it): the header
     // must equal the last `_xsrf` of the Cookie header, which is the one Tornado keeps.
-    if (UNSAFE_METHODS.has(request.method) && (!jar._xsrf || request.headers['x-xsrftoken'] !== jar._xsrf)) {
-      return void response.writeHead(403, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ message: 'XSRF cookie does not match POST argument', reason: null }));
+    if (UNSAFE_METHODS.has(request.method)) {
+      const refused = !jar._xsrf || request.headers['x-xsrftoken'] !== jar._xsrf;
+      const xsrfCookies = (request.headers.cookie ?? '').split(';').filter((c) => c.trim().startsWith('_xsrf=')).length;
+      unsafeRequests.push({ method: request.method, path: rest, xsrfCookies, refused });
+      if (refused) {
+        return void response.writeHead(403, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ message: 'XSRF cookie does not match POST argument', reason: null }));
+      }
     }
     // The platform picks a terminal's name: a requested one is ignored.
     const dropBody = request.method === 'POST' && /^api\/terminals\/?$/.test(rest);
@@ -495,15 +502,20 @@ export async function startSimulator({
     upstream.on('close', () => socket.destroy());
     const kind = serving ? 'api_serving' : 'base';
     webSocketsOpened.push(rest);
-    webSockets.set(socket, kind);
+    webSockets.set(socket, { kind, path: rest });
     socket.on('close', () => webSockets.delete(socket));
     // api_serving's WebSockets were seen cut about every 2.3 s.
     if (serving) setTimeout(() => socket.destroy(), 2_000 + Math.random() * 1_000);
   });
-  /** Cuts the base path's WebSockets as the gateway does ("no pong within 20 s"). */
-  const cutBaseWebSockets = () => {
+  /**
+   * Cuts the base path's WebSockets as the gateway does ("no pong within 20 s"), or only those
+   * whose path (under the base) starts with `prefix`; returns how many.
+   */
+  const cutBaseWebSockets = (prefix = '') => {
     let cut = 0;
-    for (const [socket, kind] of webSockets) if (kind === 'base') { socket.destroy(); cut += 1; }
+    for (const [socket, { kind, path }] of webSockets) {
+      if (kind === 'base' && path.startsWith(prefix)) { socket.destroy(); cut += 1; }
+    }
     return cut;
   };
   let cutTimer;
@@ -618,9 +630,11 @@ export async function startSimulator({
     expireLogin() { loggedOut = true; },
     /** The user logged in again. */
     logIn() { loggedOut = false; },
+    /** The unsafe requests so far, as Tornado's XSRF check saw them. */
+    unsafeRequests: () => [...unsafeRequests],
     /** The paths (under the base) of the WebSockets opened through the front so far. */
     webSocketsOpened: () => [...webSocketsOpened],
-    /** Cuts every base-path WebSocket now; returns how many. */
+    /** Cuts base-path WebSockets now (those under `prefix`, if given); returns how many. */
     cutWebSockets: cutBaseWebSockets,
     /** Whether a cold start or the restore window is on. */
     get starting() { return cold(); },

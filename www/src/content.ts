@@ -85,12 +85,15 @@ function run(plan: CellPlan): Promise<void> {
     } finally {
       alive.disconnect();
     }
-  }).catch((error: unknown) => {
-    // A login page where Jupyter's answer was due: say so, not "failed" with its HTML.
-    const event: ConnectionEvent = error instanceof GatewayError && error.verdict.answer === 'loggedOut'
-      ? { kind: 'loggedOut' }
-      : { kind: 'failed', reason: error instanceof Error ? error.message : String(error) };
-    return report(event).then(() => undefined);
+  }).catch(async (error: unknown) => {
+    // A login page where Jupyter's answer was due: say so, not "failed" with its HTML, and
+    // wait for the login as a page that opens does.
+    if (error instanceof GatewayError && error.verdict.answer === 'loggedOut') {
+      await report({ kind: 'loggedOut' });
+      void waitForJupyter();
+      return;
+    }
+    await report({ kind: 'failed', reason: error instanceof Error ? error.message : String(error) });
   });
   return running;
 }
@@ -103,13 +106,23 @@ ext.runtime.onMessage.addListener((order: ContentOrder, sender) => {
   return false;
 });
 
+/** Waits until the notebook's Jupyter answers (restore, cold start, login), then tells the background. */
+async function waitForJupyter(): Promise<void> {
+  if (!server) return;
+  try {
+    const { started } = await jupyterStatus(server, GIVE_UP_MS, (waiting) => void report({ kind: waiting }));
+    const ready = await send({ kind: 'jupyterReady', started });
+    if (ready?.plan) await run(ready.plan);
+  } catch (error) {
+    await report({ kind: 'failed', reason: `AI Studio did not answer: ${error instanceof Error ? error.message : String(error)}` });
+  }
+}
+
 async function start(): Promise<void> {
   const location = await send({ kind: 'pageOpened' });
   if (!location) return;
   server = new JupyterServer(location.baseUrl);
-  const { started } = await jupyterStatus(server, GIVE_UP_MS, (waiting) => void report({ kind: waiting }));
-  const ready = await send({ kind: 'jupyterReady', started });
-  if (ready?.plan) await run(ready.plan);
+  await waitForJupyter();
 }
 
 start().catch((error: unknown) => {

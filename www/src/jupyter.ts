@@ -55,7 +55,7 @@ export class JupyterServer {
         status: response.status,
         contentType: response.headers.get('content-type') ?? '',
         bodyHead: body.slice(0, BODY_HEAD_CHARS),
-        redirectedTo: response.redirected ? response.url : null,
+        redirectedTo: response.type === 'opaqueredirect' ? 'opaque' : response.redirected ? response.url : null,
         baseUrl: this.baseUrl,
       },
       attempt,
@@ -63,10 +63,15 @@ export class JupyterServer {
     });
   }
 
-  /** A request under the base URL; a refused XSRF token is retried once with the other cookie value. */
-  async request(path: string, method = 'GET', body?: unknown): Promise<Response> {
+  /**
+   * A request under the base URL; a refused XSRF token is retried once with the other cookie
+   * value. `redirect: 'manual'` for a path Jupyter never redirects: the gateway's redirect to
+   * a login on another origin then shows as such, where a followed one fails on CORS.
+   */
+  async request(path: string, method = 'GET', body?: unknown, redirect: RequestRedirect = 'follow'): Promise<Response> {
     const attempt = (xsrf?: string) => fetch(`${this.baseUrl}${path}`, {
       method,
+      redirect,
       headers: { 'content-type': 'application/json', ...(xsrf === undefined ? {} : { 'X-XSRFToken': xsrf }) },
       credentials: 'same-origin',
       cache: 'no-store',
@@ -149,6 +154,8 @@ class SocketClosed extends Error {
 /** Resolves when `settled()` says so after a message, rejects on timeout or close. */
 function untilSettled(socket: WebSocket, onMessage: (data: string) => Promise<boolean>): Promise<void> {
   return new Promise<void>((resolve, reject) => {
+    // Closed while we were busy elsewhere (no listener yet saw it): reopen at once.
+    if (socket.readyState !== WebSocket.OPEN) return void reject(new SocketClosed());
     const timer = setTimeout(() => finish(new Error(`no end of the cell in ${EXECUTE_TIMEOUT_MS / 1000} s`)), EXECUTE_TIMEOUT_MS);
     const listener = (message: MessageEvent) => {
       if (typeof message.data !== 'string') return;
@@ -217,7 +224,10 @@ export class OwnTerminal implements CellRunner {
       if (read) result ??= { ok: read.exitCode === 0, output: read.output };
       return Boolean(read);
     };
+    /** After a reopen: what was seen before the cut and the replay, for the core to resume from. */
+    let resumeFrom: string | undefined;
     for (let reopened = 0; ; reopened += 1) {
+      // Listening before anything else is awaited: no frame of the new socket goes unread.
       const done = untilSettled(this.socket, async (data) => {
         const [type, text] = JSON.parse(data) as [string, unknown];
         if (type !== 'stdout' || typeof text !== 'string') return false;
@@ -225,16 +235,25 @@ export class OwnTerminal implements CellRunner {
         sendReadyLines();
         return next >= lines.length && readResult();
       });
+      done.catch(() => undefined); // awaited below
+      if (resumeFrom !== undefined) {
+        // Acknowledgements seen before the cut still hold, so a line the shell confirmed is
+        // never sent again (the first line, which replaces the shell, least of all).
+        next = await send({ kind: 'terminalResumeAt', stdout: resumeFrom, lines });
+        resumeFrom = undefined;
+      }
       sendReadyLines();
       try {
         await done;
         return result as CellResult;
       } catch (error) {
         if (!(error instanceof SocketClosed) || reopened >= REOPENS_PER_CELL) throw error;
+        const before = stdout;
         // The replay is everything the terminal printed: it replaces what this run saw.
-        stdout = await this.reopen();
-        next = await send({ kind: 'terminalResumeAt', stdout, lines });
-        if (next >= lines.length && await readResult()) return result as CellResult;
+        const replay = await this.reopen();
+        stdout = replay || before;
+        resumeFrom = `${before}\n${replay}`;
+        next = lines.length; // nothing is sent until the core said where to go on
       }
     }
   }
@@ -326,22 +345,27 @@ export async function jupyterStatus(
   let since = begun;
   let attempt = 0;
   for (;;) {
-    const response = await server.request('api/status').catch(() => undefined);
+    const response = await server.request('api/status', 'GET', undefined, 'manual').catch(() => undefined);
     // No answer at all (the gateway dropped the connection) is a cold instance too.
-    const verdict: GatewayVerdict = response
-      ? await server.classify(response, attempt + 1, Date.now() - since)
-      : { answer: 'starting', retryAfterMs: 2_000 };
+    const classify = () => (response
+      ? server.classify(response, attempt + 1, Date.now() - since)
+      : Promise.resolve<GatewayVerdict>({ answer: 'starting', retryAfterMs: 2_000 }));
+    let verdict = await classify();
     if (verdict.answer === 'json' && response?.ok) return (await response.json()) as { started: string };
     if (verdict.answer !== last) {
+      // Another kind of answer: its own retry policy starts over.
       last = verdict.answer;
       since = Date.now();
       attempt = 0;
+      verdict = await classify();
       if (verdict.answer === 'restoring' || verdict.answer === 'starting' || verdict.answer === 'loggedOut') {
         onWaiting(verdict.answer);
       }
     }
     attempt += 1;
-    if (verdict.retryAfterMs === null || Date.now() - begun > giveUpMs) {
+    // Logged out, it waits for the user as long as the page is open.
+    const overdue = verdict.answer !== 'loggedOut' && Date.now() - begun > giveUpMs;
+    if (verdict.retryAfterMs === null || overdue) {
       throw new GatewayError(verdict, `${server.baseUrl}api/status answered ${response?.status ?? 'nothing'}`);
     }
     await sleep(verdict.retryAfterMs);
