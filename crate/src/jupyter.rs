@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::settings::{is_user_name, normalize_host, FieldError, Rule, USER_RULE};
+use crate::fields::{
+    is_user_name, normalize_host, FieldError, Rule, SELF_HOSTED_NAME_RULE, SELF_HOSTED_URL_RULE,
+    USER_RULE,
+};
 
 /// The path segment between the zone and the user id in every AI Studio notebook URL.
 const USER_SEGMENT: &str = "user";
@@ -144,19 +147,6 @@ const JUPYTER_PAGES: [(&str, NotebookPage); 3] = [
     ("notebooks", NotebookPage::ClassicNotebook),
     ("tree", NotebookPage::Tree),
 ];
-
-pub(crate) const SELF_HOSTED_URL_RULE: Rule = Rule {
-    id: "selfHostedUrl",
-    text: "the address of your Jupyter server as the browser shows it, \
-     such as https://jupyter.example.org/user/alice/lab: https (plain http only on localhost, \
-     127.0.0.1 or [::1]), no user name or password in it, and not an aistudio.baidu.com page \
-     (those work without this)",
-};
-pub(crate) const SELF_HOSTED_NAME_RULE: Rule = Rule {
-    id: "selfHostedName",
-    text: "a name for `ssh aistudio-<name>`: letters, digits, '-' and '_', \
-     at most 64, with at least one letter (AI Studio project ids are all digits)",
-};
 
 impl SelfHostedInput {
     /// Checks every field; the base URL is cut from any page address under it.

@@ -2,6 +2,7 @@
 
 pub mod cells;
 pub mod connection;
+pub mod fields;
 pub mod gateway;
 pub mod jupyter;
 pub mod kernel;
