@@ -151,15 +151,24 @@ class SocketClosed extends Error {
   }
 }
 
-/** Resolves when `settled()` says so after a message, rejects on timeout or close. */
-function untilSettled(socket: WebSocket, onMessage: (data: string) => Promise<boolean>): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
+/** A wait for a cell's end; `recheck()` asks `onMessage` again without a new message. */
+type Settling = Promise<void> & { recheck: () => void };
+
+/**
+ * Resolves when `onMessage` says so after a message (or a `recheck()`, where it gets `null`:
+ * what it waits for may have come with a terminal's replay), rejects on timeout or close.
+ */
+function untilSettled(socket: WebSocket, onMessage: (data: string | null) => Promise<boolean>): Settling {
+  let recheck = () => {};
+  const settling = new Promise<void>((resolve, reject) => {
     // Closed while we were busy elsewhere (no listener yet saw it): reopen at once.
     if (socket.readyState !== WebSocket.OPEN) return void reject(new SocketClosed());
     const timer = setTimeout(() => finish(new Error(`no end of the cell in ${EXECUTE_TIMEOUT_MS / 1000} s`)), EXECUTE_TIMEOUT_MS);
+    const settle = (data: string | null) => void onMessage(data).then((done) => { if (done) finish(); });
+    recheck = () => settle(null);
     const listener = (message: MessageEvent) => {
       if (typeof message.data !== 'string') return;
-      void onMessage(message.data).then((done) => { if (done) finish(); });
+      settle(message.data);
     };
     const closed = () => finish(new SocketClosed());
     function finish(error?: Error) {
@@ -171,6 +180,7 @@ function untilSettled(socket: WebSocket, onMessage: (data: string) => Promise<bo
     socket.addEventListener('message', listener);
     socket.addEventListener('close', closed);
   });
+  return Object.assign(settling, { recheck: () => recheck() });
 }
 
 export class OwnTerminal implements CellRunner {
@@ -229,9 +239,11 @@ export class OwnTerminal implements CellRunner {
     for (let reopened = 0; ; reopened += 1) {
       // Listening before anything else is awaited: no frame of the new socket goes unread.
       const done = untilSettled(this.socket, async (data) => {
-        const [type, text] = JSON.parse(data) as [string, unknown];
-        if (type !== 'stdout' || typeof text !== 'string') return false;
-        stdout += text;
+        if (data !== null) {
+          const [type, text] = JSON.parse(data) as [string, unknown];
+          if (type !== 'stdout' || typeof text !== 'string') return false;
+          stdout += text;
+        }
         sendReadyLines();
         return next >= lines.length && readResult();
       });
@@ -241,6 +253,8 @@ export class OwnTerminal implements CellRunner {
         // never sent again (the first line, which replaces the shell, least of all).
         next = await send({ kind: 'terminalResumeAt', stdout: resumeFrom, lines });
         resumeFrom = undefined;
+        // The cell may have ended while the socket was down: its end is in the replay.
+        done.recheck();
       }
       sendReadyLines();
       try {
@@ -295,6 +309,7 @@ export class OwnKernel implements CellRunner {
     let idle = false;
     let error = '';
     const settled = () => untilSettled(this.socket, async (message) => {
+      if (message === null) return false;
       const event = (await send({ kind: 'kernelMessage', frame: message, requestId })) as KernelEvent;
       if (event.kind === 'stream') output += event.text;
       else if (event.kind === 'error') error = `${event.ename}: ${event.evalue}`;
