@@ -5,25 +5,16 @@
 // image's missing locale. The extension gets through each, and says what it waits for.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { eventually, withExtension } from './harness/browser.mjs';
 import {
-  collectDownloads, cutTerminalMidCell, openPopup, popupShows, setUpProject, ssh,
+  collectDownloads, cutTerminalMidCell, openPopup, popupShows, setUpProject, ssh, userDir,
 } from './harness/user.mjs';
 import { CONTAINER_USER, freePort, startSimulator, stopProcessGroup } from './simulator/simulator.mjs';
-
-/** A user's directory for the project's files, removed after the test. */
-function userDir(t, projectId) {
-  const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-user-'));
-  t.after(() => rmSync(home, { recursive: true, force: true }));
-  const sshDir = join(home, '.ssh', `aistudio-${projectId}`);
-  mkdirSync(sshDir, { recursive: true, mode: 0o700 });
-  return sshDir;
-}
 
 /** Every phase the popup shows, in order, for as long as it is open. */
 async function recordPhases(popup) {

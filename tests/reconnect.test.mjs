@@ -4,22 +4,13 @@
 // ~/work/aistudio-ssh.ipynb, which hold no private key, run by hand while the extension's
 // keys are in the container, and say what is missing after a restart cleared them.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { eventually, withExtension } from './harness/browser.mjs';
-import { collectDownloads, connectFromPopup, popupShows, setUpProject, ssh } from './harness/user.mjs';
+import {
+  collectDownloads, connectFromPopup, popupShows, setUpProject, ssh, userDir,
+} from './harness/user.mjs';
 import { startSimulator } from './simulator/simulator.mjs';
-
-/** A user's directory for the project's files, removed after the test. */
-function userDir(t, projectId) {
-  const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-user-'));
-  t.after(() => rmSync(home, { recursive: true, force: true }));
-  const sshDir = join(home, '.ssh', `aistudio-${projectId}`);
-  mkdirSync(sshDir, { recursive: true, mode: 0o700 });
-  return sshDir;
-}
 
 test('ssh keeps working through a restart, cells run by hand and a CPU -> GPU switch (JupyterLab 3.6)', async (t) => {
   const simulator = await startSimulator({ jupyterlab: '3.6', restoreSeconds: 4 });

@@ -1,7 +1,8 @@
 // Helpers that act as the user does: through the extension's real options page and popup,
 // and with the real `ssh` on the files the extension gave them.
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { eventually, openExtensionPage } from './browser.mjs';
@@ -165,4 +166,13 @@ export async function cutTerminalMidCell(simulator) {
     return cut;
   }, (n) => n > 0, { what: 'the extension\'s terminal WebSocket, mid-cell', timeoutMs: 120_000 });
   return cut;
+}
+
+/** A user's directory for the project's files (`~/.ssh/aistudio-<project>` of a temporary home), removed after the test. */
+export function userDir(t, projectId) {
+  const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-user-'));
+  t.after(() => rmSync(home, { recursive: true, force: true }));
+  const sshDir = join(home, '.ssh', `aistudio-${projectId}`);
+  mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+  return sshDir;
 }
