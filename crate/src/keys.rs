@@ -65,12 +65,22 @@ impl KeyAlgorithm {
             Self::Rsa4096 => "rsa-4096",
         }
     }
+}
 
-    /// Parses [`KeyAlgorithm::name`].
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for KeyAlgorithm {
+    type Err = KeyError;
+
+    /// Reads [`KeyAlgorithm::name`].
     ///
     /// # Errors
     /// [`KeyError::UnknownAlgorithm`] for any other name.
-    pub fn from_name(name: &str) -> Result<Self, KeyError> {
+    fn from_str(name: &str) -> Result<Self, KeyError> {
         Self::ALL
             .into_iter()
             .find(|algorithm| algorithm.name() == name)
@@ -680,10 +690,10 @@ mod tests {
     #[test]
     fn every_algorithm_name_round_trips() {
         for algorithm in KeyAlgorithm::ALL {
-            assert_eq!(KeyAlgorithm::from_name(algorithm.name()), Ok(algorithm));
+            assert_eq!(algorithm.to_string().parse(), Ok(algorithm));
         }
         assert!(matches!(
-            KeyAlgorithm::from_name("dsa"),
+            "dsa".parse::<KeyAlgorithm>(),
             Err(KeyError::UnknownAlgorithm { .. })
         ));
     }

@@ -101,7 +101,7 @@ pub fn client_key_comment(project_id: &str) -> String {
 /// A new key (`StoredKey`) made in Rust; `algorithm` is `ed25519` or `rsa-<bits>`.
 #[wasm_bindgen(js_name = generateKeyPair)]
 pub fn generate_key_pair(algorithm: &str, comment: &str) -> Result<JsValue, JsValue> {
-    let algorithm = KeyAlgorithm::from_name(algorithm).map_err(key_error)?;
+    let algorithm = algorithm.parse::<KeyAlgorithm>().map_err(key_error)?;
     stored(&KeyPair::generate(algorithm, comment, &mut OsRng).map_err(key_error)?)
 }
 
@@ -109,7 +109,7 @@ pub fn generate_key_pair(algorithm: &str, comment: &str) -> Result<JsValue, JsVa
 /// cannot be relied on to make in every browser, and Rust makes in well under a millisecond).
 #[wasm_bindgen(js_name = rsaBits)]
 pub fn rsa_bits(algorithm: &str) -> Result<Option<u32>, JsValue> {
-    let algorithm = KeyAlgorithm::from_name(algorithm).map_err(key_error)?;
+    let algorithm = algorithm.parse::<KeyAlgorithm>().map_err(key_error)?;
     Ok(algorithm.rsa_bits().map(|bits| bits as u32))
 }
 
