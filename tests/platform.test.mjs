@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { eventually, withExtension } from './harness/browser.mjs';
 import {
-  collectDownloads, cutTerminalMidCell, openPopup, popupShows, setUpProject, ssh, userDir,
+  collectDownloads, cutTerminalMidCell, openIdeAndPopup, popupShows, setUpProject, ssh, userDir,
 } from './harness/user.mjs';
 import { CONTAINER_USER, freePort, startSimulator, stopProcessGroup } from './simulator/simulator.mjs';
 
@@ -37,9 +37,7 @@ test('a cold start, the site\'s own _xsrf and a WebSocket cut under a running ce
     const sshDir = userDir(t, simulator.projectId);
     await withExtension(t, {}, async (browser) => {
       await setUpProject(browser, simulator, simulator.projectId, sshDir);
-      const ide = await browser.context.newPage();
-      await ide.goto(simulator.ideUrl);
-      const popup = await openPopup(browser, ide);
+      const { ide, popup } = await openIdeAndPopup(browser, simulator);
       const phases = await recordPhases(popup);
       await popup.click('#connect');
 
@@ -74,11 +72,9 @@ test('the VS Code IDE page (no lab), a DCU machine, an expired login and api_ser
   const sshDir = userDir(t, simulator.projectId);
   await withExtension(t, {}, async (browser) => {
     await setUpProject(browser, simulator, simulator.projectId, sshDir);
-    const ide = await browser.context.newPage();
-    await ide.goto(simulator.ideUrl);
+    const { ide, popup } = await openIdeAndPopup(browser, simulator);
     await ide.waitForSelector('#vscode-editor');
     assert.equal(ide.frames().length, 1, 'no lab iframe');
-    const popup = await openPopup(browser, ide);
     await popup.click('#connect');
     const up = await popupShows(popup, 'up', { timeoutMs: 120_000 });
     assert.match(up.environment, /DCU K100_AI/);

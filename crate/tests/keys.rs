@@ -28,6 +28,34 @@ fn ssh_keygen(args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// An Ed25519 key file `name` in `dir` made by ssh-keygen: `passphrase` ("" for none),
+/// `rounds` of bcrypt-pbkdf, `comment`; returns the private key's text.
+fn ssh_keygen_ed25519(
+    dir: &Path,
+    name: &str,
+    passphrase: &str,
+    rounds: u32,
+    comment: &str,
+) -> String {
+    let path = dir.join(name);
+    let rounds = rounds.to_string();
+    ssh_keygen(&[
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        passphrase,
+        "-a",
+        &rounds,
+        "-C",
+        comment,
+        "-f",
+        path.to_str().unwrap(),
+    ])
+    .unwrap();
+    fs::read_to_string(path).unwrap()
+}
+
 fn write_private(dir: &Path, name: &str, text: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(name);
@@ -458,21 +486,9 @@ fn a_comment_with_a_newline_stays_on_its_line() {
     // A crafted key (ssh-keygen takes any comment) whose comment would add a line to an
     // authorized_keys file; the line we write must stay one line.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("crafted");
     let comment = "me\nrestrict,command=\"id\" ssh-ed25519 AAAA\r\t x";
-    ssh_keygen(&[
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "",
-        "-C",
-        comment,
-        "-f",
-        path.to_str().unwrap(),
-    ])
-    .unwrap();
-    let key = KeyPair::import_openssh(&fs::read_to_string(&path).unwrap(), None).unwrap();
+    let text = ssh_keygen_ed25519(dir.path(), "crafted", "", 16, comment);
+    let key = KeyPair::import_openssh(&text, None).unwrap();
     let public = key.public().unwrap();
     assert_eq!(public.line.lines().count(), 1, "{:?}", public.line);
     assert!(
@@ -495,20 +511,7 @@ fn a_comment_with_a_newline_stays_on_its_line() {
 fn a_key_asking_for_absurd_bcrypt_rounds_is_refused_at_once() {
     use base64ct::{Base64, Encoding};
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("rounds");
-    ssh_keygen(&[
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "pw",
-        "-a",
-        "16",
-        "-f",
-        path.to_str().unwrap(),
-    ])
-    .unwrap();
-    let text = fs::read_to_string(&path).unwrap();
+    let text = ssh_keygen_ed25519(dir.path(), "rounds", "pw", 16, "");
     let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
     let mut blob = Base64::decode_vec(&body).unwrap();
     // openssh-key-v1\0, "aes256-ctr", "bcrypt", then the KDF options: a 16-byte salt, the rounds.
@@ -532,18 +535,6 @@ fn a_key_asking_for_absurd_bcrypt_rounds_is_refused_at_once() {
         "{error}"
     );
     // What ssh-keygen users pick still works.
-    ssh_keygen(&[
-        "-q",
-        "-t",
-        "ed25519",
-        "-N",
-        "pw",
-        "-a",
-        "100",
-        "-f",
-        dir.path().join("a100").to_str().unwrap(),
-    ])
-    .unwrap();
-    let a100 = fs::read_to_string(dir.path().join("a100")).unwrap();
+    let a100 = ssh_keygen_ed25519(dir.path(), "a100", "pw", 100, "");
     assert!(KeyPair::import_openssh(&a100, Some("pw")).is_ok());
 }

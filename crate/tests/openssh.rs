@@ -164,22 +164,29 @@ impl RelayConfig {
         self.path("sshd.pid")
     }
 
-    /// The rendered relay-setup.sh in `rendered`, run as its user runs it (as root).
-    fn setup(&self, rendered: &Path) -> Output {
-        output(
-            Command::new("bash")
-                .arg(rendered.join("relay-setup.sh"))
-                .env("AISTUDIO_SSH_SSHD_CONFIG", self.config())
-                .env("AISTUDIO_SSH_SSHD_DROPIN_DIR", self.dropin_dir())
-                .env("AISTUDIO_SSH_RELAY_KEYS_DIR", self.keys_dir())
-                .env(
-                    "AISTUDIO_SSH_SSHD_RELOAD",
-                    format!(
-                        "kill -HUP $(cat {}) 2>/dev/null || true",
-                        self.pid_file().display()
-                    ),
+    /// The rendered relay-setup.sh in `rendered`, as its user runs it (as root), against
+    /// this relay's folders instead of /etc/ssh.
+    fn setup_command(&self, rendered: &Path) -> Command {
+        let mut command = Command::new("bash");
+        command
+            .arg(rendered.join("relay-setup.sh"))
+            .env("AISTUDIO_SSH_SSHD_CONFIG", self.config())
+            .env("AISTUDIO_SSH_SSHD_DROPIN_DIR", self.dropin_dir())
+            .env("AISTUDIO_SSH_RELAY_KEYS_DIR", self.keys_dir())
+            .env(
+                "AISTUDIO_SSH_SSHD_RELOAD",
+                format!(
+                    "kill -HUP $(cat {}) 2>/dev/null || true",
+                    self.pid_file().display()
                 ),
-        )
+            )
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// [`RelayConfig::setup_command`], run to its end.
+    fn setup(&self, rendered: &Path) -> Output {
+        output(&mut self.setup_command(rendered))
     }
 
     /// What sshd applies to a connection of `user` (`sshd -T -C`).
@@ -1106,13 +1113,8 @@ fn relay_runs_at_once_and_look_alike_projects_keep_their_ports_or_change_nothing
     let runs: Vec<_> = [&a, &ab, &a, &ab, &a, &ab]
         .iter()
         .map(|dir| {
-            Command::new("bash")
-                .arg(dir.join("relay-setup.sh"))
-                .env("AISTUDIO_SSH_SSHD_CONFIG", relay.config())
-                .env("AISTUDIO_SSH_SSHD_DROPIN_DIR", relay.dropin_dir())
-                .env("AISTUDIO_SSH_RELAY_KEYS_DIR", relay.keys_dir())
-                .env("AISTUDIO_SSH_SSHD_RELOAD", "true")
-                .stdin(Stdio::null())
+            relay
+                .setup_command(dir)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()

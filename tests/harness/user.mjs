@@ -98,14 +98,19 @@ export async function popupShows(popup, phase, { timeoutMs = 90_000, reason = /.
   });
 }
 
+/** The notebook's IDE page in a new tab, and the popup for that tab. */
+export async function openIdeAndPopup(browser, simulator) {
+  const ide = await browser.context.newPage();
+  await ide.goto(simulator.ideUrl);
+  return { ide, popup: await openPopup(browser, ide) };
+}
+
 /**
  * What a user does after the setup: opens the notebook's IDE page, presses Connect in the
  * popup and waits for "Tunnel up". Returns the IDE page, the popup and what it showed.
  */
 export async function connectFromPopup(browser, simulator) {
-  const ide = await browser.context.newPage();
-  await ide.goto(simulator.ideUrl);
-  const popup = await openPopup(browser, ide);
+  const { ide, popup } = await openIdeAndPopup(browser, simulator);
   await popup.click('#connect');
   const shown = await popupShows(popup, 'up', { timeoutMs: 120_000 });
   return { ide, popup, shown };

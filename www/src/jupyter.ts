@@ -212,8 +212,8 @@ export class OwnTerminal implements CellRunner {
 
   /**
    * Types the cell's lines, each once the previous one's acknowledgement is printed. A cut
-   * WebSocket is reopened and the lines go on from the first one not acknowledged in the
-   * terminal's replay (the core says which); every line is harmless to send twice.
+   * WebSocket is reopened and the lines go on from the first one acknowledged neither before
+   * the cut nor in the terminal's replay (the core says which; see `terminal::resume_at`).
    */
   async execute(source: string): Promise<CellResult> {
     // Cut between two cells (or right after it opened): a new one, nothing to go on from.
