@@ -19,7 +19,7 @@ pub enum Phase {
     Starting,
     /// The site's login expired (a login page where Jupyter's JSON was due): log in again.
     LoggedOut,
-    /// A cell is running on the extension's kernel.
+    /// A cell is running in the extension's own terminal (or kernel).
     Running,
     /// The probe saw the tunnel up.
     Up,
