@@ -19,7 +19,7 @@ const TEST_PACKAGES = [
 
 function wasmBrowserTests() {
   const { testRunner } = ensureWasmBindgenCli();
-  run('cargo', ['test', '--locked', '--target', WASM_TARGET, '--test', 'wasm'], {
+  run('cargo', ['test', '--locked', '--target', WASM_TARGET, '--test', 'wasm', '--test', 'wasm_worker'], {
     env: {
       ...process.env,
       CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER: testRunner,

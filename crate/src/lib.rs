@@ -2,6 +2,7 @@
 
 pub mod cells;
 pub mod connection;
+pub mod error_variant;
 pub mod fields;
 pub mod gateway;
 pub mod jupyter;

@@ -3,7 +3,9 @@
 use rand_core::CryptoRngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{import_public_key, KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo};
+use crate::keys::{
+    import_public_key, KeyAlgorithm, KeyError, KeyImportError, KeyPair, PublicKeyInfo,
+};
 
 /// What a key of a project is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,16 +52,16 @@ impl StoredKey {
     /// computer) or an OpenSSH private key (kept, so it can be downloaded with the bundle).
     ///
     /// # Errors
-    /// The [`KeyError`] that says what the text is and what is accepted instead.
-    pub fn from_paste(text: &str, passphrase: Option<&str>) -> Result<Self, KeyError> {
+    /// The [`KeyImportError`] that says what the text is and what is accepted instead.
+    pub fn from_paste(text: &str, passphrase: Option<&str>) -> Result<Self, KeyImportError> {
         match import_public_key(text) {
             Ok(public) => Ok(Self {
                 private_key: None,
                 public,
             }),
-            Err(KeyError::PrivateKeyGiven) => {
-                Self::from_pair(&KeyPair::import_openssh(text, passphrase)?)
-            }
+            Err(KeyImportError::PrivateKeyGiven) => Ok(Self::from_pair(&KeyPair::import_openssh(
+                text, passphrase,
+            )?)?),
             Err(error) => Err(error),
         }
     }

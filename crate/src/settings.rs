@@ -4,6 +4,7 @@
 use core::fmt;
 
 use serde::{Deserialize, Serialize};
+use strum::IntoStaticStr;
 
 use crate::fields::{
     is_project_id, is_user_name, normalize_host, HOST_KEY_RULE, HOST_RULE, PORT_RULE, PROJECT_RULE,
@@ -102,12 +103,14 @@ pub struct Settings {
 }
 
 /// Why settings were refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, IntoStaticStr)]
 #[non_exhaustive]
 pub enum SettingsError {
     /// The JSON could not be read as settings at all.
+    #[strum(serialize = "SettingsJson")]
     Json { detail: String },
     /// One or more fields are invalid; each names the field, the value and what is allowed.
+    #[strum(serialize = "InvalidSettings")]
     Invalid { fields: Vec<FieldError> },
 }
 
@@ -129,16 +132,6 @@ impl fmt::Display for SettingsError {
 }
 
 impl std::error::Error for SettingsError {}
-
-impl SettingsError {
-    /// A stable name for the variant, for the UI to switch on.
-    pub fn variant(&self) -> &'static str {
-        match self {
-            Self::Json { .. } => "SettingsJson",
-            Self::Invalid { .. } => "InvalidSettings",
-        }
-    }
-}
 
 impl SettingsInput {
     /// Reads settings JSON (camelCase; defaults for everything but `project`, `relay.host`

@@ -5,7 +5,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aistudio_ssh::keys::{import_public_key, KeyAlgorithm, KeyError, KeyPair, MAX_KEY_TEXT_BYTES};
+use aistudio_ssh::error_variant::ErrorVariant;
+use aistudio_ssh::keys::{
+    import_public_key, KeyAlgorithm, KeyError, KeyImportError, KeyPair, MAX_KEY_TEXT_BYTES,
+};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
@@ -165,7 +168,7 @@ fn every_key_we_write_is_read_by_ssh_keygen_plain_and_encrypted() {
         assert_eq!(back.public().unwrap(), public);
         assert_eq!(
             KeyPair::import_openssh(&encrypted_text, Some("wrong")).unwrap_err(),
-            KeyError::WrongPassphrase
+            KeyImportError::WrongPassphrase
         );
     }
 }
@@ -230,7 +233,7 @@ fn keys_made_by_ssh_keygen_import_and_round_trip() {
         if passphrase.is_some() {
             assert_eq!(
                 KeyPair::import_openssh(&text, None).unwrap_err(),
-                KeyError::PassphraseRequired
+                KeyImportError::PassphraseRequired
             );
         }
         let key = KeyPair::import_openssh(&text, passphrase).unwrap();
@@ -296,34 +299,38 @@ fn bad_input_gets_an_error_that_names_what_was_wrong() {
         "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: x\nPublic-Lines: 2\n";
     let huge = "A".repeat(1024 * 1024);
 
-    let private_cases: Vec<(&str, String, KeyError)> = vec![
-        ("empty", "  \n".into(), KeyError::Empty),
-        ("garbage", "hello world".into(), KeyError::NotAKey),
+    let private_cases: Vec<(&str, String, KeyImportError)> = vec![
+        ("empty", "  \n".into(), KeyImportError::Empty),
+        ("garbage", "hello world".into(), KeyImportError::NotAKey),
         (
             "1 MB of text",
             huge.clone(),
-            KeyError::TooLarge { bytes: huge.len() },
+            KeyImportError::TooLarge { bytes: huge.len() },
         ),
-        ("PuTTY file", putty.into(), KeyError::PuttyFormat),
+        ("PuTTY file", putty.into(), KeyImportError::PuttyFormat),
         (
             "PEM RSA",
             pem_private,
-            KeyError::LegacyPem {
+            KeyImportError::LegacyPem {
                 label: "RSA PRIVATE KEY".into(),
             },
         ),
         (
             "PKCS#8",
             pkcs8_private,
-            KeyError::LegacyPem {
+            KeyImportError::LegacyPem {
                 label: "PRIVATE KEY".into(),
             },
         ),
-        ("public key", ours_public.clone(), KeyError::PublicKeyGiven),
+        (
+            "public key",
+            ours_public.clone(),
+            KeyImportError::PublicKeyGiven,
+        ),
         (
             "RSA-1024",
             small_private,
-            KeyError::RsaTooSmall { bits: 1024 },
+            KeyImportError::RsaTooSmall { bits: 1024 },
         ),
     ];
     for (what, text, expected) in private_cases {
@@ -334,77 +341,77 @@ fn bad_input_gets_an_error_that_names_what_was_wrong() {
         );
     }
     match KeyPair::import_openssh(&truncated, None).unwrap_err() {
-        KeyError::Damaged { .. } => {}
+        KeyImportError::Damaged { .. } => {}
         other => panic!("truncated key: {other:?}"),
     }
     match KeyPair::import_openssh(&dsa.0, None).unwrap_err() {
-        KeyError::UnsupportedAlgorithm { algorithm } => {
+        KeyImportError::UnsupportedAlgorithm { algorithm } => {
             assert!(algorithm.contains("DSA"), "{algorithm}")
         }
         other => panic!("DSA private key: {other:?}"),
     }
 
-    let public_cases: Vec<(&str, String, KeyError)> = vec![
-        ("empty", String::new(), KeyError::Empty),
+    let public_cases: Vec<(&str, String, KeyImportError)> = vec![
+        ("empty", String::new(), KeyImportError::Empty),
         (
             "garbage",
             "ssh-ed25519 not-base64!".into(),
-            KeyError::NotAKey,
+            KeyImportError::NotAKey,
         ),
         (
             "two keys",
             format!("{ours_public}{ours_public}"),
-            KeyError::NotAKey,
+            KeyImportError::NotAKey,
         ),
         (
             "private key",
             ours_private.clone(),
-            KeyError::PrivateKeyGiven,
+            KeyImportError::PrivateKeyGiven,
         ),
-        ("PuTTY file", putty.into(), KeyError::PrivateKeyGiven),
+        ("PuTTY file", putty.into(), KeyImportError::PrivateKeyGiven),
         (
             "RFC 4716",
             "---- BEGIN SSH2 PUBLIC KEY ----\nAAAA\n---- END SSH2 PUBLIC KEY ----".into(),
-            KeyError::Ssh2PublicKey,
+            KeyImportError::Ssh2PublicKey,
         ),
         (
             "RSA-1024",
             small_public,
-            KeyError::RsaTooSmall { bits: 1024 },
+            KeyImportError::RsaTooSmall { bits: 1024 },
         ),
         (
             "1 MB of text",
             huge.clone(),
-            KeyError::TooLarge { bytes: huge.len() },
+            KeyImportError::TooLarge { bytes: huge.len() },
         ),
     ];
     for (what, text, expected) in public_cases {
         assert_eq!(import_public_key(&text).unwrap_err(), expected, "{what}");
     }
     match import_public_key(&dsa.1).unwrap_err() {
-        KeyError::UnsupportedAlgorithm { algorithm } => assert!(algorithm.contains("DSA")),
+        KeyImportError::UnsupportedAlgorithm { algorithm } => assert!(algorithm.contains("DSA")),
         other => panic!("DSA public key: {other:?}"),
     }
 }
 
 #[test]
 fn error_messages_name_the_problem_and_what_is_accepted() {
-    let message = KeyError::PuttyFormat.to_string();
+    let message = KeyImportError::PuttyFormat.to_string();
     assert!(
         message.contains("PuTTYgen") && message.contains("Export OpenSSH key"),
         "{message}"
     );
-    let message = KeyError::TooLarge { bytes: 1_048_576 }.to_string();
+    let message = KeyImportError::TooLarge { bytes: 1_048_576 }.to_string();
     assert!(
         message.contains("1048576") && message.contains(&MAX_KEY_TEXT_BYTES.to_string()),
         "{message}"
     );
-    let message = KeyError::NotAKey.to_string();
+    let message = KeyImportError::NotAKey.to_string();
     assert!(
         message.contains("BEGIN OPENSSH PRIVATE KEY") && message.contains("ssh-ed25519"),
         "{message}"
     );
-    assert_eq!(KeyError::WrongPassphrase.variant(), "WrongPassphrase");
+    assert_eq!(KeyImportError::WrongPassphrase.variant(), "WrongPassphrase");
 }
 
 /// Standard base64 (with padding) to bytes; enough for reading key file headers in tests.
@@ -529,7 +536,7 @@ fn a_key_asking_for_absurd_bcrypt_rounds_is_refused_at_once() {
         lines.join("\n")
     );
     let error = KeyPair::import_openssh(&crafted, Some("pw")).unwrap_err();
-    assert_eq!(error, KeyError::TooManyRounds { rounds: u32::MAX });
+    assert_eq!(error, KeyImportError::TooManyRounds { rounds: u32::MAX });
     assert!(
         error.to_string().contains("ssh-keygen -p -a 100"),
         "{error}"
@@ -537,4 +544,125 @@ fn a_key_asking_for_absurd_bcrypt_rounds_is_refused_at_once() {
     // What ssh-keygen users pick still works.
     let a100 = ssh_keygen_ed25519(dir.path(), "a100", "pw", 100, "");
     assert!(KeyPair::import_openssh(&a100, Some("pw")).is_ok());
+}
+
+/// Runs a future that never waits (the makers below answer at once) to its end.
+fn ready<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+    fn no_waker() -> RawWaker {
+        const VTABLE: RawWakerVTable = RawWakerVTable::new(|_| no_waker(), |_| {}, |_| {}, |_| {});
+        RawWaker::new(std::ptr::null(), &VTABLE)
+    }
+    // SAFETY: the vtable's functions ignore the (null) data pointer.
+    let waker = unsafe { Waker::from_raw(no_waker()) };
+    match std::pin::pin!(future).poll(&mut Context::from_waker(&waker)) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the future waited"),
+    }
+}
+
+/// WebCrypto's stand-in: an RSA key from the rsa crate, exported as WebCrypto exports it.
+struct JwkFromRsaCrate {
+    rng: std::cell::RefCell<ChaCha20Rng>,
+    asked: std::cell::Cell<Option<usize>>,
+}
+
+impl aistudio_ssh::keys::RsaKeyMaker for JwkFromRsaCrate {
+    async fn make_rsa_jwk(&self, bits: usize) -> Result<aistudio_ssh::keys::RsaJwk, KeyError> {
+        use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+        self.asked.set(Some(bits));
+        let native = rsa::RsaPrivateKey::new(&mut *self.rng.borrow_mut(), bits).unwrap();
+        let b64 = |n: &rsa::BigUint| base64_url(&n.to_bytes_be());
+        Ok(aistudio_ssh::keys::RsaJwk {
+            kty: "RSA".into(),
+            n: b64(native.n()),
+            e: b64(native.e()),
+            d: b64(native.d()),
+            p: b64(&native.primes()[0]),
+            q: b64(&native.primes()[1]),
+        })
+    }
+}
+
+/// A browser whose WebCrypto refuses.
+struct RefusingWebCrypto;
+
+impl aistudio_ssh::keys::RsaKeyMaker for RefusingWebCrypto {
+    async fn make_rsa_jwk(&self, _bits: usize) -> Result<aistudio_ssh::keys::RsaJwk, KeyError> {
+        Err(KeyError::WebCrypto {
+            detail: "OperationError".into(),
+        })
+    }
+}
+
+#[test]
+fn key_making_takes_ed25519_from_the_rng_and_rsa_from_the_maker() {
+    use aistudio_ssh::keys::make_key_pair;
+    let maker = JwkFromRsaCrate {
+        rng: std::cell::RefCell::new(seeded(41)),
+        asked: std::cell::Cell::new(None),
+    };
+    let ed25519 = ready(make_key_pair(
+        KeyAlgorithm::Ed25519,
+        COMMENT,
+        &mut seeded(42),
+        &maker,
+    ))
+    .unwrap();
+    assert_eq!(
+        maker.asked.get(),
+        None,
+        "Ed25519 does not ask the RSA maker"
+    );
+    let expected = KeyPair::generate(KeyAlgorithm::Ed25519, COMMENT, &mut seeded(42)).unwrap();
+    assert_eq!(ed25519.public().unwrap(), expected.public().unwrap());
+
+    let rsa = ready(make_key_pair(
+        KeyAlgorithm::Rsa2048,
+        COMMENT,
+        &mut seeded(43),
+        &maker,
+    ))
+    .unwrap();
+    assert_eq!(maker.asked.get(), Some(2048));
+    let public = rsa.public().unwrap();
+    assert_eq!((public.algorithm.as_str(), public.bits), ("ssh-rsa", 2048));
+    assert!(public.line.ends_with(COMMENT), "{}", public.line);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_private(dir.path(), "made", &rsa.to_openssh().unwrap());
+    let derived = ssh_keygen(&["-y", "-f", path.to_str().unwrap()]).unwrap();
+    assert_eq!(key_part(&derived), key_part(&public.line));
+
+    let refused = ready(make_key_pair(
+        KeyAlgorithm::Rsa3072,
+        COMMENT,
+        &mut seeded(44),
+        &RefusingWebCrypto,
+    ))
+    .unwrap_err();
+    assert_eq!(refused.variant(), "WebCrypto");
+    assert!(refused.to_string().contains("OperationError"), "{refused}");
+}
+
+#[test]
+fn error_variant_names_are_the_variants_own() {
+    assert_eq!(
+        KeyImportError::PassphraseRequired.variant(),
+        "PassphraseRequired"
+    );
+    assert_eq!(
+        KeyImportError::TooManyRounds { rounds: 1 }.variant(),
+        "TooManyRounds"
+    );
+    assert_eq!(
+        "dsa".parse::<KeyAlgorithm>().unwrap_err().variant(),
+        "UnknownAlgorithm"
+    );
+    assert_eq!(
+        KeyError::InvalidRsaComponents {
+            detail: String::new()
+        }
+        .variant(),
+        "InvalidRsaComponents"
+    );
 }

@@ -100,7 +100,7 @@ fn a_pasted_client_key_is_kept_public_only_or_with_its_private_half() {
     let encrypted = pair.to_openssh_encrypted("pw", &mut rng).unwrap();
     assert_eq!(
         StoredKey::from_paste(&encrypted, None).unwrap_err(),
-        aistudio_ssh::keys::KeyError::PassphraseRequired
+        aistudio_ssh::keys::KeyImportError::PassphraseRequired
     );
     let from_private = StoredKey::from_paste(&encrypted, Some("pw")).unwrap();
     assert_eq!(from_private.public.line, public_line);
@@ -112,7 +112,7 @@ fn a_pasted_client_key_is_kept_public_only_or_with_its_private_half() {
     let putty = "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\n";
     assert_eq!(
         StoredKey::from_paste(putty, None).unwrap_err(),
-        aistudio_ssh::keys::KeyError::PuttyFormat
+        aistudio_ssh::keys::KeyImportError::PuttyFormat
     );
 }
 

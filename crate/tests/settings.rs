@@ -1,3 +1,4 @@
+use aistudio_ssh::error_variant::ErrorVariant;
 use aistudio_ssh::settings::{
     next_remote_port, FieldError, ProjectInput, RelayInput, SettingsError, SettingsInput,
 };
@@ -144,6 +145,10 @@ fn the_host_key_may_be_ssh_keyscan_output_with_several_keys() {
 fn json_that_is_not_settings_is_refused_with_the_reason() {
     let error = SettingsInput::from_json(r#"{"relay": {}}"#).unwrap_err();
     assert!(matches!(error, SettingsError::Json { .. }));
+    // The names the UI sees, kept from before they were derived.
+    assert_eq!(error.variant(), "SettingsJson");
+    let invalid = SettingsError::Invalid { fields: Vec::new() };
+    assert_eq!(invalid.variant(), "InvalidSettings");
     assert!(
         error.to_string().contains("missing field `host`"),
         "{error}"

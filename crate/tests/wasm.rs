@@ -2,13 +2,17 @@
 //! errors, and RSA keys made by the browser's WebCrypto become OpenSSH keys.
 #![cfg(target_arch = "wasm32")]
 
-use aistudio_ssh::wasm::{
-    check_self_hosted, check_settings, complete_project_keys, core_version, generate_key_pair,
-    import_public_key, key_pair_from_rsa_jwk, locate_page, render_project,
+use aistudio_ssh::error_variant::ErrorVariant;
+use aistudio_ssh::keys::{KeyAlgorithm, KeyError, KeyPair, RsaJwk, RsaKeyMaker};
+use aistudio_ssh::wasm::keys::{
+    complete_project_keys, import_public_key, make_key_pair, WebCrypto,
 };
-use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
+use aistudio_ssh::wasm::{
+    check_self_hosted, check_settings, core_version, locate_page, render_project,
+};
+use js_sys::{Array, Object, Reflect};
+use rand_core::OsRng;
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -94,12 +98,13 @@ fn a_self_hosted_server_is_checked_and_then_locates_its_pages() {
 }
 
 #[wasm_bindgen_test]
-fn errors_cross_as_js_errors_named_by_variant() {
+async fn errors_cross_as_js_errors_named_by_variant() {
     let error = import_public_key("PuTTY-User-Key-File-3: ssh-ed25519").unwrap_err();
     let error: js_sys::Error = error.dyn_into().expect("a JS Error");
     assert_eq!(error.name(), "PrivateKeyGiven");
     assert!(String::from(error.message()).contains("public key"));
-    let error: js_sys::Error = generate_key_pair("dsa", "x")
+    let error: js_sys::Error = make_key_pair("dsa".into(), "x".into())
+        .await
         .unwrap_err()
         .dyn_into()
         .unwrap();
@@ -107,9 +112,9 @@ fn errors_cross_as_js_errors_named_by_variant() {
 }
 
 #[wasm_bindgen_test]
-fn ed25519_keys_come_from_the_browser_rng_and_differ() {
-    let first = generate_key_pair("ed25519", "a").unwrap();
-    let second = generate_key_pair("ed25519", "a").unwrap();
+async fn ed25519_keys_come_from_the_browser_rng_and_differ() {
+    let first = make_key_pair("ed25519".into(), "a".into()).await.unwrap();
+    let second = make_key_pair("ed25519".into(), "a".into()).await.unwrap();
     assert!(text(&first, &["privateKey"]).starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
     assert_ne!(
         text(&first, &["public", "fingerprint"]),
@@ -117,45 +122,58 @@ fn ed25519_keys_come_from_the_browser_rng_and_differ() {
     );
 }
 
-/// Calls `crypto.subtle.<method>(args...)` and awaits its promise.
-async fn subtle(method: &str, args: &[JsValue]) -> JsValue {
-    let crypto = field(&js_sys::global(), "crypto");
-    let subtle = field(&crypto, "subtle");
-    let function: Function = field(&subtle, method).dyn_into().unwrap();
-    let promise = function
-        .apply(&subtle, &args.iter().collect::<Array>())
-        .unwrap();
-    JsFuture::from(Promise::from(promise)).await.unwrap()
+#[wasm_bindgen_test]
+async fn every_algorithm_makes_a_key_whose_halves_match() {
+    for algorithm in KeyAlgorithm::ALL {
+        let name = algorithm.to_string();
+        let made = make_key_pair(name.clone(), "made-here".into())
+            .await
+            .unwrap_or_else(|error| panic!("{name}: {error:?}"));
+        let line = text(&made, &["public", "line"]);
+        let public = aistudio_ssh::keys::import_public_key(&line)
+            .unwrap_or_else(|error| panic!("{name}: the public half does not parse: {error}"));
+        let expected_bits = algorithm.rsa_bits().unwrap_or(256);
+        assert_eq!(public.bits, expected_bits, "{name}");
+        assert_eq!(text(&made, &["public", "fingerprint"]), public.fingerprint);
+        assert!(line.ends_with(" made-here"), "{line}");
+        let private = KeyPair::import_openssh(&text(&made, &["privateKey"]), None)
+            .unwrap_or_else(|error| panic!("{name}: the private half does not parse: {error}"));
+        assert_eq!(private.public().unwrap(), public, "{name}: halves differ");
+    }
+}
+
+/// WebCrypto whose exported JWK was tampered with: the second prime is the first.
+struct TamperedWebCrypto;
+
+impl RsaKeyMaker for TamperedWebCrypto {
+    async fn make_rsa_jwk(&self, bits: usize) -> Result<RsaJwk, KeyError> {
+        let jwk = WebCrypto.make_rsa_jwk(bits).await?;
+        Ok(RsaJwk {
+            q: jwk.p.clone(),
+            ..jwk
+        })
+    }
 }
 
 #[wasm_bindgen_test]
 async fn an_rsa_key_made_by_webcrypto_becomes_an_openssh_key() {
-    let params = Object::new();
-    let set = |name: &str, value: JsValue| Reflect::set(&params, &name.into(), &value).unwrap();
-    set("name", "RSASSA-PKCS1-v1_5".into());
-    set("modulusLength", 2048.into());
-    set("publicExponent", Uint8Array::from(&[1u8, 0, 1][..]).into());
-    set("hash", "SHA-256".into());
-    let usages = Array::of2(&"sign".into(), &"verify".into());
-    let pair = subtle(
-        "generateKey",
-        &[params.into(), JsValue::TRUE, usages.into()],
-    )
-    .await;
-    let jwk = subtle("exportKey", &["jwk".into(), field(&pair, "privateKey")]).await;
-
-    let key = key_pair_from_rsa_jwk(jwk.clone(), "webcrypto").unwrap();
+    let key = make_key_pair("rsa-2048".into(), "webcrypto".into())
+        .await
+        .unwrap();
     assert!(text(&key, &["public", "line"]).starts_with("ssh-rsa AAAAB3NzaC1yc2E"));
     assert!(text(&key, &["public", "line"]).ends_with(" webcrypto"));
     assert_eq!(field(&field(&key, "public"), "bits").as_f64(), Some(2048.0));
 
     // A JWK whose primes were tampered with is refused, not wrapped.
-    Reflect::set(&jwk, &"q".into(), &field(&jwk, "p")).unwrap();
-    let error: js_sys::Error = key_pair_from_rsa_jwk(jwk, "x")
-        .unwrap_err()
-        .dyn_into()
-        .unwrap();
-    assert_eq!(error.name(), "InvalidRsaComponents");
+    let error = aistudio_ssh::keys::make_key_pair(
+        KeyAlgorithm::Rsa2048,
+        "x",
+        &mut OsRng,
+        &TamperedWebCrypto,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.variant(), "InvalidRsaComponents");
 }
 
 fn json(text: &str) -> JsValue {

@@ -1,28 +1,14 @@
-// Key making in the background: WebCrypto for RSA (native speed), the Rust core for
-// Ed25519 and as the RSA fallback; and the per-project store in the extension's IndexedDB
-// (storage.local, where keys were kept before, is readable by content scripts).
-import {
-  completeProjectKeys, generateKeyPair, keyPairFromRsaJwk, rsaBits,
-} from '../../build/wasm/aistudio_ssh.js';
+// Key making in the background through the Rust core (Ed25519 from the browser's RNG, RSA
+// from WebCrypto, both called from Rust); and the per-project store in the extension's
+// IndexedDB (storage.local, where keys were kept before, is readable by content scripts).
+import { completeProjectKeys, makeKeyPair } from '../../build/wasm/aistudio_ssh.js';
 import { readRecord, recordKeys, writeRecord } from './database';
 import type { KeyAlgorithmName, ProjectKeys, StoredKey } from './messages';
 import { ext } from './platform';
 
-/**
- * A new key. RSA goes through `SubtleCrypto.generateKey` (extractable), whose JWK the
- * core checks and turns into an OpenSSH key; without WebCrypto the core makes it in wasm.
- */
+/** A new key, made by the core. */
 export async function generateKey(algorithm: KeyAlgorithmName, comment: string): Promise<StoredKey> {
-  const bits = rsaBits(algorithm);
-  if (bits !== undefined && globalThis.crypto?.subtle) {
-    const pair = (await crypto.subtle.generateKey(
-      { name: 'RSASSA-PKCS1-v1_5', modulusLength: bits, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
-      true,
-      ['sign', 'verify'],
-    )) as CryptoKeyPair;
-    return keyPairFromRsaJwk(await crypto.subtle.exportKey('jwk', pair.privateKey), comment) as StoredKey;
-  }
-  return generateKeyPair(algorithm, comment) as StoredKey;
+  return (await makeKeyPair(algorithm, comment)) as StoredKey;
 }
 
 /** Where earlier versions kept a project's keys in storage.local: `project:<id>:keys`. */

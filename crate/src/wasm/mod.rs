@@ -1,20 +1,21 @@
 //! The JavaScript face of the core: value conversions only, no decisions.
 
-use rand_core::OsRng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::cells::{self, CellRole, CellScripts};
 use crate::connection::{self, ConnectionEvent, ProjectStatus};
+use crate::error_variant::ErrorVariant;
 use crate::gateway::{self, Answer, AnswerSeen};
 use crate::jupyter::{SelfHostedInput, SelfHostedJupyter};
 use crate::kernel;
-use crate::keys::{self, KeyAlgorithm, KeyError, KeyPair, PublicKeyInfo, RsaComponents, RsaJwk};
-use crate::project_keys::{self, ProjectKeys, StoredKey};
+use crate::project_keys::{self, ProjectKeys};
 use crate::render::{self, PrivateKeys, RenderKeys};
 use crate::settings::{FieldError, Settings, SettingsError, SettingsInput};
 use crate::terminal;
+
+pub mod keys;
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -42,12 +43,9 @@ fn named_error(name: &str, message: &str) -> JsValue {
     error.into()
 }
 
-fn key_error(error: KeyError) -> JsValue {
+/// A core error as a JS `Error`: named by its variant, with its text as the message.
+fn core_error(error: impl ErrorVariant) -> JsValue {
     named_error(error.variant(), &error.to_string())
-}
-
-fn stored(pair: &KeyPair) -> Result<JsValue, JsValue> {
-    to_js(&StoredKey::from_pair(pair).map_err(key_error)?)
 }
 
 /// The core's version; equals the manifest version when the build is consistent.
@@ -98,71 +96,6 @@ pub fn client_key_comment(project_id: &str) -> String {
     project_keys::KeyRole::Client.comment(project_id)
 }
 
-/// A new key (`StoredKey`) made in Rust; `algorithm` is `ed25519` or `rsa-<bits>`.
-#[wasm_bindgen(js_name = generateKeyPair)]
-pub fn generate_key_pair(algorithm: &str, comment: &str) -> Result<JsValue, JsValue> {
-    let algorithm = algorithm.parse::<KeyAlgorithm>().map_err(key_error)?;
-    stored(&KeyPair::generate(algorithm, comment, &mut OsRng).map_err(key_error)?)
-}
-
-/// The RSA modulus size of an algorithm name, or `null` for Ed25519 (which WebCrypto
-/// cannot be relied on to make in every browser, and Rust makes in well under a millisecond).
-#[wasm_bindgen(js_name = rsaBits)]
-pub fn rsa_bits(algorithm: &str) -> Result<Option<u32>, JsValue> {
-    let algorithm = algorithm.parse::<KeyAlgorithm>().map_err(key_error)?;
-    Ok(algorithm.rsa_bits().map(|bits| bits as u32))
-}
-
-/// A `StoredKey` from an RSA private key WebCrypto exported as a JWK.
-#[wasm_bindgen(js_name = keyPairFromRsaJwk)]
-pub fn key_pair_from_rsa_jwk(jwk: JsValue, comment: &str) -> Result<JsValue, JsValue> {
-    let jwk: RsaJwk = from_js(jwk, "RSA JWK")?;
-    let components = RsaComponents::try_from(&jwk).map_err(key_error)?;
-    stored(&KeyPair::from_rsa_components(&components, comment).map_err(key_error)?)
-}
-
-/// A `StoredKey` from what the user pasted as their client key: a public key line, or an
-/// OpenSSH private key (decrypted with `passphrase` when protected).
-#[wasm_bindgen(js_name = importClientKey)]
-pub fn import_client_key(text: &str, passphrase: Option<String>) -> Result<JsValue, JsValue> {
-    to_js(&StoredKey::from_paste(text, passphrase.as_deref()).map_err(key_error)?)
-}
-
-/// `PublicKeyInfo` of a pasted public key or authorized_keys line.
-#[wasm_bindgen(js_name = importPublicKey)]
-pub fn import_public_key(text: &str) -> Result<JsValue, JsValue> {
-    let info: PublicKeyInfo = keys::import_public_key(text).map_err(key_error)?;
-    to_js(&info)
-}
-
-/// The OpenSSH private key text protected by `passphrase`, for the user's download.
-#[wasm_bindgen(js_name = encryptPrivateKey)]
-pub fn encrypt_private_key(private_key: &str, passphrase: &str) -> Result<String, JsValue> {
-    let pair = KeyPair::import_openssh(private_key, None).map_err(key_error)?;
-    let encrypted = pair
-        .to_openssh_encrypted(passphrase, &mut OsRng)
-        .map_err(key_error)?;
-    Ok(encrypted.to_string())
-}
-
-/// `{ keys: ProjectKeys, made: KeyRole[] }`: the project's keys with the missing ones made.
-#[wasm_bindgen(js_name = completeProjectKeys)]
-pub fn complete_project_keys(project_id: &str, existing: JsValue) -> Result<JsValue, JsValue> {
-    let existing: ProjectKeys = if existing.is_null() || existing.is_undefined() {
-        ProjectKeys::default()
-    } else {
-        from_js(existing, "stored project keys")?
-    };
-    let (keys, made) =
-        project_keys::complete_project_keys(project_id, existing, &mut OsRng).map_err(key_error)?;
-    #[derive(Serialize)]
-    struct Completed {
-        keys: ProjectKeys,
-        made: Vec<project_keys::KeyRole>,
-    }
-    to_js(&Completed { keys, made })
-}
-
 /// Every invalid field of `input` (settings as the user typed them) as
 /// `{field, value, allowed}`; empty when the settings are valid. For inline validation.
 #[wasm_bindgen(js_name = checkSettings)]
@@ -171,15 +104,13 @@ pub fn check_settings(input: JsValue) -> Result<JsValue, JsValue> {
     match input.validate() {
         Ok(_) => to_js(&Vec::<FieldError>::new()),
         Err(SettingsError::Invalid { fields }) => to_js(&fields),
-        Err(other) => Err(named_error(other.variant(), &other.to_string())),
+        Err(other) => Err(core_error(other)),
     }
 }
 
 fn validated(input: JsValue) -> Result<Settings, JsValue> {
     let input: SettingsInput = from_js(input, "settings")?;
-    input
-        .validate()
-        .map_err(|error| named_error(error.variant(), &error.to_string()))
+    input.validate().map_err(core_error)
 }
 
 /// Everything rendered for a project: `{provision, tunnel, probe, relaySetup, sshConfig,
