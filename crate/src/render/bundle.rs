@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::{
-    render_known_hosts, render_probe, render_provision, render_relay_setup, render_ssh_config,
-    render_tunnel, user_files::host_alias, PrivateKeys, RenderError, RenderKeys,
+    host_alias, render_known_hosts, render_probe, render_provision, render_relay_setup,
+    render_ssh_config, render_tunnel, PrivateKeys, RenderError, RenderKeys,
 };
 use crate::cells::{self, CellRole, CellScripts};
 use crate::project_keys::ProjectKeys;
