@@ -10,11 +10,12 @@ import { ensureDebianPackages, ensureJupyterVenvs, ensureWasmBindgenCli } from '
  * Debian's browsers and driver (never a downloaded one: Chromium with its driver, and Firefox
  * ESR, driven over its built-in Marionette), Chromium's zh-CN UI strings, a small CJK
  * font so screenshots of the zh_CN UI are legible, OpenSSH for the script tests and the
- * simulator, shellcheck for the rendered scripts, and Debian's Python venv for JupyterLab.
+ * simulator, shellcheck for the scripts (sources and renders), pyflakes for the probe's Python,
+ * and Debian's Python venv for JupyterLab.
  */
 const TEST_PACKAGES = [
   'chromium', 'chromium-driver', 'chromium-l10n', 'firefox-esr', 'fonts-wqy-microhei', 'openssh-server', 'openssh-client',
-  'shellcheck', 'python3-venv',
+  'shellcheck', 'pyflakes3', 'python3-venv',
 ];
 
 function wasmBrowserTests() {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cells::{CellAction, CellRole};
+use crate::render::ProbeReport;
 
 /// Where a project's connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,33 +119,6 @@ pub enum ConnectionEvent {
     },
 }
 
-/// The probe's JSON line (see `render::render_probe`).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ProbeReport {
-    hostname: String,
-    accelerator: ProbeAccelerator,
-    host_keys: ProbeHostKeys,
-    tunnel: ProbeTunnel,
-}
-
-#[derive(Debug, Deserialize)]
-struct ProbeAccelerator {
-    kind: String,
-    devices: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ProbeHostKeys {
-    stable: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ProbeTunnel {
-    state: String,
-    detail: Option<String>,
-}
-
 /// The most characters a status keeps of a reason (the tail of a script's output, a page's
 /// error); the container and the page are not trusted to keep stored text small.
 const MAX_REASON_CHARS: usize = 600;
@@ -179,13 +153,6 @@ fn device_name(line: &str) -> String {
         .unwrap_or(name)
         .trim()
         .to_owned()
-}
-
-fn last_json_line(output: &str) -> Option<ProbeReport> {
-    output
-        .lines()
-        .rev()
-        .find_map(|line| serde_json::from_str(line.trim()).ok())
 }
 
 fn step_name(step: CellRole) -> &'static str {
@@ -272,7 +239,7 @@ impl ProjectStatus {
                 next.phase = Phase::Error;
                 next.reason = Some(format!("{} failed: {}", step_name(step), tail(&output)));
             }
-            ConnectionEvent::Probed { output } => match last_json_line(&output) {
+            ConnectionEvent::Probed { output } => match ProbeReport::from_output(&output) {
                 None => {
                     next.phase = Phase::Error;
                     next.reason = Some(format!("the probe printed no report: {}", tail(&output)));

@@ -16,7 +16,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
-use aistudio_ssh::render::{self, RenderKeys};
+use aistudio_ssh::render::{self, ProbeReport, RenderKeys};
 use aistudio_ssh::settings::SettingsInput;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -853,6 +853,9 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
         probe["hostKeys"]["stable"],
         listed.split(' ').nth(1).unwrap()
     );
+    // The probe's contract reads the line whole: every field it prints, with the same value.
+    let report = ProbeReport::from_output(&probe.to_string()).unwrap();
+    assert_eq!(serde_json::to_value(&report).unwrap(), probe);
 
     // A second project on the same relay account: its own block and port; the first keeps working.
     let second_dir = lab.dir.path().join("second");

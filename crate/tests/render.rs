@@ -3,11 +3,12 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use aistudio_ssh::cells::{self, CellRole};
 use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
-use aistudio_ssh::render::{self, PrivateKeys, RenderKeys};
+use aistudio_ssh::render::{self, PrivateKeys, ProbeReport, RenderError, RenderKeys};
 use aistudio_ssh::settings::{Settings, SettingsInput};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -22,14 +23,18 @@ fn settings() -> Settings {
         .unwrap()
 }
 
-fn seeded_keys() -> RenderKeys {
+fn seeded_project_keys() -> ProjectKeys {
     let (keys, _) = complete_project_keys(
         "7892508",
         ProjectKeys::default(),
         &mut ChaCha20Rng::seed_from_u64(7),
     )
     .unwrap();
-    RenderKeys::from_project(&keys).unwrap()
+    keys
+}
+
+fn seeded_keys() -> RenderKeys {
+    RenderKeys::from_project(&seeded_project_keys()).unwrap()
 }
 
 fn rendered() -> Vec<(&'static str, String)> {
@@ -191,7 +196,6 @@ fn the_cli_renders_reuses_its_keys_and_refuses_bad_settings() {
 fn stored_keys_are_read_again_before_any_render() {
     use aistudio_ssh::keys::KeyPair;
     use aistudio_ssh::project_keys::StoredKey;
-    use aistudio_ssh::render::RenderError;
     let (good, _) = complete_project_keys(
         "7892508",
         ProjectKeys::default(),
@@ -258,4 +262,213 @@ fn stored_keys_are_read_again_before_any_render() {
     let provision = render::render_provision(&settings(), &render_keys, PrivateKeys::Included);
     assert!(provision.contains("client_line='from=\"127.0.0.1,::1\" ssh-ed25519 "));
     assert!(!provision.contains("\nssh-ed25519 AAAA planted"));
+}
+
+/// The files under `crate/src/scripts/` whose names end with `extension`.
+fn script_sources(extension: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, extension: &str, found: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, extension, found);
+            } else if path.extension().is_some_and(|ext| ext == extension) {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts"),
+        extension,
+        &mut found,
+    );
+    found.sort();
+    found
+}
+
+#[test]
+fn script_sources_pass_shellcheck() {
+    let sources = script_sources("sh");
+    assert!(sources.len() >= 7, "{sources:?}");
+    for path in sources {
+        // crate/src/scripts/.shellcheckrc: the rendered header assigns the values.
+        let out = Command::new("shellcheck")
+            .args(["--severity=warning", "--shell=bash"])
+            .arg(&path)
+            .output()
+            .expect("shellcheck runs (Debian package shellcheck; npm test installs it)");
+        assert!(
+            out.status.success(),
+            "{}:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn the_probe_program_passes_pyflakes_and_parses_as_python_3_7() {
+    let sources = script_sources("py");
+    assert!(!sources.is_empty());
+    for path in sources {
+        let out = Command::new("pyflakes3")
+            .arg(&path)
+            .output()
+            .expect("pyflakes3 runs (Debian package pyflakes3; npm test installs it)");
+        assert!(
+            out.status.success(),
+            "{}:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // Containers may run an older Python than this machine: 3.7 is the floor the probe
+        // already needs (subprocess.run with capture_output).
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1], feature_version=(3, 7))",
+            ])
+            .arg(&path)
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "{}:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_probe_prints_one_line_that_its_contract_reads_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probe.sh");
+    fs::write(&path, render::render_probe(&settings())).unwrap();
+    // Reads only: this machine's state directory and keys, as they are.
+    let out = Command::new("bash")
+        .arg(&path)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.trim_end().lines().count(), 1, "{text}");
+    let report = ProbeReport::from_output(&format!("noise before it\n{text}"))
+        .expect("the probe's line reads as a ProbeReport");
+    assert_eq!(report.host_keys.stable, None, "no key in an empty home");
+    // Every field the probe prints is in the contract, with the same value.
+    let printed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(serde_json::to_value(&report).unwrap(), printed);
+}
+
+#[test]
+fn a_project_bundle_holds_the_renders_the_cells_and_a_notebook_without_keys() {
+    let (settings, keys) = (settings(), seeded_project_keys());
+    let render_keys = RenderKeys::from_project(&keys).unwrap();
+    let bundle = render::project_bundle(&settings, &keys).unwrap();
+    assert_eq!(
+        bundle.provision,
+        render::render_provision(&settings, &render_keys, PrivateKeys::Included)
+    );
+    assert_eq!(bundle.tunnel, render::render_tunnel(&settings));
+    assert_eq!(bundle.probe, render::render_probe(&settings));
+    assert_eq!(
+        bundle.relay_setup,
+        render::render_relay_setup(&settings, &render_keys)
+    );
+    assert_eq!(bundle.ssh_config, render::render_ssh_config(&settings));
+    assert_eq!(
+        bundle.known_hosts,
+        render::render_known_hosts(&settings, &render_keys)
+    );
+    assert_eq!(bundle.host_alias, "aistudio-7892508");
+    let steps: Vec<_> = bundle.cells.iter().map(|cell| cell.step).collect();
+    assert_eq!(steps, CellRole::ALL);
+    for cell in &bundle.cells {
+        let script = match cell.step {
+            CellRole::Provision => &bundle.provision,
+            CellRole::Tunnel => &bundle.tunnel,
+            CellRole::Probe => &bundle.probe,
+        };
+        assert_eq!(cell.source, cells::cell_source(cell.step, script));
+    }
+    assert_eq!(
+        bundle.stop_tunnel,
+        cells::stop_tunnel_source(&bundle.tunnel)
+    );
+    assert!(bundle.provision.contains("PRIVATE KEY"));
+    assert!(!bundle.notebook.to_string().contains("PRIVATE KEY"));
+    assert_eq!(bundle.notebook_path, cells::COMPANION_NOTEBOOK_PATH);
+    assert_eq!(
+        bundle.notebook["metadata"]["aistudio_ssh"]["digest"],
+        bundle.notebook_digest.as_str()
+    );
+
+    // What `renderProject` gives the extension's pages: these camelCase names.
+    let value = serde_json::to_value(&bundle).unwrap();
+    let names: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
+    let mut expected = [
+        "provision",
+        "tunnel",
+        "probe",
+        "relaySetup",
+        "sshConfig",
+        "knownHosts",
+        "hostAlias",
+        "cells",
+        "stopTunnel",
+        "notebookPath",
+        "notebook",
+        "notebookDigest",
+    ];
+    expected.sort_unstable();
+    assert_eq!(names, expected);
+    assert_eq!(value["cells"][0]["step"], "provision");
+    assert_eq!(
+        value["cells"][0].as_object().unwrap().len(),
+        2,
+        "a cell is {{step, source}}"
+    );
+
+    let error = render::project_bundle(&settings, &ProjectKeys::default()).unwrap_err();
+    assert!(matches!(error, RenderError::MissingKey { .. }), "{error}");
+}
+
+#[test]
+fn the_cli_writes_the_project_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings_path = dir.path().join("settings.json");
+    fs::write(&settings_path, SETTINGS).unwrap();
+    let out_dir = dir.path().join("out");
+    let out = Command::new(env!("CARGO_BIN_EXE_aistudio-ssh"))
+        .args(["render", "--settings"])
+        .arg(&settings_path)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let keys: ProjectKeys =
+        serde_json::from_str(&fs::read_to_string(out_dir.join("keys/project-keys.json")).unwrap())
+            .unwrap();
+    let bundle = render::project_bundle(&settings(), &keys).unwrap();
+    for (file, text) in [
+        ("provision.sh", &bundle.provision),
+        ("tunnel.sh", &bundle.tunnel),
+        ("probe.sh", &bundle.probe),
+        ("relay-setup.sh", &bundle.relay_setup),
+        ("ssh_config", &bundle.ssh_config),
+        ("known_hosts", &bundle.known_hosts),
+    ] {
+        assert_eq!(
+            &fs::read_to_string(out_dir.join(file)).unwrap(),
+            text,
+            "{file}"
+        );
+    }
 }

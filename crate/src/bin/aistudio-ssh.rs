@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
-use aistudio_ssh::render::{self, PrivateKeys, RenderKeys, CLIENT_KEY_FILE, KNOWN_HOSTS_FILE};
+use aistudio_ssh::render::{self, CLIENT_KEY_FILE, KNOWN_HOSTS_FILE};
 use aistudio_ssh::settings::SettingsInput;
 use rand_core::OsRng;
 
@@ -102,25 +102,15 @@ fn write_project(
     if !made.is_empty() {
         write_private(&keys_path, &serde_json::to_string_pretty(&keys)?)?;
     }
-    let render_keys = RenderKeys::from_project(&keys)?;
+    let bundle = render::project_bundle(settings, &keys)?;
 
     // Holds the container's private keys: the user's eyes only.
-    write_with_mode(
-        &out.join("provision.sh"),
-        &render::render_provision(settings, &render_keys, PrivateKeys::Included),
-        0o700,
-    )?;
-    write_executable(&out.join("tunnel.sh"), &render::render_tunnel(settings))?;
-    write_executable(&out.join("probe.sh"), &render::render_probe(settings))?;
-    write_executable(
-        &out.join("relay-setup.sh"),
-        &render::render_relay_setup(settings, &render_keys),
-    )?;
-    fs::write(out.join("ssh_config"), render::render_ssh_config(settings))?;
-    fs::write(
-        out.join(KNOWN_HOSTS_FILE),
-        render::render_known_hosts(settings, &render_keys),
-    )?;
+    write_with_mode(&out.join("provision.sh"), &bundle.provision, 0o700)?;
+    write_executable(&out.join("tunnel.sh"), &bundle.tunnel)?;
+    write_executable(&out.join("probe.sh"), &bundle.probe)?;
+    write_executable(&out.join("relay-setup.sh"), &bundle.relay_setup)?;
+    fs::write(out.join("ssh_config"), &bundle.ssh_config)?;
+    fs::write(out.join(KNOWN_HOSTS_FILE), &bundle.known_hosts)?;
     if let Some(client) = &keys.client {
         if let Some(private) = &client.private_key {
             write_private(&out.join(CLIENT_KEY_FILE), private)?;

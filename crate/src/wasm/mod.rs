@@ -4,14 +4,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use crate::cells::{self, CellRole, CellScripts};
+use crate::cells;
 use crate::connection::{self, ConnectionEvent, ProjectStatus};
 use crate::error_variant::ErrorVariant;
 use crate::gateway::{self, Answer, AnswerSeen};
 use crate::jupyter::{SelfHostedInput, SelfHostedJupyter};
 use crate::kernel;
 use crate::project_keys::{self, ProjectKeys};
-use crate::render::{self, PrivateKeys, RenderKeys};
+use crate::render;
 use crate::settings::{FieldError, Settings, SettingsError, SettingsInput};
 use crate::terminal;
 
@@ -113,71 +113,15 @@ fn validated(input: JsValue) -> Result<Settings, JsValue> {
     input.validate().map_err(core_error)
 }
 
-/// Everything rendered for a project: `{provision, tunnel, probe, relaySetup, sshConfig,
-/// knownHosts}`, from settings and the project's stored keys.
+/// Everything rendered for a project (a `render::ProjectBundle`: scripts, cells, companion
+/// notebook, ssh config, known_hosts), from settings and the project's stored keys.
 #[wasm_bindgen(js_name = renderProject)]
 pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue> {
     let settings = validated(input)?;
     let keys: ProjectKeys = from_js(keys, "stored project keys")?;
-    let keys = RenderKeys::from_project(&keys)
+    let bundle = render::project_bundle(&settings, &keys)
         .map_err(|error| named_error(error.variant(), &error.to_string()))?;
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Rendered {
-        provision: String,
-        tunnel: String,
-        probe: String,
-        relay_setup: String,
-        ssh_config: String,
-        known_hosts: String,
-        host_alias: String,
-        cells: Vec<Cell>,
-        stop_tunnel: String,
-        notebook_path: &'static str,
-        notebook: serde_json::Value,
-        notebook_digest: String,
-    }
-    #[derive(Serialize)]
-    struct Cell {
-        step: CellRole,
-        source: String,
-    }
-    let provision = render::render_provision(&settings, &keys, PrivateKeys::Included);
-    let tunnel = render::render_tunnel(&settings);
-    let probe = render::render_probe(&settings);
-    let scripts = CellScripts {
-        provision: &provision,
-        tunnel: &tunnel,
-        probe: &probe,
-    };
-    let cells = scripts
-        .cells()
-        .into_iter()
-        .map(|(step, source)| Cell { step, source })
-        .collect();
-    // The companion notebook lives in ~/work, which persists and is shared: no private key.
-    let provision_from_container =
-        render::render_provision(&settings, &keys, PrivateKeys::InContainer);
-    let notebook_scripts = CellScripts {
-        provision: &provision_from_container,
-        ..scripts
-    };
-    let notebook = cells::companion_notebook(&settings.project, &notebook_scripts);
-    let notebook_digest = cells::notebook_digest(&notebook_scripts);
-    to_js(&Rendered {
-        relay_setup: render::render_relay_setup(&settings, &keys),
-        ssh_config: render::render_ssh_config(&settings),
-        known_hosts: render::render_known_hosts(&settings, &keys),
-        host_alias: render::host_alias(&settings),
-        cells,
-        stop_tunnel: cells::stop_tunnel_source(&tunnel),
-        notebook_path: cells::COMPANION_NOTEBOOK_PATH,
-        notebook,
-        notebook_digest,
-        provision,
-        tunnel,
-        probe,
-    })
+    to_js(&bundle)
 }
 
 /// After a terminal's WebSocket was cut and reopened: the index of the first line to send again.

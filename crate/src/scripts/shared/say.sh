@@ -1,0 +1,1 @@
+say() { printf 'aistudio-ssh: %s\n' "$*"; }
