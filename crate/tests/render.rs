@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aistudio_ssh::cells::{self, CellRole};
+use aistudio_ssh::error_variant::ErrorVariant;
 use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
 use aistudio_ssh::render::{self, PrivateKeys, ProbeReport, RenderError, RenderKeys};
 use aistudio_ssh::settings::{Settings, SettingsInput};

@@ -41,7 +41,7 @@ pub struct RenderKeys {
 }
 
 /// Why a render could not be made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 #[non_exhaustive]
 pub enum RenderError {
     /// A key the render needs has not been made yet (or lacks its private half).
@@ -67,16 +67,6 @@ impl fmt::Display for RenderError {
 }
 
 impl std::error::Error for RenderError {}
-
-impl RenderError {
-    /// A stable name for the variant, for the UI to switch on.
-    pub fn variant(&self) -> &'static str {
-        match self {
-            Self::MissingKey { .. } => "MissingKey",
-            Self::InvalidKey { .. } => "InvalidKey",
-        }
-    }
-}
 
 /// A stored public key read again by the core's parser: what reaches a script or an
 /// `authorized_keys` line is always the parser's own one-line encoding, never stored text

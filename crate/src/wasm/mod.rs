@@ -119,8 +119,7 @@ fn validated(input: JsValue) -> Result<Settings, JsValue> {
 pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue> {
     let settings = validated(input)?;
     let keys: ProjectKeys = from_js(keys, "stored project keys")?;
-    let bundle = render::project_bundle(&settings, &keys)
-        .map_err(|error| named_error(error.variant(), &error.to_string()))?;
+    let bundle = render::project_bundle(&settings, &keys).map_err(core_error)?;
     to_js(&bundle)
 }
 
