@@ -6,9 +6,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use aistudio_ssh::cells::{self, CellRole};
+use aistudio_ssh::cells::{self, CellAction, CellRole};
 use aistudio_ssh::error_variant::ErrorVariant;
-use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
+use aistudio_ssh::keys::KeyPair;
+use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys, StoredKey};
 use aistudio_ssh::render::{self, PrivateKeys, ProbeReport, RenderError, RenderKeys};
 use aistudio_ssh::settings::{Settings, SettingsInput};
 use rand_chacha::rand_core::SeedableRng;
@@ -472,4 +473,98 @@ fn the_cli_writes_the_project_bundle() {
             "{file}"
         );
     }
+}
+
+#[test]
+fn each_action_runs_its_own_cells_and_only_a_connect_saves_the_notebook() {
+    let bundle = render::project_bundle(&settings(), &seeded_project_keys()).unwrap();
+    let steps = |plan: &render::CellPlan| plan.cells.iter().map(|c| c.step).collect::<Vec<_>>();
+
+    let connect = bundle.cell_plan(CellAction::Connect);
+    assert_eq!(steps(&connect), CellRole::ALL);
+    assert_eq!(connect.cells, bundle.cells);
+    assert_eq!(connect.notebook_path, Some(cells::COMPANION_NOTEBOOK_PATH));
+    assert_eq!(connect.notebook.as_ref(), Some(&bundle.notebook));
+    assert_eq!(
+        connect.notebook_digest.as_ref(),
+        Some(&bundle.notebook_digest)
+    );
+
+    let disconnect = bundle.cell_plan(CellAction::Disconnect);
+    assert_eq!(steps(&disconnect), [CellRole::Tunnel, CellRole::Probe]);
+    assert_eq!(disconnect.cells[0].source, bundle.stop_tunnel);
+    assert_eq!(disconnect.cells[1], bundle.cells[2]);
+    assert_eq!(disconnect.notebook, None);
+
+    let probe = bundle.cell_plan(CellAction::Probe);
+    assert_eq!(probe.cells, [bundle.cells[2].clone()]);
+    // Across wasm: no notebook fields at all unless the plan saves the notebook.
+    let json = serde_json::to_value(&probe).unwrap();
+    assert_eq!(json["action"], "probe");
+    assert!(
+        json.get("notebook").is_none() && json.get("notebookPath").is_none(),
+        "{json}"
+    );
+}
+
+#[test]
+fn the_download_holds_config_known_hosts_key_and_relay_script_in_that_order() {
+    let keys = seeded_project_keys();
+    let bundle = render::project_bundle(&settings(), &keys).unwrap();
+    let client = keys.client.as_ref().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(3);
+
+    let plain = render::client_key_files(client, Some(""), &mut rng).unwrap();
+    let files = bundle.user_files(plain.clone());
+    let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ssh_config",
+            "known_hosts",
+            "id_aistudio",
+            "id_aistudio.pub",
+            "relay-setup.sh"
+        ]
+    );
+    assert_eq!(files[0].text, bundle.ssh_config);
+    assert_eq!(files[2].text, *client.private_key.as_ref().unwrap());
+    assert_eq!(files[3].text, format!("{}\n", client.public.line));
+    assert_eq!(files[4].text, bundle.relay_setup);
+
+    // A passphrase protects the private file; the key inside is the same.
+    let protected = render::client_key_files(client, Some("correct horse"), &mut rng).unwrap();
+    assert_ne!(protected[0].text, plain[0].text);
+    assert!(KeyPair::import_openssh(&protected[0].text, None).is_err());
+    let opened = KeyPair::import_openssh(&protected[0].text, Some("correct horse")).unwrap();
+    assert_eq!(
+        opened.public().unwrap().fingerprint,
+        client.public.fingerprint
+    );
+
+    // A pasted public key: only the .pub file.
+    let pasted = StoredKey::from_paste(&client.public.line, None).unwrap();
+    let files = render::client_key_files(&pasted, Some("x"), &mut rng).unwrap();
+    assert_eq!(
+        files,
+        [render::UserFile::new(
+            "id_aistudio.pub",
+            format!("{}\n", client.public.line)
+        )]
+    );
+}
+
+#[test]
+fn the_notebook_download_is_the_same_notebook_as_indented_json() {
+    let bundle = render::project_bundle(&settings(), &seeded_project_keys()).unwrap();
+    let file = bundle.notebook_file();
+    assert_eq!(file.name, "aistudio-ssh.ipynb");
+    assert!(
+        file.text.starts_with("{\n \"cells\": [\n  {\n"),
+        "{}",
+        &file.text[..40]
+    );
+    assert!(file.text.ends_with("}\n"));
+    let read: serde_json::Value = serde_json::from_str(&file.text).unwrap();
+    assert_eq!(read, bundle.notebook);
 }

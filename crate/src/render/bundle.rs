@@ -3,11 +3,14 @@
 
 use serde::Serialize;
 
+use super::user_files::{
+    UserFile, COMPANION_NOTEBOOK_FILE, KNOWN_HOSTS_FILE, RELAY_SETUP_FILE, SSH_CONFIG_FILE,
+};
 use super::{
     host_alias, render_known_hosts, render_probe, render_provision, render_relay_setup,
     render_ssh_config, render_tunnel, PrivateKeys, RenderError, RenderKeys,
 };
-use crate::cells::{self, CellRole, CellScripts};
+use crate::cells::{self, CellAction, CellRole, CellScripts};
 use crate::project_keys::ProjectKeys;
 use crate::settings::Settings;
 
@@ -41,6 +44,81 @@ pub struct ProjectBundle {
 pub struct RenderedCell {
     pub step: CellRole,
     pub source: String,
+}
+
+/// The cells an action runs in the notebook's frame, in order; a connect also saves the
+/// companion notebook first (skipped when the container's copy has the same digest).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CellPlan {
+    pub action: CellAction,
+    pub cells: Vec<RenderedCell>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notebook_path: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notebook: Option<serde_json::Value>,
+    /// The notebook's `metadata.aistudio_ssh.digest`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notebook_digest: Option<String>,
+}
+
+impl ProjectBundle {
+    /// What `action` runs: a connect every cell (and the notebook), a disconnect the cell
+    /// that stops the tunnel and then a probe, a probe the probe alone.
+    pub fn cell_plan(&self, action: CellAction) -> CellPlan {
+        let probe = || {
+            self.cells
+                .iter()
+                .filter(|cell| cell.step == CellRole::Probe)
+                .cloned()
+        };
+        let cells = match action {
+            CellAction::Connect => self.cells.clone(),
+            CellAction::Disconnect => std::iter::once(RenderedCell {
+                step: CellRole::Tunnel,
+                source: self.stop_tunnel.clone(),
+            })
+            .chain(probe())
+            .collect(),
+            CellAction::Probe => probe().collect(),
+        };
+        let connect = action == CellAction::Connect;
+        CellPlan {
+            action,
+            cells,
+            notebook_path: connect.then_some(self.notebook_path),
+            notebook: connect.then(|| self.notebook.clone()),
+            notebook_digest: connect.then(|| self.notebook_digest.clone()),
+        }
+    }
+
+    /// The files a user downloads to connect: ssh config, known_hosts, the client key's
+    /// files (see [`super::client_key_files`]) and the relay setup script.
+    pub fn user_files(&self, client_key: Vec<UserFile>) -> Vec<UserFile> {
+        let mut files = vec![
+            UserFile::new(SSH_CONFIG_FILE, self.ssh_config.clone()),
+            UserFile::new(KNOWN_HOSTS_FILE, self.known_hosts.clone()),
+        ];
+        files.extend(client_key);
+        files.push(UserFile::new(RELAY_SETUP_FILE, self.relay_setup.clone()));
+        files
+    }
+
+    /// The companion notebook as a file, for a container that refused it: indented JSON
+    /// that JupyterLab opens as it is.
+    pub fn notebook_file(&self) -> UserFile {
+        let mut text = Vec::new();
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+        let mut serializer = serde_json::Serializer::with_formatter(&mut text, formatter);
+        self.notebook
+            .serialize(&mut serializer)
+            .expect("a JSON value serializes");
+        text.push(b'\n');
+        UserFile::new(
+            COMPANION_NOTEBOOK_FILE,
+            String::from_utf8(text).expect("serde_json writes UTF-8"),
+        )
+    }
 }
 
 /// Everything rendered for a project, from its settings and its keys as stored.

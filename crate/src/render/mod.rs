@@ -20,13 +20,13 @@ pub mod probe;
 pub mod relay;
 pub mod user_files;
 
-pub use bundle::{project_bundle, ProjectBundle, RenderedCell};
+pub use bundle::{project_bundle, CellPlan, ProjectBundle, RenderedCell};
 pub use container::{render_provision, render_tunnel, PrivateKeys};
 pub use probe::{render_probe, ProbeReport};
 pub use relay::render_relay_setup;
 pub use user_files::{
-    host_alias, host_alias_of, render_known_hosts, render_ssh_config, CLIENT_KEY_FILE,
-    KNOWN_HOSTS_FILE,
+    client_key_files, host_alias, host_alias_of, render_known_hosts, render_ssh_config, UserFile,
+    CLIENT_KEY_FILE, COMPANION_NOTEBOOK_FILE, KNOWN_HOSTS_FILE, RELAY_SETUP_FILE, SSH_CONFIG_FILE,
 };
 
 /// The keys a render needs: the client's public half, both container key pairs.

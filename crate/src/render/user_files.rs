@@ -1,8 +1,36 @@
 //! The user's files for a project: the ssh config (relay as jump host, container behind it),
 //! the project's known_hosts, and the host aliases they use.
 
+use rand_core::CryptoRngCore;
+use serde::Serialize;
+
 use super::{known_hosts_lines, RenderKeys};
+use crate::keys::{KeyError, KeyPair};
+use crate::project_keys::StoredKey;
 use crate::settings::Settings;
+
+/// A file the user downloads: its name and its text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserFile {
+    pub name: String,
+    pub text: String,
+}
+
+impl UserFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// The name of the ssh config the bundle holds (the user includes it from `~/.ssh/config`).
+pub const SSH_CONFIG_FILE: &str = "ssh_config";
+/// The name of the relay setup script in the bundle.
+pub const RELAY_SETUP_FILE: &str = "relay-setup.sh";
+/// The name of the companion notebook when the container refused it and the user downloads it.
+pub const COMPANION_NOTEBOOK_FILE: &str = "aistudio-ssh.ipynb";
 
 /// The host alias the user types: `ssh aistudio-<project>`.
 pub fn host_alias(settings: &Settings) -> String {
@@ -78,4 +106,34 @@ pub fn render_known_hosts(settings: &Settings, keys: &RenderKeys) -> String {
             std::slice::from_ref(&keys.container_host.1)
         )
     )
+}
+
+/// The client key as the files users expect: `id_aistudio` (protected when a non-blank
+/// `passphrase` is given) before `id_aistudio.pub`; a pasted public key has no private file.
+///
+/// # Errors
+/// [`KeyError::Crypto`] when the stored private key does not read back or cannot be written.
+pub fn client_key_files(
+    client: &StoredKey,
+    passphrase: Option<&str>,
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<UserFile>, KeyError> {
+    let mut files = Vec::new();
+    if let Some(private) = client.private_key.as_deref().filter(|key| !key.is_empty()) {
+        let text = match passphrase.filter(|p| !p.is_empty()) {
+            Some(passphrase) => KeyPair::import_openssh(private, None)
+                .map_err(|error| KeyError::Crypto {
+                    detail: format!("the stored client key does not read back: {error}"),
+                })?
+                .to_openssh_encrypted(passphrase, rng)?
+                .to_string(),
+            None => private.to_owned(),
+        };
+        files.push(UserFile::new(CLIENT_KEY_FILE, text));
+    }
+    files.push(UserFile::new(
+        format!("{CLIENT_KEY_FILE}.pub"),
+        format!("{}\n", client.public.line),
+    ));
+    Ok(files)
 }
