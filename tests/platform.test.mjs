@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
-import { eventually, withExtension } from './harness/browser.mjs';
+import { eventually, withExtension } from '../testbed/harness/browser.mjs';
 import {
   collectDownloads, cutTerminalMidCell, openIdeAndPopup, popupShows, setUpProject, ssh, userDir,
-} from './harness/user.mjs';
-import { CONTAINER_USER, freePort, startSimulator, stopProcessGroup } from './simulator/simulator.mjs';
+} from '../testbed/harness/user.mjs';
+import { CONTAINER_USER, freePort, startSimulator, stopProcessGroup } from '../testbed/simulator/simulator.mjs';
 
 /** Every phase the popup shows, in order, for as long as it is open. */
 async function recordPhases(popup) {

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DIST_DIR } from '../../scripts/project.mjs';
+import { DIST_DIR } from '../../project.mjs';
 import { freePort, stopProcessGroup } from '../simulator/simulator.mjs';
 import { ARTIFACTS_DIR, eventually } from './browser.mjs';
 

@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ensureJupyterVenvs } from '../../scripts/toolchain.mjs';
+import { ensureJupyterVenvs } from './jupyterlab-venvs.mjs';
 
 export const AISTUDIO_HOST = 'aistudio.baidu.com';
 /**
