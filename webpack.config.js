@@ -2,7 +2,7 @@
 import CopyPlugin from 'copy-webpack-plugin';
 import JSON5 from 'json5';
 import { join } from 'node:path';
-import { BROWSERS, DIST_DIR, ROOT, productVersion } from './scripts/project.mjs';
+import { BROWSERS, DIST_DIR, ROOT, productVersion } from './project.mjs';
 
 const WWW = join(ROOT, 'www');
 const version = productVersion();

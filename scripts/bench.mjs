@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildSteps } from './build.mjs';
-import { ROOT, capture, runSteps } from './project.mjs';
+import { ROOT, capture, runSteps } from '../project.mjs';
 
 const RESULTS = join(ROOT, 'bench', 'results.json');
 const RUNS = 15;
@@ -36,7 +36,7 @@ function sshKeygenTimes(args) {
 
 /** Key generation through the extension's own code (`generateKey` in its worker), in headless Chromium. */
 async function extensionKeygenTimes(algorithms) {
-  const { launchWithExtension } = await import('../tests/harness/browser.mjs');
+  const { launchWithExtension } = await import('../testbed/harness/browser.mjs');
   const browser = await launchWithExtension();
   try {
     const [worker] = browser.context.serviceWorkers();
@@ -93,9 +93,9 @@ async function secondsUntilSsh(ssh, config, alias, since) {
  * user has it open; its JupyterLab loads from the same server meanwhile) but auto-connect off.
  */
 async function connect() {
-  const { launchWithExtension } = await import('../tests/harness/browser.mjs');
-  const { collectDownloads, connectFromPopup, setUpProject, ssh } = await import('../tests/harness/user.mjs');
-  const { CONTAINER_USER, startSimulator } = await import('../tests/simulator/simulator.mjs');
+  const { launchWithExtension } = await import('../testbed/harness/browser.mjs');
+  const { collectDownloads, connectFromPopup, setUpProject, ssh } = await import('../testbed/harness/user.mjs');
+  const { CONTAINER_USER, startSimulator } = await import('../testbed/simulator/simulator.mjs');
   const simulator = await startSimulator({ jupyterlab: '3.6', restoreSeconds: 2 });
   const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-bench-'));
   const browser = await launchWithExtension();

@@ -4,7 +4,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BROWSERS, CRATE_NAME, DIST_DIR, ROOT, WASM_OUT_DIR, WASM_TARGET, productVersion, run, runSteps,
-} from './project.mjs';
+} from '../project.mjs';
 import { ensureNpmPackages, ensureRustTargetAndComponents, ensureWasmBindgenCli } from './toolchain.mjs';
 
 const WASM_FILE = 'aistudio_ssh_bg.wasm';

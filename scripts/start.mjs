@@ -5,7 +5,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSteps } from './build.mjs';
-import { CACHE_DIR, runSteps } from './project.mjs';
+import { CACHE_DIR, runSteps } from '../project.mjs';
 import { ensureDebianPackages } from './toolchain.mjs';
 
 await runSteps('start', [
@@ -13,8 +13,8 @@ await runSteps('start', [
   ['Debian packages', () => ensureDebianPackages(['chromium', 'openssh-server', 'openssh-client', 'python3-venv'])],
 ]);
 // Imported after the build: the harness reads the built extension.
-const { launchWithExtension, notebookSeenByExtension } = await import('../tests/harness/browser.mjs');
-const { startSimulator } = await import('../tests/simulator/simulator.mjs');
+const { launchWithExtension, notebookSeenByExtension } = await import('../testbed/harness/browser.mjs');
+const { startSimulator } = await import('../testbed/simulator/simulator.mjs');
 
 const jupyterlab = process.env.JUPYTERLAB === '4' ? '4' : '3.6';
 console.log(`starting the AI Studio simulator (JupyterLab ${jupyterlab}; JUPYTERLAB=4 for the other)`);
@@ -43,7 +43,7 @@ console.log(`extension loaded, notebook found: project ${notebook.projectId} in 
 
 // What a user does once: relay settings in the options page, the relay script on the relay,
 // Connect in the popup, then the bundle (ssh config, known_hosts, key) into their ~/.ssh.
-const { collectDownloads, openPopup, popupShows, setUpProject } = await import('../tests/harness/user.mjs');
+const { collectDownloads, openPopup, popupShows, setUpProject } = await import('../testbed/harness/user.mjs');
 const sshDir = join(CACHE_DIR, 'demo', `aistudio-${notebook.projectId}`);
 rmSync(sshDir, { recursive: true, force: true });
 mkdirSync(sshDir, { recursive: true, mode: 0o700 });

@@ -3,8 +3,9 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSteps } from './build.mjs';
-import { ROOT, WASM_TARGET, run, runSteps } from './project.mjs';
-import { ensureDebianPackages, ensureJupyterVenvs, ensureWasmBindgenCli } from './toolchain.mjs';
+import { ROOT, WASM_TARGET, run, runSteps } from '../project.mjs';
+import { ensureJupyterVenvs } from '../testbed/simulator/jupyterlab-venvs.mjs';
+import { ensureDebianPackages, ensureWasmBindgenCli } from './toolchain.mjs';
 
 /**
  * Debian's browsers and driver (never a downloaded one: Chromium with its driver, and Firefox

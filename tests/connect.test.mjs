@@ -7,11 +7,11 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ARTIFACTS_DIR, eventually, openExtensionPage, withExtension } from './harness/browser.mjs';
+import { ARTIFACTS_DIR, eventually, openExtensionPage, withExtension } from '../testbed/harness/browser.mjs';
 import {
   collectDownloads, fillRelay, openPopup, popupShows, setUpProject, ssh,
-} from './harness/user.mjs';
-import { CONTAINER_USER, startSimulator } from './simulator/simulator.mjs';
+} from '../testbed/harness/user.mjs';
+import { CONTAINER_USER, startSimulator } from '../testbed/simulator/simulator.mjs';
 
 /** What a page script may try: post messages and dispatch events the content script might heed. */
 async function actHostile(page) {

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { productVersion } from '../scripts/project.mjs';
-import { EXTENSION_DIR, openExtensionPage, withExtension } from './harness/browser.mjs';
-import { fillRelay } from './harness/user.mjs';
+import { productVersion } from '../project.mjs';
+import { EXTENSION_DIR, openExtensionPage, withExtension } from '../testbed/harness/browser.mjs';
+import { fillRelay } from '../testbed/harness/user.mjs';
 
 const version = productVersion();
 const messages = (locale) =>

@@ -5,10 +5,10 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { eventually } from './harness/browser.mjs';
-import { launchFirefox } from './harness/firefox.mjs';
-import { cutTerminalMidCell, ssh } from './harness/user.mjs';
-import { CONTAINER_USER, SELF_HOSTED_HOST, startSimulator } from './simulator/simulator.mjs';
+import { eventually } from '../testbed/harness/browser.mjs';
+import { launchFirefox } from '../testbed/harness/firefox.mjs';
+import { cutTerminalMidCell, ssh } from '../testbed/harness/user.mjs';
+import { CONTAINER_USER, SELF_HOSTED_HOST, startSimulator } from '../testbed/simulator/simulator.mjs';
 
 test('Firefox ESR: options, the IDE page during a cold start and the restore, Connect in the popup, then ssh', async (t) => {
   // What a real client saw, in Firefox too: a cold instance (HTML, then 502) before the

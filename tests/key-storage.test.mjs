@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { test } from 'node:test';
-import { eventually, newProfileDir, notebookSeenByExtension, openExtensionPage, withExtension } from './harness/browser.mjs';
-import { extensionStorage, keepKeysTheOldWay, readFromContentScript } from './harness/storage.mjs';
-import { fillRelay, openPopup, popupShows } from './harness/user.mjs';
-import { startSimulator } from './simulator/simulator.mjs';
+import { eventually, newProfileDir, notebookSeenByExtension, openExtensionPage, withExtension } from '../testbed/harness/browser.mjs';
+import { extensionStorage, keepKeysTheOldWay, readFromContentScript } from '../testbed/harness/storage.mjs';
+import { fillRelay, openPopup, popupShows } from '../testbed/harness/user.mjs';
+import { startSimulator } from '../testbed/simulator/simulator.mjs';
 
 /** storage.local entries that hold keys the old way. */
 const legacyKeyEntries = (local) => Object.keys(local).filter((key) => key.endsWith(':keys'));

@@ -6,7 +6,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { newProfileDir, openExtensionPage, withExtension } from './harness/browser.mjs';
+import { newProfileDir, openExtensionPage, withExtension } from '../testbed/harness/browser.mjs';
 
 const PROJECT = '7892508';
 const FINGERPRINT = /^SHA256:[A-Za-z0-9+/]{43} \((ssh-ed25519|ssh-rsa), (256|2048|3072|4096)\)/;

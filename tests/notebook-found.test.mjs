@@ -2,8 +2,8 @@
 // Server once AI Studio has finished restoring my files (simulator, JupyterLab 3.6 and 4).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { eventually, notebookSeenByExtension, withExtension } from './harness/browser.mjs';
-import { RESTORE_BODY, RESTORE_STATUS, startSimulator } from './simulator/simulator.mjs';
+import { eventually, notebookSeenByExtension, withExtension } from '../testbed/harness/browser.mjs';
+import { RESTORE_BODY, RESTORE_STATUS, startSimulator } from '../testbed/simulator/simulator.mjs';
 
 for (const jupyterlab of ['3.6', '4']) {
   test(`the notebook is found after the restore window (JupyterLab ${jupyterlab})`, async (t) => {

@@ -1,5 +1,5 @@
-// User story: AI Studio as a real client saw it (platform-facts.md, "What a real AI Studio
-// client logged"): a cold instance answering HTML and 502 before its restore window, the
+// User story: AI Studio as a real client saw it (the README's "What it meets on AI Studio"):
+// a cold instance answering HTML and 502 before its restore window, the
 // site's own `_xsrf` beside Jupyter's, WebSockets cut under a running cell, the VS Code IDE
 // page with no lab in it, an expired login, `api_serving/<port>/`, a DCU machine and an
 // image's missing locale. The extension gets through each, and says what it waits for.
@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
-import { eventually, withExtension } from './harness/browser.mjs';
+import { eventually, withExtension } from '../testbed/harness/browser.mjs';
 import {
   collectDownloads, cutTerminalMidCell, openIdeAndPopup, popupShows, setUpProject, ssh, userDir,
-} from './harness/user.mjs';
-import { CONTAINER_USER, freePort, startSimulator, stopProcessGroup } from './simulator/simulator.mjs';
+} from '../testbed/harness/user.mjs';
+import { CONTAINER_USER, freePort, startSimulator, stopProcessGroup } from '../testbed/simulator/simulator.mjs';
 
 /** Every phase the popup shows, in order, for as long as it is open. */
 async function recordPhases(popup) {

@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { eventually, withExtension } from './harness/browser.mjs';
+import { eventually, withExtension } from '../testbed/harness/browser.mjs';
 import {
   collectDownloads, connectFromPopup, popupShows, setUpProject, ssh, userDir,
-} from './harness/user.mjs';
-import { startSimulator } from './simulator/simulator.mjs';
+} from '../testbed/harness/user.mjs';
+import { startSimulator } from '../testbed/simulator/simulator.mjs';
 
 test('ssh keeps working through a restart, cells run by hand and a CPU -> GPU switch (JupyterLab 3.6)', async (t) => {
   const simulator = await startSimulator({ jupyterlab: '3.6', restoreSeconds: 4 });

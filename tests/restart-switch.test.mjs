@@ -3,8 +3,8 @@
 // key and a GPU. Seen from inside, through a real Jupyter terminal.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { withExtension } from './harness/browser.mjs';
-import { startSimulator } from './simulator/simulator.mjs';
+import { withExtension } from '../testbed/harness/browser.mjs';
+import { startSimulator } from '../testbed/simulator/simulator.mjs';
 
 /** Opens the IDE page and waits for the lab (which sets Jupyter's _xsrf cookie). */
 async function openNotebook(page, simulator) {

@@ -6,11 +6,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { eventually, openExtensionPage, withExtension } from './harness/browser.mjs';
+import { eventually, openExtensionPage, withExtension } from '../testbed/harness/browser.mjs';
 import {
   allowSite, collectDownloads, openPopup, popupShows, setUpProject, ssh, tabNotebookOf,
-} from './harness/user.mjs';
-import { CONTAINER_USER, SELF_HOSTED_HOST, startSimulator } from './simulator/simulator.mjs';
+} from '../testbed/harness/user.mjs';
+import { CONTAINER_USER, SELF_HOSTED_HOST, startSimulator } from '../testbed/simulator/simulator.mjs';
 
 const ORIGIN_PATTERN = `https://${SELF_HOSTED_HOST}/*`;
 

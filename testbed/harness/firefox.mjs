@@ -7,8 +7,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DIST_DIR } from '../../scripts/project.mjs';
-import { freePort, stopProcessGroup } from '../simulator/simulator.mjs';
+import { DIST_DIR } from '../../project.mjs';
+import { freePort, stopProcessGroup } from '../processes.mjs';
 import { ARTIFACTS_DIR, eventually } from './browser.mjs';
 
 export const FIREFOX = '/usr/bin/firefox-esr';

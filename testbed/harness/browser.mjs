@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { DIST_DIR, ROOT } from '../../scripts/project.mjs';
+import { DIST_DIR, ROOT } from '../../project.mjs';
 import { AISTUDIO_HOST, SELF_HOSTED_HOST } from '../simulator/simulator.mjs';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -34,7 +34,7 @@ export async function launchWithExtension({ lang = 'en-US', profile: reused, hea
       // This machine has no Internet: stop Chromium reaching for Google's services.
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
       '--disable-quic', '--no-first-run', '--disable-gpu',
-      // The AI Studio simulator: the real host name, answered on loopback (tests/simulator),
+      // The AI Studio simulator: the real host name, answered on loopback (testbed/simulator),
       // and the same container as a self-hosted server on another origin.
       `--host-resolver-rules=MAP ${AISTUDIO_HOST} 127.0.0.1,MAP ${SELF_HOSTED_HOST} 127.0.0.1`,
     ],

@@ -1,11 +1,12 @@
 // Facts about the checkout that every build and test step shares, and the one way to run a command.
+// At the top, owned by no folder: scripts/, testbed/, tests/ and webpack.config.js import it.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+export const ROOT = dirname(fileURLToPath(import.meta.url));
 export const CRATE_NAME = 'aistudio-ssh';
 export const WASM_TARGET = 'wasm32-unknown-unknown';
 /** wasm-bindgen's output, the input of webpack. */
