@@ -24,6 +24,7 @@ pub fn checkpoint_path(path: &str) -> String {
 
 /// The cells the extension runs, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub enum CellRole {
     /// Keys, sshd, authorized_keys; safe to re-run.

@@ -7,6 +7,7 @@ use crate::cells::CellRole;
 
 /// Where a project's connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub enum Phase {
     /// No relay settings yet: nothing can run.
@@ -33,6 +34,7 @@ pub enum Phase {
 
 /// The container's accelerator as the probe saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct Environment {
     /// `cpu`, `nvidia` or `iluvatar`.
@@ -44,6 +46,7 @@ pub struct Environment {
 
 /// What the popup shows of a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectStatus {
     pub phase: Phase,
@@ -78,6 +81,7 @@ impl Default for ProjectStatus {
 
 /// What happened to a project.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum ConnectionEvent {
     NoSettings,
@@ -349,6 +353,7 @@ impl ProjectStatus {
 
 /// What the toolbar button shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct Badge {
     pub text: String,
     pub color: String,

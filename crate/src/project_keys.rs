@@ -7,6 +7,7 @@ use crate::keys::{import_public_key, KeyAlgorithm, KeyError, KeyPair, PublicKeyI
 
 /// What a key of a project is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub enum KeyRole {
     /// The user's laptop -> the container (and through the relay, tunnel-only).
@@ -36,6 +37,7 @@ impl KeyRole {
 
 /// A key as the extension keeps it in `chrome.storage.local`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct StoredKey {
     /// The OpenSSH private key text, or `None` for a client key whose public half the
@@ -78,6 +80,7 @@ impl StoredKey {
 
 /// The keys of one project; a missing one has not been made yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase", default)]
 pub struct ProjectKeys {
     /// See [`KeyRole::Client`].

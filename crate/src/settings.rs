@@ -25,6 +25,7 @@ pub const DEFAULT_CONTAINER_USER: &str = "aistudio";
 
 /// Settings as the user wrote them (camelCase JSON), before validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct SettingsInput {
     /// The AI Studio project id.
@@ -48,6 +49,7 @@ pub struct SettingsInput {
 
 /// The relay part of [`SettingsInput`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct RelayInput {
     /// Host name, IPv4 or IPv6 address of the relay.
