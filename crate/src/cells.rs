@@ -22,6 +22,18 @@ pub fn checkpoint_path(path: &str) -> String {
     format!("{prefix}.ipynb_checkpoints/{stem}-checkpoint.ipynb")
 }
 
+/// What the user or the extension asks of a notebook; each runs its own cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CellAction {
+    /// Provision, start the tunnel, probe until it is up (and save the companion notebook).
+    Connect,
+    /// Stop the tunnel, then probe once.
+    Disconnect,
+    /// Probe once.
+    Probe,
+}
+
 /// The cells the extension runs, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]

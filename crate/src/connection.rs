@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cells::CellRole;
+use crate::cells::{CellAction, CellRole};
 
 /// Where a project's connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +20,7 @@ pub enum Phase {
     Starting,
     /// The site's login expired (a login page where Jupyter's JSON was due): log in again.
     LoggedOut,
-    /// A cell is running on the extension's kernel.
+    /// A cell is running in the extension's own terminal (or kernel).
     Running,
     /// The probe saw the tunnel up.
     Up,
@@ -63,6 +63,11 @@ pub struct ProjectStatus {
     /// Whether the companion notebook could be written (`saved`), or why not.
     pub notebook: Option<String>,
 }
+
+/// `ProjectStatus::notebook` when the companion notebook was written.
+const NOTEBOOK_SAVED: &str = "saved";
+/// `ProjectStatus::notebook` starts so when the container refused it (with the HTTP status).
+const NOTEBOOK_REFUSED: &str = "refused";
 
 impl Default for ProjectStatus {
     fn default() -> Self {
@@ -315,9 +320,9 @@ impl ProjectStatus {
             ConnectionEvent::NotebookSaved { ok, status } => {
                 next.step = self.step;
                 next.notebook = Some(if ok {
-                    "saved".into()
+                    NOTEBOOK_SAVED.into()
                 } else {
-                    format!("refused ({status})")
+                    format!("{NOTEBOOK_REFUSED} ({status})")
                 });
             }
             ConnectionEvent::Disconnected => {
@@ -371,4 +376,60 @@ pub fn connects_by_itself(status: &ProjectStatus, has_settings: bool, auto_conne
             status.phase,
             Phase::Disconnected | Phase::Running | Phase::Up
         )
+}
+
+/// After the tunnel cell, the probe is repeated until the tunnel is up or this many tries:
+/// the supervisor reports "up" once ssh held the forward for 3 s.
+pub const PROBE_TRIES: u32 = 15;
+/// The pause between two probes of one connect.
+pub const PROBE_INTERVAL_MS: u32 = 2_000;
+
+/// After probe number `tries` of an `action` (1 for the first), the milliseconds to wait
+/// before probing again, or `None` when this was the last: only a connect waits for its
+/// tunnel, and only while the probe sees it down.
+pub fn probe_again_after_ms(action: CellAction, status: &ProjectStatus, tries: u32) -> Option<u32> {
+    (action == CellAction::Connect && status.phase == Phase::Down && tries < PROBE_TRIES)
+        .then_some(PROBE_INTERVAL_MS)
+}
+
+/// The auto-connect setting to store after `status`, if it changes: unset until the first
+/// time a tunnel is up, which turns it on (the user can turn it off; that sticks).
+pub fn auto_connect_after(status: &ProjectStatus, stored: Option<bool>) -> Option<bool> {
+    (stored.is_none() && status.phase == Phase::Up).then_some(true)
+}
+
+/// What the popup shows of a project: the state, the command to type, and what to offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectView {
+    pub project_id: String,
+    pub has_relay: bool,
+    pub status: Option<ProjectStatus>,
+    /// The `Host` of the user's ssh config.
+    pub host_alias: String,
+    /// What the user types: `ssh <host alias>`.
+    pub command: String,
+    /// The companion notebook, relative to the Jupyter root.
+    pub notebook_path: String,
+    /// The container refused the companion notebook: offer it as a download instead.
+    pub offer_notebook_download: bool,
+}
+
+impl ProjectView {
+    pub fn new(project_id: &str, has_relay: bool, status: Option<ProjectStatus>) -> Self {
+        let host_alias = crate::render::host_alias_of(project_id);
+        let offer_notebook_download = status
+            .as_ref()
+            .and_then(|status| status.notebook.as_deref())
+            .is_some_and(|notebook| notebook.starts_with(NOTEBOOK_REFUSED));
+        Self {
+            project_id: project_id.to_owned(),
+            has_relay,
+            status,
+            command: format!("ssh {host_alias}"),
+            host_alias,
+            notebook_path: crate::cells::COMPANION_NOTEBOOK_PATH.to_owned(),
+            offer_notebook_download,
+        }
+    }
 }

@@ -158,6 +158,20 @@ pub(crate) fn is_user_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// Whether `id` can be an AI Studio project id (as it appears in notebook URLs).
+pub fn is_project_id(id: &str) -> bool {
+    is_identifier(id)
+}
+
+/// Zone, user and project ids seen on AI Studio are ASCII letters, digits and dashes
+/// (`bd-gpu-01`, `idehubcpu01`, `7892508`); underscores are accepted as a guess.
+pub fn is_identifier(segment: &str) -> bool {
+    !segment.is_empty()
+        && segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::fields::is_project_id;
 use crate::fields::{
-    is_user_name, normalize_host, FieldError, Rule, SELF_HOSTED_NAME_RULE, SELF_HOSTED_URL_RULE,
-    USER_RULE,
+    is_identifier, is_user_name, normalize_host, FieldError, Rule, SELF_HOSTED_NAME_RULE,
+    SELF_HOSTED_URL_RULE, USER_RULE,
 };
 
 /// The path segment between the zone and the user id in every AI Studio notebook URL.
@@ -281,20 +282,6 @@ pub fn locate_page(page_url: &str, self_hosted: &[SelfHostedJupyter]) -> Option<
     (format!("{}://{}", parts.scheme, parts.authority) == AISTUDIO_ORIGIN)
         .then(|| locate_notebook(page_url))
         .flatten()
-}
-
-/// Whether `id` can be an AI Studio project id (as it appears in notebook URLs).
-pub fn is_project_id(id: &str) -> bool {
-    is_identifier(id)
-}
-
-/// Zone, user and project ids seen on AI Studio are ASCII letters, digits and dashes
-/// (`bd-gpu-01`, `idehubcpu01`, `7892508`); underscores are accepted as a guess.
-fn is_identifier(segment: &str) -> bool {
-    !segment.is_empty()
-        && segment
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]

@@ -122,3 +122,48 @@ pub fn complete_project_keys(
     }
     Ok((keys, made))
 }
+
+/// What an extension page sees of a key: the public half and whether a private half is
+/// kept, never the private half itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyView {
+    #[serde(flatten)]
+    pub public: PublicKeyInfo,
+    pub has_private_key: bool,
+}
+
+/// What an extension page sees of a project's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectKeysView {
+    pub project_id: String,
+    pub client: Option<KeyView>,
+    pub container_relay: Option<KeyView>,
+    pub container_host: Option<KeyView>,
+}
+
+impl StoredKey {
+    /// This key as a page may see it.
+    pub fn view(&self) -> KeyView {
+        KeyView {
+            public: self.public.clone(),
+            has_private_key: self
+                .private_key
+                .as_deref()
+                .is_some_and(|key| !key.is_empty()),
+        }
+    }
+}
+
+impl ProjectKeys {
+    /// The project's keys as a page may see them: public halves only.
+    pub fn view(&self, project_id: &str) -> ProjectKeysView {
+        ProjectKeysView {
+            project_id: project_id.to_owned(),
+            client: self.client.as_ref().map(StoredKey::view),
+            container_relay: self.container_relay.as_ref().map(StoredKey::view),
+            container_host: self.container_host.as_ref().map(StoredKey::view),
+        }
+    }
+}

@@ -6,7 +6,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::fields::{
-    is_user_name, normalize_host, HOST_KEY_RULE, HOST_RULE, PORT_RULE, PROJECT_RULE,
+    is_project_id, is_user_name, normalize_host, HOST_KEY_RULE, HOST_RULE, PORT_RULE, PROJECT_RULE,
     RELAY_USER_RULE, SSH_DIR_RULE, UNPRIVILEGED_PORT_RULE, USER_RULE,
 };
 pub use crate::fields::{FieldError, Rule, RULES};
@@ -154,95 +154,225 @@ impl SettingsInput {
         })
     }
 
+    /// Settings from the extension's two stored parts: the relay all projects share and the
+    /// project's own part, where a blank field means "the default".
+    pub fn from_parts(project: &str, relay: RelayInput, part: ProjectInput) -> Self {
+        let given = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        Self {
+            project: project.to_owned(),
+            relay,
+            remote_port: part.remote_port,
+            container_sshd_port: part.container_sshd_port,
+            container_user: given(part.container_user).unwrap_or_else(default_container_user),
+            ssh_dir: given(part.ssh_dir),
+        }
+    }
+
     /// Checks every field.
     ///
     /// # Errors
     /// [`SettingsError::Invalid`] listing every invalid field.
     pub fn validate(&self) -> Result<Settings, SettingsError> {
         let mut errors = Vec::new();
-        let mut reject = |field: &'static str, value: &str, rule: Rule| {
-            errors.push(FieldError::new(field, value, rule))
-        };
-
-        let project = self.project.trim();
-        if !crate::jupyter::is_project_id(project) || project.len() > 64 {
-            reject("project", &self.project, PROJECT_RULE);
-        }
-        let relay_host = normalize_host(&self.relay.host);
-        if relay_host.is_none() {
-            reject("relay.host", &self.relay.host, HOST_RULE);
-        }
-        let port = |value: i64, minimum: i64| {
-            u16::try_from(value)
-                .ok()
-                .filter(|p| i64::from(*p) >= minimum)
-        };
-        let relay_port = port(self.relay.port, 1);
-        if relay_port.is_none() {
-            reject("relay.port", &self.relay.port.to_string(), PORT_RULE);
-        }
-        if !is_user_name(&self.relay.user) || self.relay.user == "root" {
-            reject("relay.user", &self.relay.user, RELAY_USER_RULE);
-        }
-        let relay_host_keys = parse_host_keys(&self.relay.host_key);
-        if relay_host_keys.is_none() {
-            reject("relay.hostKey", &self.relay.host_key, HOST_KEY_RULE);
-        }
-        let remote_port = port(self.remote_port, 1024);
-        if remote_port.is_none() {
-            reject(
-                "remotePort",
-                &self.remote_port.to_string(),
-                UNPRIVILEGED_PORT_RULE,
-            );
-        }
-        let container_sshd_port = port(self.container_sshd_port, 1024);
-        if container_sshd_port.is_none() {
-            reject(
-                "containerSshdPort",
-                &self.container_sshd_port.to_string(),
-                UNPRIVILEGED_PORT_RULE,
-            );
-        }
-        if !is_user_name(&self.container_user) {
-            reject("containerUser", &self.container_user, USER_RULE);
-        }
-        let ssh_dir = match &self.ssh_dir {
-            Some(dir) if is_ssh_dir(dir) => dir.trim_end_matches(['/', '\\']).to_owned(),
-            Some(dir) => {
-                reject("sshDir", dir, SSH_DIR_RULE);
-                String::new()
-            }
-            None => format!("~/.ssh/aistudio-{project}"),
-        };
-
-        match (
-            relay_host,
-            relay_port,
-            relay_host_keys,
-            remote_port,
-            container_sshd_port,
-        ) {
-            (
-                Some(relay_host),
-                Some(relay_port),
-                Some(relay_host_keys),
-                Some(remote_port),
-                Some(container_sshd_port),
-            ) if errors.is_empty() => Ok(Settings {
+        let project = check_project_id(&self.project, &mut errors);
+        let relay = self.relay.validated(&mut errors);
+        let part = ProjectPart::validated(
+            project,
+            self.remote_port,
+            self.container_sshd_port,
+            &self.container_user,
+            self.ssh_dir.as_deref(),
+            &mut errors,
+        );
+        match (relay, part) {
+            (Some(relay), Some(part)) if errors.is_empty() => Ok(Settings {
                 project: project.to_owned(),
-                relay_host,
-                relay_port,
+                relay_host: relay.host,
+                relay_port: relay.port,
                 relay_user: self.relay.user.clone(),
-                relay_host_keys,
-                remote_port,
-                container_sshd_port,
+                relay_host_keys: relay.host_keys,
+                remote_port: part.remote_port,
+                container_sshd_port: part.container_sshd_port,
                 container_user: self.container_user.clone(),
-                ssh_dir,
+                ssh_dir: part.ssh_dir,
             }),
             _ => Err(SettingsError::Invalid { fields: errors }),
         }
     }
+}
+
+/// A project's own settings as the extension stores them (camelCase); the relay is shared
+/// by every project and stored apart. Blank text fields mean "the default".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectInput {
+    /// Port on the relay's loopback where the container's sshd appears.
+    #[serde(default = "default_remote_port")]
+    pub remote_port: i64,
+    /// Port of the container's user-mode sshd on the container's loopback.
+    #[serde(default = "default_container_sshd_port")]
+    pub container_sshd_port: i64,
+    /// The notebook user in the container; blank or absent: `aistudio`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_user: Option<String>,
+    /// Where the user keeps this project's files; blank or absent: `~/.ssh/aistudio-<project>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_dir: Option<String>,
+}
+
+impl ProjectInput {
+    /// A new project's settings: every default, and `remote_port` as given.
+    pub fn with_remote_port(remote_port: i64) -> Self {
+        Self {
+            remote_port,
+            container_sshd_port: DEFAULT_CONTAINER_SSHD_PORT,
+            container_user: None,
+            ssh_dir: None,
+        }
+    }
+
+    /// Every invalid field of project `project`'s own part (the relay is checked apart, by
+    /// [`RelayInput::check`]); empty when it is valid.
+    pub fn check(&self, project: &str) -> Vec<FieldError> {
+        let relay = RelayInput {
+            host: String::new(),
+            port: DEFAULT_RELAY_PORT,
+            user: DEFAULT_RELAY_USER.to_owned(),
+            host_key: String::new(),
+        };
+        let input = SettingsInput::from_parts(project, relay, self.clone());
+        let mut errors = Vec::new();
+        let project = check_project_id(&input.project, &mut errors);
+        ProjectPart::validated(
+            project,
+            input.remote_port,
+            input.container_sshd_port,
+            &input.container_user,
+            input.ssh_dir.as_deref(),
+            &mut errors,
+        );
+        errors
+    }
+}
+
+/// The lowest relay port from [`DEFAULT_REMOTE_PORT`] up that no project in `taken` uses:
+/// each project of one relay needs a port of its own.
+pub fn next_remote_port(taken: &[i64]) -> i64 {
+    (DEFAULT_REMOTE_PORT..)
+        .find(|port| !taken.contains(port))
+        .unwrap_or(DEFAULT_REMOTE_PORT)
+}
+
+/// The relay's fields once valid.
+struct Relay {
+    host: String,
+    port: u16,
+    host_keys: Vec<PublicKeyInfo>,
+}
+
+impl RelayInput {
+    /// Every invalid relay field (`relay.*`); empty when the relay is valid. The options
+    /// page checks the relay before any project exists.
+    pub fn check(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        self.validated(&mut errors);
+        errors
+    }
+
+    fn validated(&self, errors: &mut Vec<FieldError>) -> Option<Relay> {
+        let mut reject = |field: &'static str, value: &str, rule: Rule| {
+            errors.push(FieldError::new(field, value, rule))
+        };
+        let host = normalize_host(&self.host);
+        if host.is_none() {
+            reject("relay.host", &self.host, HOST_RULE);
+        }
+        let port = port_at_least(self.port, 1);
+        if port.is_none() {
+            reject("relay.port", &self.port.to_string(), PORT_RULE);
+        }
+        if !is_user_name(&self.user) || self.user == "root" {
+            reject("relay.user", &self.user, RELAY_USER_RULE);
+        }
+        let host_keys = parse_host_keys(&self.host_key);
+        if host_keys.is_none() {
+            reject("relay.hostKey", &self.host_key, HOST_KEY_RULE);
+        }
+        Some(Relay {
+            host: host?,
+            port: port?,
+            host_keys: host_keys?,
+        })
+    }
+}
+
+/// The project's own fields once valid.
+struct ProjectPart {
+    remote_port: u16,
+    container_sshd_port: u16,
+    ssh_dir: String,
+}
+
+impl ProjectPart {
+    fn validated(
+        project: &str,
+        remote_port: i64,
+        container_sshd_port: i64,
+        container_user: &str,
+        ssh_dir: Option<&str>,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Self> {
+        let mut reject = |field: &'static str, value: &str, rule: Rule| {
+            errors.push(FieldError::new(field, value, rule))
+        };
+        let valid_remote_port = port_at_least(remote_port, 1024);
+        if valid_remote_port.is_none() {
+            reject(
+                "remotePort",
+                &remote_port.to_string(),
+                UNPRIVILEGED_PORT_RULE,
+            );
+        }
+        let valid_sshd_port = port_at_least(container_sshd_port, 1024);
+        if valid_sshd_port.is_none() {
+            reject(
+                "containerSshdPort",
+                &container_sshd_port.to_string(),
+                UNPRIVILEGED_PORT_RULE,
+            );
+        }
+        if !is_user_name(container_user) {
+            reject("containerUser", container_user, USER_RULE);
+        }
+        let ssh_dir = match ssh_dir {
+            Some(dir) if is_ssh_dir(dir) => Some(dir.trim_end_matches(['/', '\\']).to_owned()),
+            Some(dir) => {
+                reject("sshDir", dir, SSH_DIR_RULE);
+                None
+            }
+            None => Some(format!("~/.ssh/aistudio-{project}")),
+        };
+        Some(Self {
+            remote_port: valid_remote_port?,
+            container_sshd_port: valid_sshd_port?,
+            ssh_dir: ssh_dir?,
+        })
+    }
+}
+
+/// The trimmed project id; an invalid one is recorded in `errors`.
+fn check_project_id<'a>(project: &'a str, errors: &mut Vec<FieldError>) -> &'a str {
+    let trimmed = project.trim();
+    if !is_project_id(trimmed) || trimmed.len() > 64 {
+        errors.push(FieldError::new("project", project, PROJECT_RULE));
+    }
+    trimmed
+}
+
+fn port_at_least(value: i64, minimum: i64) -> Option<u16> {
+    u16::try_from(value)
+        .ok()
+        .filter(|port| i64::from(*port) >= minimum)
 }
 
 fn is_ssh_dir(dir: &str) -> bool {

@@ -1,6 +1,9 @@
 //! The connection state as the popup shows it, driven by events.
-use aistudio_ssh::cells::CellRole;
-use aistudio_ssh::connection::{connects_by_itself, ConnectionEvent as E, Phase, ProjectStatus};
+use aistudio_ssh::cells::{CellAction, CellRole};
+use aistudio_ssh::connection::{
+    auto_connect_after, connects_by_itself, probe_again_after_ms, ConnectionEvent as E, Phase,
+    ProjectStatus, ProjectView, PROBE_INTERVAL_MS, PROBE_TRIES,
+};
 
 const HOST_FP: &str = "SHA256:stable";
 
@@ -282,4 +285,76 @@ fn a_disconnect_outlasts_an_expired_login_and_a_cold_start() {
         assert_eq!(s.phase, Phase::Disconnected);
         assert!(!connects_by_itself(&s, true, true));
     }
+}
+
+fn status(phase: Phase) -> ProjectStatus {
+    ProjectStatus {
+        phase,
+        ..ProjectStatus::default()
+    }
+}
+
+#[test]
+fn only_a_connect_probes_again_while_the_tunnel_is_down_and_tries_are_left() {
+    let down = status(Phase::Down);
+    assert_eq!(
+        probe_again_after_ms(CellAction::Connect, &down, 1),
+        Some(PROBE_INTERVAL_MS)
+    );
+    assert_eq!(
+        probe_again_after_ms(CellAction::Connect, &down, PROBE_TRIES - 1),
+        Some(PROBE_INTERVAL_MS)
+    );
+    assert_eq!(
+        probe_again_after_ms(CellAction::Connect, &down, PROBE_TRIES),
+        None
+    );
+    assert_eq!(
+        probe_again_after_ms(CellAction::Connect, &status(Phase::Up), 1),
+        None
+    );
+    assert_eq!(
+        probe_again_after_ms(CellAction::Connect, &status(Phase::Error), 1),
+        None
+    );
+    assert_eq!(probe_again_after_ms(CellAction::Disconnect, &down, 1), None);
+    assert_eq!(probe_again_after_ms(CellAction::Probe, &down, 1), None);
+}
+
+#[test]
+fn the_first_tunnel_up_turns_auto_connect_on_once() {
+    assert_eq!(auto_connect_after(&status(Phase::Up), None), Some(true));
+    assert_eq!(auto_connect_after(&status(Phase::Down), None), None);
+    // The user's choice stands, either way.
+    assert_eq!(auto_connect_after(&status(Phase::Up), Some(false)), None);
+    assert_eq!(auto_connect_after(&status(Phase::Up), Some(true)), None);
+}
+
+#[test]
+fn the_popup_offers_the_notebook_only_when_the_container_refused_it() {
+    let view = ProjectView::new("7892508", true, None);
+    assert_eq!(
+        (
+            view.host_alias.as_str(),
+            view.command.as_str(),
+            view.notebook_path.as_str()
+        ),
+        (
+            "aistudio-7892508",
+            "ssh aistudio-7892508",
+            "work/aistudio-ssh.ipynb"
+        )
+    );
+    assert!(!view.offer_notebook_download);
+    let saved = |ok| {
+        ProjectStatus::default().apply(
+            E::NotebookSaved {
+                ok,
+                status: if ok { 200 } else { 405 },
+            },
+            HOST_FP,
+        )
+    };
+    assert!(ProjectView::new("p", true, Some(saved(false))).offer_notebook_download);
+    assert!(!ProjectView::new("p", true, Some(saved(true))).offer_notebook_download);
 }

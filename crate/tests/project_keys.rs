@@ -115,3 +115,30 @@ fn a_pasted_client_key_is_kept_public_only_or_with_its_private_half() {
         aistudio_ssh::keys::KeyError::PuttyFormat
     );
 }
+
+#[test]
+fn a_page_sees_public_halves_and_whether_a_private_half_is_kept() {
+    let (mut keys, _) = complete_project_keys(
+        "p1",
+        ProjectKeys::default(),
+        &mut ChaCha20Rng::seed_from_u64(7),
+    )
+    .unwrap();
+    let pasted = keys.client.as_ref().unwrap().public.line.clone();
+    keys.client = Some(StoredKey::from_paste(&pasted, None).unwrap());
+    keys.container_relay = None;
+    let view = serde_json::to_value(keys.view("p1")).unwrap();
+    let text = view.to_string();
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
+    assert!(!text.contains("privateKey"), "{text}");
+    assert_eq!(view["projectId"], "p1");
+    assert_eq!(view["client"]["hasPrivateKey"], false);
+    assert_eq!(view["client"]["line"], pasted.as_str());
+    assert_eq!(view["containerRelay"], serde_json::Value::Null);
+    let host = keys.container_host.as_ref().unwrap();
+    assert_eq!(view["containerHost"]["hasPrivateKey"], true);
+    assert_eq!(
+        view["containerHost"]["fingerprint"],
+        host.public.fingerprint.as_str()
+    );
+}

@@ -1,4 +1,6 @@
-use aistudio_ssh::settings::{SettingsError, SettingsInput};
+use aistudio_ssh::settings::{
+    next_remote_port, FieldError, ProjectInput, RelayInput, SettingsError, SettingsInput,
+};
 
 const RELAY_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEeLjlB+C7KxjA+eCCR2noVi0Q35q+LndIlvgrS0QFJm relay";
@@ -172,4 +174,71 @@ fn every_rule_has_its_own_id_and_a_chinese_translation() {
             rule.text
         );
     }
+}
+
+fn relay(json: &str) -> RelayInput {
+    serde_json::from_str(json).unwrap()
+}
+
+fn fields(errors: &[FieldError]) -> Vec<&'static str> {
+    errors.iter().map(|error| error.field).collect()
+}
+
+#[test]
+fn the_relay_is_checked_on_its_own_before_any_project_exists() {
+    let good = relay(&format!(
+        r#"{{"host": "relay.example.com", "hostKey": "{RELAY_KEY}"}}"#
+    ));
+    assert!(good.check().is_empty());
+    let bad = relay(r#"{"host": "relay example", "port": 0, "user": "root", "hostKey": "x"}"#);
+    assert_eq!(
+        fields(&bad.check()),
+        ["relay.host", "relay.port", "relay.user", "relay.hostKey"]
+    );
+}
+
+#[test]
+fn a_project_part_is_checked_without_a_relay() {
+    let part: ProjectInput = serde_json::from_str(r#"{"remotePort": 7424}"#).unwrap();
+    assert!(part.check("7892508").is_empty());
+    let bad: ProjectInput = serde_json::from_str(
+        r#"{"remotePort": 22, "containerSshdPort": 70000, "containerUser": "Bad User", "sshDir": "~/a;b"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        fields(&bad.check("../x")),
+        [
+            "project",
+            "remotePort",
+            "containerSshdPort",
+            "containerUser",
+            "sshDir"
+        ]
+    );
+}
+
+#[test]
+fn blank_project_fields_take_the_defaults() {
+    let part: ProjectInput =
+        serde_json::from_str(r#"{"remotePort": 7425, "containerUser": " ", "sshDir": ""}"#)
+            .unwrap();
+    assert!(part.check("p1").is_empty());
+    let relay = relay(&format!(
+        r#"{{"host": "relay.example.com", "hostKey": "{RELAY_KEY}"}}"#
+    ));
+    let settings = SettingsInput::from_parts("p1", relay, part)
+        .validate()
+        .unwrap();
+    assert_eq!(settings.container_user, "aistudio");
+    assert_eq!(settings.ssh_dir, "~/.ssh/aistudio-p1");
+    assert_eq!(settings.remote_port, 7425);
+    assert_eq!(settings.container_sshd_port, 2222);
+}
+
+#[test]
+fn each_new_project_takes_the_lowest_free_relay_port() {
+    assert_eq!(next_remote_port(&[]), 7423);
+    assert_eq!(next_remote_port(&[7423, 7424, 7426]), 7425);
+    assert_eq!(next_remote_port(&[7424, 9000]), 7423);
+    assert_eq!(ProjectInput::with_remote_port(7425).check("p").len(), 0);
 }
