@@ -400,6 +400,7 @@ pub fn auto_connect_after(status: &ProjectStatus, stored: Option<bool>) -> Optio
 
 /// What the popup shows of a project: the state, the command to type, and what to offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectView {
     pub project_id: String,

@@ -126,6 +126,7 @@ pub fn complete_project_keys(
 /// What an extension page sees of a key: the public half and whether a private half is
 /// kept, never the private half itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct KeyView {
     #[serde(flatten)]
@@ -135,6 +136,7 @@ pub struct KeyView {
 
 /// What an extension page sees of a project's keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectKeysView {
     pub project_id: String,

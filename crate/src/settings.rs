@@ -204,6 +204,7 @@ impl SettingsInput {
 /// A project's own settings as the extension stores them (camelCase); the relay is shared
 /// by every project and stored apart. Blank text fields mean "the default".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectInput {
     /// Port on the relay's loopback where the container's sshd appears.

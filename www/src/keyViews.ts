@@ -1,8 +1,9 @@
 // The project's keys as extension pages see them (public halves only), and a client key
 // replaced by the user's choice.
 import { clientKeyComment, importClientKey } from '../../build/wasm/aistudio_ssh.js';
+import type { KeyView, ProjectKeys, ProjectKeysView, StoredKey } from '../../build/wasm/aistudio_ssh.js';
 import { generateKey } from './keys';
-import type { ClientKeySource, KeyView, ProjectKeys, ProjectKeysView, StoredKey } from './messages';
+import type { ClientKeySource } from './messages';
 
 function keyView(key: StoredKey | null | undefined): KeyView | null {
   return key ? { ...key.public, hasPrivateKey: Boolean(key.privateKey) } : null;

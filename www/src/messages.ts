@@ -1,20 +1,12 @@
 // What the extension's contexts exchange beyond the core's own types (generated from Rust
-// into build/wasm/aistudio_ssh.d.ts): views that hide private keys, and the content
-// script's orders. The background's requests are typed by its table (requests.ts).
+// into build/wasm/aistudio_ssh.d.ts): the content script's orders and what the background
+// adds to the core's values. The background's requests are typed by its table (requests.ts).
 import type {
-  KeyAlgorithm, NotebookLocation, ProjectKeys, ProjectStatus, PublicKeyInfo, RenderedProject, SettingsInput,
+  CellAction, KeyAlgorithm, NotebookLocation, ProjectInput, ProjectView as CoreProjectView, RenderedProject,
 } from '../../build/wasm/aistudio_ssh';
 
 // For keys.ts, which imported these from here when they were written by hand.
 export type { KeyAlgorithm as KeyAlgorithmName, ProjectKeys, StoredKey } from '../../build/wasm/aistudio_ssh';
-
-/** What extension pages see of a key: never the private half. */
-export interface KeyView extends PublicKeyInfo {
-  hasPrivateKey: boolean;
-}
-
-/** What extension pages see of a project's keys. */
-export type ProjectKeysView = { projectId: string } & { [Role in keyof ProjectKeys]-?: KeyView | null };
 
 /** Where a replacement client key comes from: made here, or the user's own. */
 export type ClientKeySource =
@@ -35,12 +27,12 @@ export interface TabNotebook extends NotebookLocation {
   frameId?: number;
 }
 
-/** Per-project settings (the project's part of `SettingsInput`); the relay is shared. */
-export type ProjectSettings = Required<Pick<SettingsInput, 'remotePort'>> & Pick<SettingsInput, 'sshDir' | 'containerUser'>;
+/** Per-project settings as the extension stores them (the fields of `ProjectInput` it writes). */
+export type ProjectSettings = Required<Pick<ProjectInput, 'remotePort'>> & Pick<ProjectInput, 'sshDir' | 'containerUser'>;
 
 /** What the content script runs on its own kernel: the cells, and the notebook to save first. */
 export interface CellPlan extends Partial<Pick<RenderedProject, 'notebookPath' | 'notebook' | 'notebookDigest'>> {
-  action: 'connect' | 'disconnect' | 'probe';
+  action: CellAction;
   cells: RenderedProject['cells'];
 }
 
@@ -50,13 +42,5 @@ export const CELLS_PORT = 'cells';
 /** The background's orders to the content script of the frame that found the notebook. */
 export type ContentOrder = { kind: 'run'; plan: CellPlan };
 
-/** What the popup shows for a project. */
-export interface ProjectView {
-  projectId: string;
-  hasRelay: boolean;
-  status: ProjectStatus | null;
-  hostAlias: string;
-  command: string;
-  /** The companion notebook, relative to the Jupyter root. */
-  notebookPath: string;
-}
+/** What the popup shows for a project (the background builds it; the popup decides the download offer). */
+export type ProjectView = Omit<CoreProjectView, 'offerNotebookDownload'>;

@@ -1,10 +1,10 @@
 // Options page: the projects' keys (view, download, replace) and what the extension is.
 import type {
-  FieldError, KeyAlgorithm, RelayInput, SelfHostedCheck, SelfHostedInput,
+  FieldError, KeyAlgorithm, ProjectKeysView, RelayInput, SelfHostedCheck, SelfHostedInput,
 } from '../../build/wasm/aistudio_ssh.js';
 import { download } from './download';
 import { localizePage, t } from './i18n';
-import type { ClientKeySource, ProjectKeysView } from './messages';
+import type { ClientKeySource } from './messages';
 import { ext } from './platform';
 import { send } from './send';
 import { act as actWithProgress } from './userAction';
