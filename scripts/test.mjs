@@ -1,6 +1,6 @@
 // `npm test`: bootstrap and build as `npm run build` does, install what the tests need,
 // then every check in order, stopping at the first failure.
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSteps } from './build.mjs';
 import { ROOT, WASM_TARGET, run, runSteps } from '../project.mjs';
@@ -32,6 +32,26 @@ function wasmBrowserTests() {
   });
 }
 
+const TS_TESTS_DIR = join(ROOT, 'build', 'ts-tests');
+const bin = (name) => join(ROOT, 'node_modules', '.bin', name);
+
+/** Type checks of the extension and of its unit tests (webpack's ts-loader sees only the bundles' files). */
+function typeCheck() {
+  run(bin('tsc'), ['-p', 'www/tsconfig.json', '--noEmit']);
+  run(bin('tsc'), ['-p', 'www/tsconfig.test.json', '--noEmit']);
+}
+
+/** The `*.test.ts` beside the modules, compiled to CommonJS and run by node's test runner. */
+function typeScriptUnitTests() {
+  rmSync(TS_TESTS_DIR, { recursive: true, force: true });
+  run(bin('tsc'), ['-p', 'www/tsconfig.test.json']);
+  // The repository's package.json says "module"; these files are CommonJS.
+  mkdirSync(TS_TESTS_DIR, { recursive: true });
+  writeFileSync(join(TS_TESTS_DIR, 'package.json'), '{"type": "commonjs"}\n');
+  const files = readdirSync(TS_TESTS_DIR).filter((f) => f.endsWith('.test.js')).sort();
+  run(process.execPath, ['--test', ...files.map((f) => join(TS_TESTS_DIR, f))]);
+}
+
 function endToEndTests() {
   const files = readdirSync(join(ROOT, 'tests')).filter((f) => f.endsWith('.test.mjs')).sort();
   // One browser at a time: two cores, and each test owns its Chromium and servers.
@@ -40,6 +60,9 @@ function endToEndTests() {
 
 await runSteps('test', [
   ...buildSteps(),
+  ['TypeScript type check (tsc --noEmit)', typeCheck],
+  ['TypeScript lint (eslint)', () => run(bin('eslint'), ['--max-warnings', '0'])],
+  ['TypeScript unit tests (node --test)', typeScriptUnitTests],
   ['Debian packages for the tests', () => ensureDebianPackages(TEST_PACKAGES)],
   ['JupyterLab venvs', ensureJupyterVenvs],
   ['cargo fmt --check', () => run('cargo', ['fmt', '--all', '--check'])],

@@ -24,6 +24,7 @@ pub fn checkpoint_path(path: &str) -> String {
 
 /// What the user or the extension asks of a notebook; each runs its own cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub enum CellAction {
     /// Provision, start the tunnel, probe until it is up (and save the companion notebook).
@@ -36,6 +37,7 @@ pub enum CellAction {
 
 /// The cells the extension runs, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub enum CellRole {
     /// Keys, sshd, authorized_keys; safe to re-run.

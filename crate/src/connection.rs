@@ -8,6 +8,7 @@ use crate::render::ProbeReport;
 
 /// Where a project's connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub enum Phase {
     /// No relay settings yet: nothing can run.
@@ -34,6 +35,7 @@ pub enum Phase {
 
 /// The container's accelerator as the probe saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct Environment {
     /// `cpu`, `nvidia` or `iluvatar`.
@@ -45,6 +47,7 @@ pub struct Environment {
 
 /// What the popup shows of a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectStatus {
     pub phase: Phase,
@@ -84,6 +87,7 @@ impl Default for ProjectStatus {
 
 /// What happened to a project.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum ConnectionEvent {
     NoSettings,
@@ -321,6 +325,7 @@ impl ProjectStatus {
 
 /// What the toolbar button shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct Badge {
     pub text: String,
     pub color: String,
@@ -362,6 +367,7 @@ pub fn auto_connect_after(status: &ProjectStatus, stored: Option<bool>) -> Optio
 
 /// What the popup shows of a project: the state, the command to type, and what to offer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectView {
     pub project_id: String,

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 /// One invalid field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct FieldError {
     /// The field's JSON path, such as `relay.port`.
     pub field: &'static str,

@@ -22,6 +22,7 @@ const LOGIN_TITLE_WORDS: [&str; 5] = ["登录", "登錄", "login", "log in", "si
 
 /// What an answer was, as `fetch` saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct AnswerSeen {
     /// The HTTP status (after redirects, which `fetch` follows).
@@ -42,6 +43,7 @@ pub struct AnswerSeen {
 
 /// What an answer means for the extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum Answer {

@@ -13,6 +13,7 @@ const USER_SEGMENT: &str = "user";
 
 /// Which page of a project's IDE a URL shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum NotebookPage {
@@ -28,6 +29,7 @@ pub enum NotebookPage {
 
 /// A notebook page recognised from its URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct NotebookLocation {
     /// `scheme://host[:port]` of the page, which is also the Jupyter Server's origin.
@@ -117,6 +119,7 @@ pub const SELF_HOSTED_ZONE: &str = "self-hosted";
 
 /// A Jupyter server of the user's own, as typed in the options.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct SelfHostedInput {
     /// The server's address: its base URL or any lab / notebook page under it.
@@ -129,6 +132,7 @@ pub struct SelfHostedInput {
 
 /// A self-hosted Jupyter server the extension works with once the user granted its origin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct SelfHostedJupyter {
     /// The Jupyter Server base URL, `<origin>/<path>/`, ending in `/`.

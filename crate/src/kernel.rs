@@ -37,6 +37,7 @@ pub fn execute_request(msg_id: &str, session: &str, code: &str, date: &str) -> V
 
 /// What a message from the kernel means for a request we sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum KernelEvent {
     /// Output on stdout or stderr.

@@ -9,6 +9,7 @@ use crate::keys::{
 
 /// What a key of a project is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub enum KeyRole {
     /// The user's laptop -> the container (and through the relay, tunnel-only).
@@ -38,6 +39,7 @@ impl KeyRole {
 
 /// A key as the extension keeps it in `chrome.storage.local`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct StoredKey {
     /// The OpenSSH private key text, or `None` for a client key whose public half the
@@ -80,6 +82,7 @@ impl StoredKey {
 
 /// The keys of one project; a missing one has not been made yet.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase", default)]
 pub struct ProjectKeys {
     /// See [`KeyRole::Client`].
@@ -125,6 +128,7 @@ pub fn complete_project_keys(
 /// What an extension page sees of a key: the public half and whether a private half is
 /// kept, never the private half itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct KeyView {
     #[serde(flatten)]
@@ -134,6 +138,7 @@ pub struct KeyView {
 
 /// What an extension page sees of a project's keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectKeysView {
     pub project_id: String,

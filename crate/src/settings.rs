@@ -26,6 +26,7 @@ pub const DEFAULT_CONTAINER_USER: &str = "aistudio";
 
 /// Settings as the user wrote them (camelCase JSON), before validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct SettingsInput {
     /// The AI Studio project id.
@@ -49,6 +50,7 @@ pub struct SettingsInput {
 
 /// The relay part of [`SettingsInput`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct RelayInput {
     /// Host name, IPv4 or IPv6 address of the relay.
@@ -195,6 +197,7 @@ impl SettingsInput {
 /// A project's own settings as the extension stores them (camelCase); the relay is shared
 /// by every project and stored apart. Blank text fields mean "the default".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectInput {
     /// Port on the relay's loopback where the container's sshd appears.

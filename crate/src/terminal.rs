@@ -54,6 +54,7 @@ pub fn bash_body(cell_source: &str) -> &str {
 /// One typed line: the `["stdin", line]` frame (JSON text), and the text the terminal prints
 /// once the shell has read it; the next line waits for that.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct TerminalLine {
     pub frame: String,
@@ -148,6 +149,7 @@ fn without_acks(text: &str, nonce: &str) -> String {
 
 /// What a finished terminal run printed and its exit status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct TerminalResult {
     pub exit_code: i32,

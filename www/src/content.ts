@@ -2,11 +2,11 @@
 // frame it runs in (the Rust core decides whether that is a notebook), waits out AI
 // Studio's restore, and runs the cells the background hands it in a terminal (or kernel) of its own.
 // No wasm here (a page's CSP may forbid it), and nothing here listens to the page.
-import { GatewayError, JupyterServer, jupyterStatus } from './jupyter';
-import {
-  CELLS_PORT, type CellPlan, type ConnectionEvent, type ContentOrder, type ProjectStatus, send,
-} from './messages';
+import type { ConnectionEvent } from '../../build/wasm/aistudio_ssh.js';
+import { GatewayError, JupyterServer, jupyterStatus } from './jupyterServer';
+import { CELLS_PORT, type CellPlan, type ContentOrder } from './messages';
 import { ext } from './platform';
+import { send } from './send';
 
 /** A restore of a large ~/work can take minutes; past this, something else is wrong. */
 const GIVE_UP_MS = 30 * 60_000;
@@ -15,7 +15,7 @@ const PROBE_TRIES = 15;
 const PROBE_INTERVAL_MS = 2_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const report = (event: ConnectionEvent) => send({ kind: 'connectionEvent', event }) as Promise<ProjectStatus | null>;
+const report = (event: ConnectionEvent) => send({ kind: 'connectionEvent', event });
 
 let server: JupyterServer | undefined;
 /** One run at a time in this frame. */

@@ -1,11 +1,13 @@
 // Options page: the projects' keys (view, download, replace) and what the extension is.
-import { act as actWithProgress, download } from './download';
+import type {
+  FieldError, KeyAlgorithm, ProjectKeysView, RelayInput, SelfHostedCheck, SelfHostedInput,
+} from '../../build/wasm/aistudio_ssh.js';
+import { download } from './download';
 import { localizePage, t } from './i18n';
-import {
-  type ClientKeySource, type FieldError, type KeyAlgorithmName, type ProjectKeysView, type RelayInput,
-  type SelfHostedCheck, type SelfHostedInput, send,
-} from './messages';
+import type { ClientKeySource } from './messages';
 import { ext } from './platform';
+import { send } from './send';
+import { act as actWithProgress } from './userAction';
 import { showVersions } from './versions';
 
 const projectsElement = () => document.getElementById('projects') as HTMLElement;
@@ -202,7 +204,7 @@ function renderProject(view: ProjectKeysView): void {
   });
   form('generate').addEventListener('submit', (event) => {
     event.preventDefault();
-    void replace({ kind: 'generate', algorithm: field(form('generate'), 'algorithm') as KeyAlgorithmName });
+    void replace({ kind: 'generate', algorithm: field(form('generate'), 'algorithm') as KeyAlgorithm });
   });
   form('paste').addEventListener('submit', (event) => {
     event.preventDefault();

@@ -1,9 +1,13 @@
 // Toolbar popup: the active tab's project, its connection state and environment, and
 // the user's actions (connect, disconnect, copy the ssh command, download the bundle).
-import { act, download } from './download';
+import type { ProjectStatus } from '../../build/wasm/aistudio_ssh.js';
+import { download } from './download';
 import { t, localizePage } from './i18n';
-import { type ProjectStatus, type ProjectView, type TabNotebook, send, tabKey } from './messages';
+import type { ProjectView, TabNotebook } from './messages';
 import { ext } from './platform';
+import { send } from './send';
+import { statusKey, tabKey } from './storage';
+import { act } from './userAction';
 import { showVersions } from './versions';
 
 const element = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -61,7 +65,7 @@ async function showProject(tabId: number, notebook: TabNotebook): Promise<void> 
   });
   // The status changes as the content script reports; follow it while the popup is open.
   ext.storage.onChanged.addListener((changes, area) => {
-    if (area === 'local' && changes[`project:${notebook.projectId}:status`]) void refresh();
+    if (area === 'local' && changes[statusKey(notebook.projectId)]) void refresh();
   });
   await refresh();
 }

@@ -1,28 +1,29 @@
 // Self-hosted Jupyter servers: the user's list, the optional host permission each needs, and
 // the content script registered for the granted origins (AI Studio's is in the manifest).
 import { checkSelfHosted, locatePage } from '../../build/wasm/aistudio_ssh.js';
-import { projectSettings, saveProjectSettings } from './connection';
-import { serialized } from './keys';
-import type { FieldError, NotebookLocation, SelfHostedCheck, SelfHostedInput, SelfHostedServer } from './messages';
+import type {
+  FieldError, NotebookLocation, SelfHostedInput, SelfHostedJupyter,
+} from '../../build/wasm/aistudio_ssh.js';
 import { ext } from './platform';
+import { projectSettings, saveProjectSettings } from './settings';
+import { SELF_HOSTED_KEY, readLocal, serialized, writeLocal } from './storage';
 
-const SERVERS_KEY = 'selfHosted';
 /** The id of the one dynamically registered content script. */
 const SCRIPT_ID = 'self-hosted-jupyter';
 
-export async function readSelfHosted(): Promise<SelfHostedServer[]> {
-  return ((await ext.storage.local.get(SERVERS_KEY))[SERVERS_KEY] as SelfHostedServer[] | undefined) ?? [];
+export async function readSelfHosted(): Promise<SelfHostedJupyter[]> {
+  return (await readLocal(SELF_HOSTED_KEY)) ?? [];
 }
 
 /** The notebook a page shows: AI Studio's, or one under a self-hosted server. */
 export async function locate(url: string): Promise<NotebookLocation | null> {
-  return locatePage(url, await readSelfHosted()) as NotebookLocation | null;
+  return locatePage(url, await readSelfHosted());
 }
 
-const granted = (server: SelfHostedServer) => ext.permissions.contains({ origins: [server.originPattern] });
+const granted = (server: SelfHostedJupyter) => ext.permissions.contains({ origins: [server.originPattern] });
 
 /** The servers with whether the browser grants their origin now (the user can revoke it any time). */
-export async function listSelfHosted(): Promise<(SelfHostedServer & { granted: boolean })[]> {
+export async function listSelfHosted(): Promise<(SelfHostedJupyter & { granted: boolean })[]> {
   const servers = await readSelfHosted();
   return Promise.all(servers.map(async (server) => ({ ...server, granted: await granted(server) })));
 }
@@ -53,7 +54,7 @@ export function syncContentScripts(): Promise<void> {
  * for it on the user's click. Pages of it already open get the content script at once.
  */
 export async function addSelfHosted(input: SelfHostedInput): Promise<FieldError[]> {
-  const checked = checkSelfHosted(input) as SelfHostedCheck;
+  const checked = checkSelfHosted(input);
   if ('errors' in checked) return checked.errors;
   const { server } = checked;
   if (!(await granted(server))) {
@@ -61,7 +62,7 @@ export async function addSelfHosted(input: SelfHostedInput): Promise<FieldError[
   }
   await serialized('selfHosted', async () => {
     const others = (await readSelfHosted()).filter((s) => s.name !== server.name);
-    await ext.storage.local.set({ [SERVERS_KEY]: [...others, server] });
+    await writeLocal(SELF_HOSTED_KEY, [...others, server]);
   });
   const errors = await saveProjectSettings(server.name, { ...(await projectSettings(server.name)), containerUser: server.user });
   await syncContentScripts();
@@ -77,7 +78,7 @@ export async function removeSelfHosted(name: string): Promise<void> {
   const servers = await readSelfHosted();
   const gone = servers.find((s) => s.name === name);
   const kept = servers.filter((s) => s.name !== name);
-  await ext.storage.local.set({ [SERVERS_KEY]: kept });
+  await writeLocal(SELF_HOSTED_KEY, kept);
   if (gone && !kept.some((s) => s.originPattern === gone.originPattern)) {
     await ext.permissions.remove({ origins: [gone.originPattern] });
   }

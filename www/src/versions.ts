@@ -1,7 +1,7 @@
 // The version lines shown by the popup and the options page.
 import { t } from './i18n';
-import { send } from './messages';
 import { ext } from './platform';
+import { send } from './send';
 
 function show(id: string, text: string): void {
   const element = document.getElementById(id);

@@ -12,15 +12,20 @@ pub const MIN_RSA_BITS: usize = 2048;
 
 /// A key type the extension can make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+// The names of `KeyAlgorithm::name` (serde's kebab-case would write `rsa2048`).
 pub enum KeyAlgorithm {
     /// `ssh-ed25519`: small and fast; the default for every key.
+    #[serde(rename = "ed25519")]
     Ed25519,
     /// `ssh-rsa` with a 2048-bit modulus, for tools that know no Ed25519.
+    #[serde(rename = "rsa-2048")]
     Rsa2048,
     /// `ssh-rsa` with a 3072-bit modulus, `ssh-keygen`'s RSA default.
+    #[serde(rename = "rsa-3072")]
     Rsa3072,
     /// `ssh-rsa` with a 4096-bit modulus.
+    #[serde(rename = "rsa-4096")]
     Rsa4096,
 }
 
@@ -113,5 +118,17 @@ mod tests {
             "dsa".parse::<KeyAlgorithm>(),
             Err(KeyError::UnknownAlgorithm { .. })
         ));
+    }
+
+    #[test]
+    fn serde_writes_and_reads_the_algorithm_names() {
+        for algorithm in KeyAlgorithm::ALL {
+            let json = serde_json::to_value(algorithm).unwrap();
+            assert_eq!(json, serde_json::Value::from(algorithm.name()));
+            assert_eq!(
+                serde_json::from_value::<KeyAlgorithm>(json).unwrap(),
+                algorithm
+            );
+        }
     }
 }

@@ -24,6 +24,7 @@ pub use import::{import_public_key, MAX_IMPORT_BCRYPT_ROUNDS, MAX_KEY_TEXT_BYTES
 
 /// What anyone may see of a key: the `authorized_keys` line and the fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct PublicKeyInfo {
     /// `<algorithm> <base64> <comment>`, the line of a `.pub` file.

@@ -16,6 +16,7 @@ use crate::settings::Settings;
 
 /// A project's scripts, cells, companion notebook and user files (camelCase across wasm).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectBundle {
     /// The provisioning script with the container's private keys.
@@ -34,6 +35,7 @@ pub struct ProjectBundle {
     /// Where the companion notebook lives, relative to the Jupyter root.
     pub notebook_path: &'static str,
     /// The companion notebook (nbformat 4.5); its provisioning cell holds no private key.
+    #[cfg_attr(target_arch = "wasm32", tsify(type = "unknown"))]
     pub notebook: serde_json::Value,
     /// The digest the notebook carries in its metadata.
     pub notebook_digest: String,
@@ -41,6 +43,7 @@ pub struct ProjectBundle {
 
 /// One cell of [`ProjectBundle::cells`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct RenderedCell {
     pub step: CellRole,
     pub source: String,
@@ -49,6 +52,7 @@ pub struct RenderedCell {
 /// The cells an action runs in the notebook's frame, in order; a connect also saves the
 /// companion notebook first (skipped when the container's copy has the same digest).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct CellPlan {
     pub action: CellAction,
@@ -56,6 +60,7 @@ pub struct CellPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notebook_path: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(target_arch = "wasm32", tsify(type = "unknown"))]
     pub notebook: Option<serde_json::Value>,
     /// The notebook's `metadata.aistudio_ssh.digest`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@ use crate::settings::Settings;
 
 /// A file the user downloads: its name and its text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct UserFile {
     pub name: String,
     pub text: String,

@@ -2,6 +2,7 @@
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
 use crate::cells;
@@ -55,26 +56,35 @@ pub fn core_version() -> String {
 }
 
 /// The `NotebookLocation` a page shows as a plain object (AI Studio, or under one of
-/// `selfHosted`: `SelfHostedJupyter[]`), or `null` when it shows none.
-#[wasm_bindgen(js_name = locatePage)]
-pub fn locate_page(page_url: &str, self_hosted: JsValue) -> Result<JsValue, JsValue> {
+/// `selfHosted`), or `null` when it shows none.
+#[wasm_bindgen(js_name = locatePage, unchecked_return_type = "NotebookLocation | null")]
+pub fn locate_page(
+    page_url: &str,
+    #[wasm_bindgen(unchecked_param_type = "SelfHostedJupyter[]")] self_hosted: JsValue,
+) -> Result<JsValue, JsValue> {
     let servers: Vec<SelfHostedJupyter> = from_js(self_hosted, "self-hosted servers")?;
     to_js(&crate::jupyter::locate_page(page_url, &servers))
 }
 
+/// What the core says of a self-hosted server as typed.
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+pub enum SelfHostedCheck {
+    /// Valid: the server the extension works with.
+    Server(SelfHostedJupyter),
+    /// Every invalid field.
+    Errors(Vec<FieldError>),
+}
+
 /// A self-hosted server as typed: `{server}` when valid, `{errors: [{field, value, allowed}]}` otherwise.
-#[wasm_bindgen(js_name = checkSelfHosted)]
-pub fn check_self_hosted(input: JsValue) -> Result<JsValue, JsValue> {
+#[wasm_bindgen(js_name = checkSelfHosted, unchecked_return_type = "SelfHostedCheck")]
+pub fn check_self_hosted(
+    #[wasm_bindgen(unchecked_param_type = "SelfHostedInput")] input: JsValue,
+) -> Result<JsValue, JsValue> {
     let input: SelfHostedInput = from_js(input, "self-hosted server")?;
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    enum Checked {
-        Server(SelfHostedJupyter),
-        Errors(Vec<FieldError>),
-    }
     to_js(&match input.validate() {
-        Ok(server) => Checked::Server(server),
-        Err(errors) => Checked::Errors(errors),
+        Ok(server) => SelfHostedCheck::Server(server),
+        Err(errors) => SelfHostedCheck::Errors(errors),
     })
 }
 
@@ -98,8 +108,10 @@ pub fn client_key_comment(project_id: &str) -> String {
 
 /// Every invalid field of `input` (settings as the user typed them) as
 /// `{field, value, allowed}`; empty when the settings are valid. For inline validation.
-#[wasm_bindgen(js_name = checkSettings)]
-pub fn check_settings(input: JsValue) -> Result<JsValue, JsValue> {
+#[wasm_bindgen(js_name = checkSettings, unchecked_return_type = "FieldError[]")]
+pub fn check_settings(
+    #[wasm_bindgen(unchecked_param_type = "SettingsInput")] input: JsValue,
+) -> Result<JsValue, JsValue> {
     let input: SettingsInput = from_js(input, "settings")?;
     match input.validate() {
         Ok(_) => to_js(&Vec::<FieldError>::new()),
@@ -113,19 +125,24 @@ fn validated(input: JsValue) -> Result<Settings, JsValue> {
     input.validate().map_err(core_error)
 }
 
-/// Everything rendered for a project (a `render::ProjectBundle`: scripts, cells, companion
-/// notebook, ssh config, known_hosts), from settings and the project's stored keys.
-#[wasm_bindgen(js_name = renderProject)]
-pub fn render_project(input: JsValue, keys: JsValue) -> Result<JsValue, JsValue> {
+/// Everything rendered for a project (scripts, cells, companion notebook, ssh config,
+/// known_hosts), from settings and the project's stored keys.
+#[wasm_bindgen(js_name = renderProject, unchecked_return_type = "ProjectBundle")]
+pub fn render_project(
+    #[wasm_bindgen(unchecked_param_type = "SettingsInput")] input: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ProjectKeys")] keys: JsValue,
+) -> Result<JsValue, JsValue> {
     let settings = validated(input)?;
     let keys: ProjectKeys = from_js(keys, "stored project keys")?;
-    let bundle = render::project_bundle(&settings, &keys).map_err(core_error)?;
-    to_js(&bundle)
+    to_js(&render::project_bundle(&settings, &keys).map_err(core_error)?)
 }
 
 /// After a terminal's WebSocket was cut and reopened: the index of the first line to send again.
 #[wasm_bindgen(js_name = terminalResumeAt)]
-pub fn terminal_resume_at(stdout: &str, lines: JsValue) -> Result<usize, JsValue> {
+pub fn terminal_resume_at(
+    stdout: &str,
+    #[wasm_bindgen(unchecked_param_type = "TerminalLine[]")] lines: JsValue,
+) -> Result<usize, JsValue> {
     let lines: Vec<terminal::TerminalLine> = from_js(lines, "terminal lines")?;
     Ok(terminal::resume_at(stdout, &lines))
 }
@@ -137,7 +154,7 @@ pub fn companion_notebook_path() -> String {
 }
 
 /// The lines (`{frame, waitFor}`) that run a cell in a fresh Jupyter terminal.
-#[wasm_bindgen(js_name = terminalInput)]
+#[wasm_bindgen(js_name = terminalInput, unchecked_return_type = "TerminalLine[]")]
 pub fn terminal_input(cell_source: &str, nonce: &str) -> Result<JsValue, JsValue> {
     if nonce.is_empty() || !nonce.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(named_error(
@@ -152,7 +169,7 @@ pub fn terminal_input(cell_source: &str, nonce: &str) -> Result<JsValue, JsValue
 }
 
 /// `{exitCode, output}` once the terminal printed the cell's end, else `null`.
-#[wasm_bindgen(js_name = readTerminalOutput)]
+#[wasm_bindgen(js_name = readTerminalOutput, unchecked_return_type = "TerminalResult | null")]
 pub fn read_terminal_output(stdout: &str, nonce: &str) -> Result<JsValue, JsValue> {
     to_js(&terminal::read_terminal_output(stdout, nonce))
 }
@@ -164,16 +181,16 @@ pub fn execute_request(msg_id: &str, session: &str, code: &str, date: &str) -> S
 }
 
 /// What a kernel WebSocket frame means for the request `request_id`.
-#[wasm_bindgen(js_name = readKernelMessage)]
+#[wasm_bindgen(js_name = readKernelMessage, unchecked_return_type = "KernelEvent")]
 pub fn read_kernel_message(frame: &str, request_id: &str) -> Result<JsValue, JsValue> {
     to_js(&kernel::read_kernel_message(frame, request_id))
 }
 
 /// The project's status after an event (`null` status: a project seen for the first time).
-#[wasm_bindgen(js_name = applyConnectionEvent)]
+#[wasm_bindgen(js_name = applyConnectionEvent, unchecked_return_type = "ProjectStatus")]
 pub fn apply_connection_event(
-    status: JsValue,
-    event: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ProjectStatus | null")] status: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ConnectionEvent")] event: JsValue,
     host_fingerprint: &str,
 ) -> Result<JsValue, JsValue> {
     let status: Option<ProjectStatus> = from_js(status, "project status")?;
@@ -181,19 +198,25 @@ pub fn apply_connection_event(
     to_js(&status.unwrap_or_default().apply(event, host_fingerprint))
 }
 
+/// What the core made of an answer of the platform, and when to ask again (`null`: do not).
+#[derive(Serialize, Tsify)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayVerdict {
+    answer: Answer,
+    retry_after_ms: Option<u32>,
+}
+
 /// What an answer of the platform means (`{answer, retryAfterMs}`), before its body is read;
 /// `attempt` answers like it in a row, the first `waited_ms` ago.
-#[wasm_bindgen(js_name = classifyAnswer)]
-pub fn classify_answer(seen: JsValue, attempt: u32, waited_ms: f64) -> Result<JsValue, JsValue> {
+#[wasm_bindgen(js_name = classifyAnswer, unchecked_return_type = "GatewayVerdict")]
+pub fn classify_answer(
+    #[wasm_bindgen(unchecked_param_type = "AnswerSeen")] seen: JsValue,
+    attempt: u32,
+    waited_ms: f64,
+) -> Result<JsValue, JsValue> {
     let seen: AnswerSeen = from_js(seen, "answer")?;
     let answer = gateway::classify_answer(&seen);
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Verdict {
-        answer: Answer,
-        retry_after_ms: Option<u32>,
-    }
-    to_js(&Verdict {
+    to_js(&GatewayVerdict {
         answer,
         // Milliseconds from JS: whole, non-negative, far below u64's range.
         retry_after_ms: answer.retry_after_ms(attempt, waited_ms.max(0.0) as u64),
@@ -201,8 +224,10 @@ pub fn classify_answer(seen: JsValue, attempt: u32, waited_ms: f64) -> Result<Js
 }
 
 /// The toolbar badge for a status.
-#[wasm_bindgen(js_name = statusBadge)]
-pub fn status_badge(status: JsValue) -> Result<JsValue, JsValue> {
+#[wasm_bindgen(js_name = statusBadge, unchecked_return_type = "Badge")]
+pub fn status_badge(
+    #[wasm_bindgen(unchecked_param_type = "ProjectStatus")] status: JsValue,
+) -> Result<JsValue, JsValue> {
     let status: ProjectStatus = from_js(status, "project status")?;
     to_js(&status.badge())
 }
@@ -210,7 +235,7 @@ pub fn status_badge(status: JsValue) -> Result<JsValue, JsValue> {
 /// Whether a ready notebook is connected without a click.
 #[wasm_bindgen(js_name = connectsByItself)]
 pub fn connects_by_itself(
-    status: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ProjectStatus | null")] status: JsValue,
     has_settings: bool,
     auto_connect: bool,
 ) -> Result<bool, JsValue> {

@@ -1,8 +1,10 @@
 // The page's own Jupyter Server, reached from the content script with the page's origin
 // and the site's cookies: REST with the _xsrf header, and a terminal (or, where terminals
 // are off, a kernel) of our own over its WebSocket. Neither waits for the notebook's own
-// kernel. What frames mean is decided by the core (through the background).
-import { type GatewayVerdict, send } from './messages';
+// kernel. What frames mean is decided by the core (through the background). Runs in the
+// content script: no wasm here, only the core's types.
+import type { GatewayVerdict } from '../../build/wasm/aistudio_ssh.js';
+import { send } from './send';
 
 const EXECUTE_TIMEOUT_MS = 180_000;
 /**
@@ -17,9 +19,18 @@ const BODY_HEAD_CHARS = 2048;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Every value of a cookie this document sees, in the order the browser sends them. */
-function cookies(name: string): string[] {
-  return document.cookie.split('; ').filter((c) => c.startsWith(`${name}=`)).map((c) => c.slice(name.length + 1));
+/** Every value of a cookie in `document.cookie`, in the order the browser sends them. */
+export function cookieValues(documentCookie: string, name: string): string[] {
+  return documentCookie.split('; ').filter((c) => c.startsWith(`${name}=`)).map((c) => c.slice(name.length + 1));
+}
+
+/**
+ * The `_xsrf` values to send, the one Jupyter checks first. The site keeps an `_xsrf` of its
+ * own on `/` beside Jupyter's on the base path; the browser sends both, longest path first
+ * (as document.cookie lists them), and Tornado keeps the last it reads.
+ */
+export function xsrfCandidates(documentCookie: string): string[] {
+  return [...new Set(cookieValues(documentCookie, '_xsrf').reverse())];
 }
 
 /** An answer of the platform that is not Jupyter's (a login page, a cold instance...), as the core read it. */
@@ -34,16 +45,15 @@ export class JupyterServer {
   constructor(readonly baseUrl: string) {}
 
   /**
-   * The `_xsrf` values to send, the one Jupyter checks first. The site keeps an `_xsrf` of its
-   * own on `/` beside Jupyter's on the base path; the browser sends both, longest path first
-   * (as document.cookie lists them), and Tornado keeps the last it reads. Jupyter sets its own
-   * only on an HTML page (never on api/*), and only when no `_xsrf` came with the request.
+   * The `_xsrf` values to send (see `xsrfCandidates`). Jupyter sets its own only on an HTML
+   * page (never on api/*), and only when no `_xsrf` came with the request: one is fetched
+   * when the document has none.
    */
-  private async xsrfCandidates(): Promise<string[]> {
-    if (cookies('_xsrf').length === 0) {
+  private async xsrfValues(): Promise<string[]> {
+    if (cookieValues(document.cookie, '_xsrf').length === 0) {
       await fetch(`${this.baseUrl}lab`, { credentials: 'same-origin', cache: 'no-store' }).catch(() => undefined);
     }
-    return [...new Set(cookies('_xsrf').reverse())];
+    return xsrfCandidates(document.cookie);
   }
 
   /** What the core makes of an answer: Jupyter's JSON, or the gateway's restore, cold start, login page... */
@@ -78,7 +88,7 @@ export class JupyterServer {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     if (method === 'GET') return attempt();
-    const [first, second] = await this.xsrfCandidates();
+    const [first, second] = await this.xsrfValues();
     const response = await attempt(first ?? '');
     if (response.status !== 403 || second === undefined) return response;
     return (await this.classify(response)).answer === 'xsrfRefused' ? attempt(second) : response;
@@ -285,13 +295,6 @@ export interface CellResult {
   output: string;
 }
 
-type KernelEvent =
-  | { kind: 'stream'; name: string; text: string }
-  | { kind: 'error'; ename: string; evalue: string }
-  | { kind: 'reply'; status: string }
-  | { kind: 'idle' }
-  | { kind: 'other' };
-
 export class OwnKernel implements CellRunner {
   constructor(
     private readonly server: JupyterServer,
@@ -310,7 +313,7 @@ export class OwnKernel implements CellRunner {
     let error = '';
     const settled = () => untilSettled(this.socket, async (message) => {
       if (message === null) return false;
-      const event = (await send({ kind: 'kernelMessage', frame: message, requestId })) as KernelEvent;
+      const event = await send({ kind: 'kernelMessage', frame: message, requestId });
       if (event.kind === 'stream') output += event.text;
       else if (event.kind === 'error') error = `${event.ename}: ${event.evalue}`;
       else if (event.kind === 'reply') status = event.status;
@@ -345,7 +348,7 @@ export class OwnKernel implements CellRunner {
 }
 
 /** What the platform can answer while Jupyter is not reachable yet, as the popup shows it. */
-export type Waiting = 'restoring' | 'starting' | 'loggedOut';
+export type Waiting = Extract<GatewayVerdict['answer'], 'restoring' | 'starting' | 'loggedOut'>;
 
 /**
  * `GET <base>api/status` until Jupyter itself answers, waiting out the restore window, a cold
