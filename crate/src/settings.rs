@@ -215,16 +215,6 @@ pub struct ProjectInput {
 }
 
 impl ProjectInput {
-    /// A new project's settings: every default, and `remote_port` as given.
-    pub fn with_remote_port(remote_port: i64) -> Self {
-        Self {
-            remote_port,
-            container_sshd_port: DEFAULT_CONTAINER_SSHD_PORT,
-            container_user: None,
-            ssh_dir: None,
-        }
-    }
-
     /// Every invalid field of project `project`'s own part (the relay is checked apart, by
     /// [`RelayInput::check`]); empty when it is valid.
     pub fn check(&self, project: &str) -> Vec<FieldError> {

@@ -245,5 +245,4 @@ fn each_new_project_takes_the_lowest_free_relay_port() {
     assert_eq!(next_remote_port(&[]), 7423);
     assert_eq!(next_remote_port(&[7423, 7424, 7426]), 7425);
     assert_eq!(next_remote_port(&[7424, 9000]), 7423);
-    assert_eq!(ProjectInput::with_remote_port(7425).check("p").len(), 0);
 }

@@ -7,6 +7,9 @@ use aistudio_ssh::keys::{KeyAlgorithm, KeyError, KeyPair, RsaJwk, RsaKeyMaker};
 use aistudio_ssh::wasm::keys::{
     complete_project_keys, import_public_key, make_key_pair, WebCrypto,
 };
+use aistudio_ssh::wasm::project::{
+    check_project_settings, check_relay, next_remote_port, project_keys_view, RenderedProject,
+};
 use aistudio_ssh::wasm::{
     check_self_hosted, check_settings, core_version, locate_page, render_project,
 };
@@ -219,4 +222,71 @@ fn settings_are_checked_field_by_field_and_rendered_with_the_project_keys() {
         .unwrap();
     assert!(notebook.contains("aistudio-ssh-provision"));
     assert!(!notebook.contains("PRIVATE KEY"), "{notebook}");
+}
+
+#[wasm_bindgen_test]
+fn a_project_renders_once_from_its_stored_parts_and_plans_from_the_handle() {
+    let relay_key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEeLjlB+C7KxjA+eCCR2noVi0Q35q+LndIlvgrS0QFJm";
+    let relay = json(&format!(
+        r#"{{"host": "relay.example.com", "hostKey": "{relay_key}"}}"#
+    ));
+    assert_eq!(
+        Array::from(&check_relay(relay.clone()).unwrap()).length(),
+        0
+    );
+    let bad_relay = json(r#"{"host": "a b", "hostKey": "x"}"#);
+    assert_eq!(
+        Array::from(&check_relay(bad_relay.clone()).unwrap()).length(),
+        2
+    );
+    // Blank stored fields take the defaults; the relay is not needed to check them.
+    let part = json(r#"{"remotePort": 7424, "containerUser": "", "sshDir": ""}"#);
+    assert_eq!(
+        Array::from(&check_project_settings("p1", part.clone()).unwrap()).length(),
+        0
+    );
+    assert_eq!(next_remote_port(json("[7423, 7425]")).unwrap(), 7424.0);
+
+    let keys = field(&complete_project_keys("p1", JsValue::NULL).unwrap(), "keys");
+    let error: js_sys::Error = RenderedProject::new("p1", bad_relay, part.clone(), keys.clone())
+        .err()
+        .unwrap()
+        .dyn_into()
+        .unwrap();
+    assert_eq!(error.name(), "InvalidSettings");
+
+    let project = RenderedProject::new("p1", relay, part, keys.clone()).unwrap();
+    assert!(text(&project.bundle().unwrap(), &["sshConfig"]).contains("Port 7424\n"));
+    let plan = project.cell_plan(JsValue::from_str("disconnect")).unwrap();
+    assert_eq!(text(&plan, &["action"]), "disconnect");
+    assert_eq!(Array::from(&field(&plan, "cells")).length(), 2);
+    assert!(field(&plan, "notebook").is_undefined());
+    let files = Array::from(&project.user_files(Some("secret".into())).unwrap());
+    let names: Vec<String> = files.iter().map(|f| text(&f, &["name"])).collect();
+    assert_eq!(
+        names,
+        [
+            "ssh_config",
+            "known_hosts",
+            "id_aistudio",
+            "id_aistudio.pub",
+            "relay-setup.sh"
+        ]
+    );
+    assert!(text(&files.get(2), &["text"]).contains("BEGIN OPENSSH PRIVATE KEY"));
+    assert_eq!(
+        text(&project.notebook_file().unwrap(), &["name"]),
+        "aistudio-ssh.ipynb"
+    );
+
+    // Pages see public halves only.
+    let view = js_sys::JSON::stringify(&project_keys_view("p1", keys).unwrap())
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert!(
+        view.contains("\"hasPrivateKey\":true") && !view.contains("PRIVATE KEY"),
+        "{view}"
+    );
 }

@@ -1,30 +1,18 @@
 // Connection state in the background: the core's status transitions applied one at a time,
 // shown on the project's tabs and the toolbar badge, and the cells a tab's notebook runs.
 import {
-  applyConnectionEvent, companionNotebookPath, connectsByItself, hostAlias, statusBadge,
+  applyConnectionEvent, autoConnectAfter, connectsByItself, projectView as coreProjectView, statusBadge,
 } from '../../build/wasm/aistudio_ssh.js';
-import type { ConnectionEvent, ProjectStatus, ProjectBundle } from '../../build/wasm/aistudio_ssh.js';
+import type { CellAction, CellPlan, ConnectionEvent, ProjectStatus, ProjectView } from '../../build/wasm/aistudio_ssh.js';
 import { storedProjectKeys } from './keys';
-import type { CellPlan, ContentOrder, ProjectView, TabNotebook } from './messages';
+import type { ContentOrder, TabNotebook } from './messages';
 import { ext } from './platform';
 import { namedError } from './requestTable';
-import { autoConnect, autoConnectChosen, readRelay, rendered, setAutoConnect } from './settings';
+import { autoConnect, readRelay, setAutoConnect, withRendered } from './settings';
 import {
-  allTabNotebooks, readStatus, readTabNotebook, serialized, takeConnectWish, wishToConnect, writeStatus,
+  AUTO_CONNECT_KEY, allTabNotebooks, readLocal, readStatus, readTabNotebook, serialized, takeConnectWish, wishToConnect,
+  writeStatus,
 } from './storage';
-
-/** The cells for an action; a connect saves the companion notebook first. */
-export function cellPlan(action: CellPlan['action'], r: ProjectBundle): CellPlan {
-  const probe = r.cells.filter((cell) => cell.step === 'probe');
-  switch (action) {
-    case 'connect':
-      return { action, cells: r.cells, notebookPath: r.notebookPath, notebook: r.notebook, notebookDigest: r.notebookDigest };
-    case 'disconnect':
-      return { action, cells: [{ step: 'tunnel', source: r.stopTunnel }, ...probe] };
-    case 'probe':
-      return { action, cells: probe };
-  }
-}
 
 /** Tabs that show a project's notebook, with what is known of each. */
 export async function tabsOfProject(projectId: string): Promise<[number, TabNotebook][]> {
@@ -46,7 +34,8 @@ export function recordEvent(projectId: string, event: ConnectionEvent): Promise<
     const before = (await readStatus(projectId)) ?? null;
     const status = applyConnectionEvent(before, event, keys?.containerHost?.public.fingerprint ?? '');
     await writeStatus(projectId, status);
-    if (status.phase === 'up' && !(await autoConnectChosen())) await setAutoConnect(true);
+    const autoConnectNow = autoConnectAfter(status, await readLocal(AUTO_CONNECT_KEY));
+    if (autoConnectNow !== undefined) await setAutoConnect(autoConnectNow);
     for (const [tabId] of await tabsOfProject(projectId)) await showBadge(tabId, status).catch(() => undefined);
     return status;
   });
@@ -57,8 +46,8 @@ export function recordEvent(projectId: string, event: ConnectionEvent): Promise<
  * (marked running at once, so a second frame or tab of the project does not run them too).
  */
 export async function planOnReady(projectId: string, started: string, zone: string): Promise<CellPlan | null> {
-  const render = await rendered(projectId);
-  if (!render) {
+  const plan = await withRendered(projectId, (project) => project.cellPlan('connect'));
+  if (!plan) {
     await recordEvent(projectId, { kind: 'noSettings' });
     return null;
   }
@@ -67,7 +56,7 @@ export async function planOnReady(projectId: string, started: string, zone: stri
     const wanted = await takeConnectWish(projectId);
     if (!wanted && !connectsByItself(status, true, await autoConnect())) return null;
     await recordEvent(projectId, { kind: 'stepStarted', step: 'provision' });
-    return cellPlan('connect', render.rendered);
+    return plan;
   });
 }
 
@@ -81,7 +70,7 @@ async function readyNotebook(tabId: number): Promise<TabNotebook> {
 }
 
 /** Orders the content script of the notebook's frame to run cells; the popup follows the status. */
-export async function runInTab(tabId: number, action: CellPlan['action']): Promise<ProjectStatus | null> {
+export async function runInTab(tabId: number, action: CellAction): Promise<ProjectStatus | null> {
   const seen = await readTabNotebook(tabId);
   if (action === 'connect' && seen && !seen.jupyterStarted) {
     // Still restoring: the content script connects as soon as Jupyter answers.
@@ -89,9 +78,9 @@ export async function runInTab(tabId: number, action: CellPlan['action']): Promi
     return readStatus(seen.projectId).then((status) => status ?? null);
   }
   const notebook = await readyNotebook(tabId);
-  const render = await rendered(notebook.projectId);
-  if (!render) return recordEvent(notebook.projectId, { kind: 'noSettings' });
-  const order: ContentOrder = { kind: 'run', plan: cellPlan(action, render.rendered) };
+  const plan = await withRendered(notebook.projectId, (project) => project.cellPlan(action));
+  if (!plan) return recordEvent(notebook.projectId, { kind: 'noSettings' });
+  const order: ContentOrder = { kind: 'run', plan };
   const status = await recordEvent(notebook.projectId, { kind: 'stepStarted', step: order.plan.cells[0].step });
   void ext.tabs.sendMessage(tabId, order, { frameId: notebook.frameId }).catch((error: unknown) =>
     recordEvent(notebook.projectId, { kind: 'failed', reason: `the notebook page did not answer: ${String(error)}` }));
@@ -100,13 +89,5 @@ export async function runInTab(tabId: number, action: CellPlan['action']): Promi
 
 /** What the popup shows; opening it makes no keys (the core names the host without them). */
 export async function projectView(projectId: string): Promise<ProjectView> {
-  const alias = hostAlias(projectId);
-  return {
-    projectId,
-    hasRelay: Boolean(await readRelay()),
-    status: (await readStatus(projectId)) ?? null,
-    hostAlias: alias,
-    command: `ssh ${alias}`,
-    notebookPath: companionNotebookPath(),
-  };
+  return coreProjectView(projectId, Boolean(await readRelay()), (await readStatus(projectId)) ?? null);
 }

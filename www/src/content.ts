@@ -2,17 +2,14 @@
 // frame it runs in (the Rust core decides whether that is a notebook), waits out AI
 // Studio's restore, and runs the cells the background hands it in a terminal (or kernel) of its own.
 // No wasm here (a page's CSP may forbid it), and nothing here listens to the page.
-import type { ConnectionEvent } from '../../build/wasm/aistudio_ssh.js';
+import type { CellPlan, ConnectionEvent } from '../../build/wasm/aistudio_ssh.js';
 import { GatewayError, JupyterServer, jupyterStatus } from './jupyterServer';
-import { CELLS_PORT, type CellPlan, type ContentOrder } from './messages';
+import { CELLS_PORT, type ContentOrder } from './messages';
 import { ext } from './platform';
 import { send } from './send';
 
 /** A restore of a large ~/work can take minutes; past this, something else is wrong. */
 const GIVE_UP_MS = 30 * 60_000;
-/** After the tunnel cell, the probe is repeated until the tunnel is up or this many tries. */
-const PROBE_TRIES = 15;
-const PROBE_INTERVAL_MS = 2_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const report = (event: ConnectionEvent) => send({ kind: 'connectionEvent', event });
@@ -57,13 +54,14 @@ async function runPlan(jupyter: JupyterServer, plan: CellPlan): Promise<void> {
         }
         continue;
       }
-      // The tunnel reports "up" once ssh held the forward for 3 s; until then, probe again.
+      // The tunnel reports "up" once ssh held the forward for 3 s; the core says whether
+      // and when to probe again.
       await started;
       for (let tries = 1; ; tries += 1) {
         const result = await runner.execute(cell.source);
-        const status = await report({ kind: 'probed', output: result.output });
-        if (plan.action !== 'connect' || status?.phase !== 'down' || tries >= PROBE_TRIES) break;
-        await sleep(PROBE_INTERVAL_MS);
+        const { againAfterMs } = await send({ kind: 'probed', output: result.output, action: plan.action, tries });
+        if (againAfterMs === null) break;
+        await sleep(againAfterMs);
         await report({ kind: 'stepStarted', step: 'probe' });
       }
     }

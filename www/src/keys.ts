@@ -1,27 +1,30 @@
 // Key making in the background through the Rust core (Ed25519 from the browser's RNG, RSA
 // from WebCrypto, both called from Rust); and the per-project store in the extension's
 // IndexedDB (storage.local, where keys were kept before, is readable by content scripts).
-import { completeProjectKeys, makeKeyPair } from '../../build/wasm/aistudio_ssh.js';
-import { readRecord, recordKeys, writeRecord } from './database';
-import type { KeyAlgorithmName, ProjectKeys, StoredKey } from './messages';
+import {
+  clientKeyComment, completeProjectKeys, importClientKey, makeKeyPair,
+} from '../../build/wasm/aistudio_ssh.js';
+import type { KeyAlgorithm, ProjectKeys, StoredKey } from '../../build/wasm/aistudio_ssh.js';
+import type { ClientKeySource } from './messages';
 import { ext } from './platform';
+import { legacyKeysProject, readRecord, recordKeys, serialized, writeRecord } from './storage';
 
 /** A new key, made by the core. */
-export async function generateKey(algorithm: KeyAlgorithmName, comment: string): Promise<StoredKey> {
-  return (await makeKeyPair(algorithm, comment)) as StoredKey;
+export const generateKey = (algorithm: KeyAlgorithm, comment: string): Promise<StoredKey> =>
+  makeKeyPair(algorithm, comment);
+
+/** The client key the user chose: made here, or their own (a public line or a private key). */
+export async function clientKeyFrom(projectId: string, source: ClientKeySource): Promise<StoredKey> {
+  switch (source.kind) {
+    case 'generate':
+      return generateKey(source.algorithm, clientKeyComment(projectId));
+    case 'pasted':
+      return importClientKey(source.text, source.passphrase || undefined);
+  }
 }
 
-/** Where earlier versions kept a project's keys in storage.local: `project:<id>:keys`. */
-const LEGACY_KEY_PATTERN = /^project:(.+):keys$/;
-
-/** One change at a time per name (a project id for keys), so two tabs of one project never make two key sets. */
-const locks = new Map<string, Promise<unknown>>();
-export function serialized<T>(name: string, work: () => Promise<T>): Promise<T> {
-  const previous = locks.get(name) ?? Promise.resolve();
-  const next = previous.then(work, work);
-  locks.set(name, next.catch(() => undefined));
-  return next;
-}
+/** One change of a project's keys at a time, so two tabs of one project never make two key sets. */
+const keysLock = (projectId: string) => `keys:${projectId}`;
 
 /** Structured clone keeps property order, so equal records serialise alike. */
 const sameRecord = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
@@ -35,7 +38,7 @@ const sameRecord = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.string
 async function migrateLegacyKeys(): Promise<void> {
   const all = await ext.storage.local.get(null);
   for (const [key, legacy] of Object.entries(all)) {
-    const projectId = LEGACY_KEY_PATTERN.exec(key)?.[1];
+    const projectId = legacyKeysProject(key);
     if (projectId === undefined) continue;
     const current = await readRecord<ProjectKeys>(projectId);
     if (current === undefined) await writeRecord(projectId, legacy);
@@ -66,11 +69,8 @@ async function readKeys(projectId: string): Promise<ProjectKeys | undefined> {
 
 /** The project's keys, making (and storing) only those it does not have yet. */
 export function ensureProjectKeys(projectId: string): Promise<ProjectKeys> {
-  return serialized(projectId, async () => {
-    const { keys, made } = completeProjectKeys(projectId, (await readKeys(projectId)) ?? null) as {
-      keys: ProjectKeys;
-      made: string[];
-    };
+  return serialized(keysLock(projectId), async () => {
+    const { keys, made } = completeProjectKeys(projectId, (await readKeys(projectId)) ?? null);
     if (made.length > 0) await writeRecord(projectId, keys);
     return keys;
   });
@@ -78,7 +78,7 @@ export function ensureProjectKeys(projectId: string): Promise<ProjectKeys> {
 
 /** Replaces the project's client key by the user's explicit choice. */
 export function replaceClientKey(projectId: string, client: StoredKey): Promise<ProjectKeys> {
-  return serialized(projectId, async () => {
+  return serialized(keysLock(projectId), async () => {
     const keys = { ...((await readKeys(projectId)) ?? {}), client };
     await writeRecord(projectId, keys);
     return keys;

@@ -1,9 +1,9 @@
 // Toolbar popup: the active tab's project, its connection state and environment, and
 // the user's actions (connect, disconnect, copy the ssh command, download the bundle).
-import type { ProjectStatus } from '../../build/wasm/aistudio_ssh.js';
+import type { ProjectStatus, ProjectView } from '../../build/wasm/aistudio_ssh.js';
 import { download } from './download';
 import { t, localizePage } from './i18n';
-import type { ProjectView, TabNotebook } from './messages';
+import type { TabNotebook } from './messages';
 import { ext } from './platform';
 import { send } from './send';
 import { statusKey, tabKey } from './storage';
@@ -41,7 +41,7 @@ function show(view: ProjectView): void {
   element<HTMLButtonElement>('connect').disabled = !view.hasRelay || running;
   element<HTMLButtonElement>('disconnect').disabled = !view.hasRelay || running || status?.phase === 'disconnected';
   element<HTMLButtonElement>('bundle').disabled = !view.hasRelay;
-  element('download-notebook').hidden = !status?.notebook?.startsWith('refused');
+  element('download-notebook').hidden = !view.offerNotebookDownload;
   element('options-link').hidden = view.hasRelay;
 }
 

@@ -94,7 +94,7 @@ type ContentScriptKind = {
   [K in keyof typeof REQUESTS]: (typeof REQUESTS)[K]['from'] extends 'contentScripts' ? K : never;
 }[keyof typeof REQUESTS];
 const contentScriptKinds: Equal<ContentScriptKind,
-  | 'coreInfo' | 'pageOpened' | 'jupyterReady' | 'connectionEvent' | 'classifyAnswer' | 'executeRequest'
+  | 'coreInfo' | 'pageOpened' | 'jupyterReady' | 'connectionEvent' | 'probed' | 'classifyAnswer' | 'executeRequest'
   | 'kernelMessage' | 'terminalInput' | 'terminalResumeAt' | 'terminalOutput'> = true;
 // Requests and replies follow from the table.
 // @ts-expect-error: saveRelay needs a relay

@@ -2,15 +2,14 @@
 // of `send` follow from this table, so a new request is one entry here. Content scripts may
 // send only the kinds marked `contentScripts`: keys and settings are for extension pages.
 import {
-  checkSelfHosted, classifyAnswer, coreVersion, executeRequest, hostAlias, isProjectId, readKernelMessage,
-  readTerminalOutput, terminalInput, terminalResumeAt,
+  checkSelfHosted, classifyAnswer, coreVersion, executeRequest, hostAlias, isProjectId, projectKeysView,
+  readKernelMessage, readTerminalOutput, terminalInput, terminalResumeAt,
 } from '../../build/wasm/aistudio_ssh.js';
 import type {
-  AnswerSeen, ConnectionEvent, RelayInput, SelfHostedInput, TerminalLine,
+  AnswerSeen, CellAction, ConnectionEvent, RelayInput, SelfHostedInput, TerminalLine,
 } from '../../build/wasm/aistudio_ssh.js';
 import { projectView, runInTab } from './connection';
-import { ensureProjectKeys, projectsWithKeys, replaceClientKey } from './keys';
-import { clientKeyFrom, projectKeysView } from './keyViews';
+import { clientKeyFrom, ensureProjectKeys, projectsWithKeys, replaceClientKey } from './keys';
 import type { ClientKeySource, ProjectSettings } from './messages';
 import { type ReplyOf, type RequestOf, type RequestTable, type Sender, namedError } from './requestTable';
 import { addSelfHosted, listSelfHosted, removeSelfHosted } from './selfHosted';
@@ -18,7 +17,7 @@ import {
   autoConnect, projectSettings, readRelay, saveProjectSettings, saveRelay, setAutoConnect,
 } from './settings';
 import { readTabNotebook } from './storage';
-import { frameEvent, jupyterReady, pageOpened } from './tabs';
+import { frameEvent, jupyterReady, pageOpened, probed } from './tabs';
 import { bundleFiles, clientKeyFiles, companionNotebookFiles, relayScript } from './userFiles';
 
 function checkedProjectId(projectId: string): string {
@@ -46,6 +45,12 @@ export const REQUESTS = {
   connectionEvent: {
     from: 'contentScripts',
     handle: ({ event }: { event: ConnectionEvent }, sender: Sender) => frameEvent(sender, event),
+  },
+  /** A probe's output: the status, and when to probe again. */
+  probed: {
+    from: 'contentScripts',
+    handle: ({ output, action, tries }: { output: string; action: CellAction; tries: number }, sender: Sender) =>
+      probed(sender, output, action, tries),
   },
 
   // Content scripts: what the core says of frames and answers (no wasm in content scripts).

@@ -18,6 +18,10 @@ export const settingsKey = (projectId: string) => `project:${projectId}:settings
 export const isSettingsKey = (key: string) => key.endsWith(':settings');
 /** A project's connection status (`ProjectStatus`); pages follow it through `storage.onChanged`. */
 export const statusKey = (projectId: string) => `project:${projectId}:status`;
+/** Where earlier versions kept a project's keys (`project:<id>:keys`), moved to IndexedDB since. */
+const LEGACY_KEYS_PATTERN = /^project:(.+):keys$/;
+/** The project whose keys an earlier version kept under `key`, if it is such a key. */
+export const legacyKeysProject = (key: string): string | undefined => LEGACY_KEYS_PATTERN.exec(key)?.[1];
 
 // storage.session: gone with the browser.
 
@@ -98,7 +102,7 @@ export async function takeConnectWish(projectId: string): Promise<boolean> {
 const locks = new Map<string, Promise<unknown>>();
 
 /**
- * One change at a time per name (a project id for keys, `status:<project>` for its status,
+ * One change at a time per name (`keys:<project>` for its keys, `status:<project>` for its status,
  * `settings` for relay ports...), so two tabs of one project never make two key sets or take
  * one port twice. A failed change does not block the next.
  */

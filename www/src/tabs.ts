@@ -1,10 +1,13 @@
 // What the background learns of tabs from its content scripts: the notebook a frame shows
 // (read from the browser's sender fields, never from what the page says), its Jupyter being
 // ready, what happened while it waited or ran cells; and forgetting a tab that went elsewhere.
-import type { ConnectionEvent, NotebookLocation, ProjectStatus } from '../../build/wasm/aistudio_ssh.js';
+import type {
+  CellAction, CellPlan, ConnectionEvent, NotebookLocation, ProjectStatus,
+} from '../../build/wasm/aistudio_ssh.js';
+import { probeAgainAfterMs } from '../../build/wasm/aistudio_ssh.js';
 import { planOnReady, recordEvent, showBadge } from './connection';
 import { ensureProjectKeys } from './keys';
-import { CELLS_PORT, type CellPlan, type TabNotebook } from './messages';
+import { CELLS_PORT, type TabNotebook } from './messages';
 import { ext } from './platform';
 import type { Sender } from './requestTable';
 import { locate } from './selfHosted';
@@ -50,6 +53,17 @@ export async function frameEvent(sender: Sender, event: ConnectionEvent): Promis
   const location = await locate(sender.url ?? '');
   if (!location) return null;
   return recordEvent(location.projectId, event);
+}
+
+/**
+ * A probe's output from a frame's cells: the status it makes, and when to probe again
+ * (`null`: that was the last probe of this action).
+ */
+export async function probed(
+  sender: Sender, output: string, action: CellAction, tries: number,
+): Promise<{ status: ProjectStatus | null; againAfterMs: number | null }> {
+  const status = await frameEvent(sender, { kind: 'probed', output });
+  return { status, againAfterMs: status ? probeAgainAfterMs(action, status, tries) ?? null : null };
 }
 
 /**

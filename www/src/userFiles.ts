@@ -1,45 +1,30 @@
-// The files a user downloads for a project: ssh config, known_hosts, the client key, the
-// relay setup script, and the companion notebook.
-import { encryptPrivateKey } from '../../build/wasm/aistudio_ssh.js';
+// The files a user downloads for a project, as the core names and orders them: ssh config,
+// known_hosts, the client key, the relay setup script, and the companion notebook.
+import { clientKeyFiles as coreClientKeyFiles } from '../../build/wasm/aistudio_ssh.js';
+import type { RenderedProject, UserFile } from '../../build/wasm/aistudio_ssh.js';
 import { storedProjectKeys } from './keys';
-import type { KeyFile } from './messages';
 import { namedError } from './requestTable';
-import { rendered } from './settings';
+import { withRendered } from './settings';
 
-/** The client key as files named the way users expect; protected when a passphrase is given. */
-export async function clientKeyFiles(projectId: string, passphrase?: string): Promise<KeyFile[]> {
-  const client = (await storedProjectKeys(projectId))?.client;
-  if (!client) throw namedError('NoClientKey', `project ${projectId} has no client key yet`);
-  const files = [{ name: 'id_aistudio.pub', text: `${client.public.line}\n` }];
-  if (client.privateKey) {
-    const text = passphrase ? encryptPrivateKey(client.privateKey, passphrase) : client.privateKey;
-    files.unshift({ name: 'id_aistudio', text });
-  }
-  return files;
+async function fromRendered<T>(projectId: string, read: (project: RenderedProject) => T): Promise<T> {
+  const result = await withRendered(projectId, read);
+  if (result === null) throw namedError('NoRelay', 'set up the relay in the options first');
+  return result;
 }
 
-/** The user's files for a project: ssh config, known_hosts, the client key, the relay setup script. */
-export async function bundleFiles(projectId: string, passphrase?: string): Promise<KeyFile[]> {
-  const render = await rendered(projectId);
-  if (!render) throw namedError('NoRelay', 'set up the relay in the options first');
-  return [
-    { name: 'ssh_config', text: render.rendered.sshConfig },
-    { name: 'known_hosts', text: render.rendered.knownHosts },
-    ...(await clientKeyFiles(projectId, passphrase)),
-    { name: 'relay-setup.sh', text: render.rendered.relaySetup },
-  ];
+/** The client key's files; the private one protected when a passphrase is given. */
+export async function clientKeyFiles(projectId: string, passphrase?: string): Promise<UserFile[]> {
+  return coreClientKeyFiles((await storedProjectKeys(projectId))?.client, passphrase);
 }
+
+/** The user's files for a project. */
+export const bundleFiles = (projectId: string, passphrase?: string): Promise<UserFile[]> =>
+  fromRendered(projectId, (project) => project.userFiles(passphrase));
 
 /** The relay setup script for a project. */
-export async function relayScript(projectId: string): Promise<string> {
-  const render = await rendered(projectId);
-  if (!render) throw namedError('NoRelay', 'set up the relay first');
-  return render.rendered.relaySetup;
-}
+export const relayScript = (projectId: string): Promise<string> =>
+  fromRendered(projectId, (project) => project.relaySetup);
 
 /** The companion notebook as a file, for a container that refused it. */
-export async function companionNotebookFiles(projectId: string): Promise<KeyFile[]> {
-  const render = await rendered(projectId);
-  if (!render) throw namedError('NoRelay', 'set up the relay first');
-  return [{ name: 'aistudio-ssh.ipynb', text: `${JSON.stringify(render.rendered.notebook, null, 1)}\n` }];
-}
+export const companionNotebookFiles = (projectId: string): Promise<UserFile[]> =>
+  fromRendered(projectId, (project) => [project.notebookFile()]);

@@ -4,6 +4,7 @@
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use rand_core::OsRng;
 use serde::Serialize;
+use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Crypto, CryptoKeyPair};
@@ -71,8 +72,11 @@ fn stored(pair: &KeyPair) -> Result<JsValue, JsValue> {
 
 /// A new key (`StoredKey`); `algorithm` is `ed25519` or `rsa-<bits>`. Ed25519 comes from
 /// the browser's RNG through Rust, RSA from WebCrypto, checked and wrapped by Rust.
-#[wasm_bindgen(js_name = makeKeyPair)]
-pub async fn make_key_pair(algorithm: String, comment: String) -> Result<JsValue, JsValue> {
+#[wasm_bindgen(js_name = makeKeyPair, unchecked_return_type = "StoredKey")]
+pub async fn make_key_pair(
+    #[wasm_bindgen(unchecked_param_type = "KeyAlgorithm")] algorithm: String,
+    comment: String,
+) -> Result<JsValue, JsValue> {
     let algorithm = algorithm.parse::<KeyAlgorithm>().map_err(core_error)?;
     let pair = crate::keys::make_key_pair(algorithm, &comment, &mut OsRng, &WebCrypto)
         .await
@@ -82,30 +86,30 @@ pub async fn make_key_pair(algorithm: String, comment: String) -> Result<JsValue
 
 /// A `StoredKey` from what the user pasted as their client key: a public key line, or an
 /// OpenSSH private key (decrypted with `passphrase` when protected).
-#[wasm_bindgen(js_name = importClientKey)]
+#[wasm_bindgen(js_name = importClientKey, unchecked_return_type = "StoredKey")]
 pub fn import_client_key(text: &str, passphrase: Option<String>) -> Result<JsValue, JsValue> {
     to_js(&StoredKey::from_paste(text, passphrase.as_deref()).map_err(core_error)?)
 }
 
 /// `PublicKeyInfo` of a pasted public key or authorized_keys line.
-#[wasm_bindgen(js_name = importPublicKey)]
+#[wasm_bindgen(js_name = importPublicKey, unchecked_return_type = "PublicKeyInfo")]
 pub fn import_public_key(text: &str) -> Result<JsValue, JsValue> {
     to_js(&crate::keys::import_public_key(text).map_err(core_error)?)
 }
 
-/// The OpenSSH private key text protected by `passphrase`, for the user's download.
-#[wasm_bindgen(js_name = encryptPrivateKey)]
-pub fn encrypt_private_key(private_key: &str, passphrase: &str) -> Result<String, JsValue> {
-    let pair = KeyPair::import_openssh(private_key, None).map_err(core_error)?;
-    let encrypted = pair
-        .to_openssh_encrypted(passphrase, &mut OsRng)
-        .map_err(core_error)?;
-    Ok(encrypted.to_string())
+/// A project's keys with the missing ones made, and which were made.
+#[derive(Serialize, Tsify)]
+pub struct CompletedKeys {
+    keys: ProjectKeys,
+    made: Vec<project_keys::KeyRole>,
 }
 
-/// `{ keys: ProjectKeys, made: KeyRole[] }`: the project's keys with the missing ones made.
-#[wasm_bindgen(js_name = completeProjectKeys)]
-pub fn complete_project_keys(project_id: &str, existing: JsValue) -> Result<JsValue, JsValue> {
+/// The project's keys with the missing ones made.
+#[wasm_bindgen(js_name = completeProjectKeys, unchecked_return_type = "CompletedKeys")]
+pub fn complete_project_keys(
+    project_id: &str,
+    #[wasm_bindgen(unchecked_param_type = "ProjectKeys | null")] existing: JsValue,
+) -> Result<JsValue, JsValue> {
     let existing: ProjectKeys = if existing.is_null() || existing.is_undefined() {
         ProjectKeys::default()
     } else {
@@ -113,10 +117,5 @@ pub fn complete_project_keys(project_id: &str, existing: JsValue) -> Result<JsVa
     };
     let (keys, made) = project_keys::complete_project_keys(project_id, existing, &mut OsRng)
         .map_err(core_error)?;
-    #[derive(Serialize)]
-    struct Completed {
-        keys: ProjectKeys,
-        made: Vec<project_keys::KeyRole>,
-    }
-    to_js(&Completed { keys, made })
+    to_js(&CompletedKeys { keys, made })
 }

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
-use crate::cells;
+use crate::cells::CellAction;
 use crate::connection::{self, ConnectionEvent, ProjectStatus};
 use crate::error_variant::ErrorVariant;
 use crate::gateway::{self, Answer, AnswerSeen};
@@ -17,6 +17,7 @@ use crate::settings::{FieldError, Settings, SettingsError, SettingsInput};
 use crate::terminal;
 
 pub mod keys;
+pub mod project;
 
 #[wasm_bindgen(start)]
 fn start() {
@@ -147,12 +148,6 @@ pub fn terminal_resume_at(
     Ok(terminal::resume_at(stdout, &lines))
 }
 
-/// Where the companion notebook lives, relative to the Jupyter root.
-#[wasm_bindgen(js_name = companionNotebookPath)]
-pub fn companion_notebook_path() -> String {
-    cells::COMPANION_NOTEBOOK_PATH.to_owned()
-}
-
 /// The lines (`{frame, waitFor}`) that run a cell in a fresh Jupyter terminal.
 #[wasm_bindgen(js_name = terminalInput, unchecked_return_type = "TerminalLine[]")]
 pub fn terminal_input(cell_source: &str, nonce: &str) -> Result<JsValue, JsValue> {
@@ -245,4 +240,38 @@ pub fn connects_by_itself(
         has_settings,
         auto_connect,
     ))
+}
+
+/// After probe number `tries` of `action`: the milliseconds to wait before the next, or
+/// `undefined` when that was the last.
+#[wasm_bindgen(js_name = probeAgainAfterMs)]
+pub fn probe_again_after_ms(
+    #[wasm_bindgen(unchecked_param_type = "CellAction")] action: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ProjectStatus")] status: JsValue,
+    tries: u32,
+) -> Result<Option<u32>, JsValue> {
+    let action: CellAction = from_js(action, "cell action")?;
+    let status: ProjectStatus = from_js(status, "project status")?;
+    Ok(connection::probe_again_after_ms(action, &status, tries))
+}
+
+/// The auto-connect setting to store after `status` (`undefined`: leave it as it is).
+#[wasm_bindgen(js_name = autoConnectAfter)]
+pub fn auto_connect_after(
+    #[wasm_bindgen(unchecked_param_type = "ProjectStatus")] status: JsValue,
+    stored: Option<bool>,
+) -> Result<Option<bool>, JsValue> {
+    let status: ProjectStatus = from_js(status, "project status")?;
+    Ok(connection::auto_connect_after(&status, stored))
+}
+
+/// What the popup shows of a project.
+#[wasm_bindgen(js_name = projectView, unchecked_return_type = "ProjectView")]
+pub fn project_view(
+    project_id: &str,
+    has_relay: bool,
+    #[wasm_bindgen(unchecked_param_type = "ProjectStatus | null")] status: JsValue,
+) -> Result<JsValue, JsValue> {
+    let status: Option<ProjectStatus> = from_js(status, "project status")?;
+    to_js(&connection::ProjectView::new(project_id, has_relay, status))
 }
