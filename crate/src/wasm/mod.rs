@@ -9,10 +9,10 @@ use crate::cells::CellAction;
 use crate::connection::{self, ConnectionEvent, ProjectStatus};
 use crate::error_variant::ErrorVariant;
 use crate::gateway::{self, Answer, AnswerSeen};
-use crate::jupyter::{SelfHostedInput, SelfHostedJupyter};
 use crate::kernel;
 use crate::project_keys::{self, ProjectKeys};
 use crate::render;
+use crate::self_hosted::{self, SelfHostedInput, SelfHostedJupyter};
 use crate::settings::{FieldError, Settings, SettingsError, SettingsInput};
 use crate::terminal;
 
@@ -64,7 +64,7 @@ pub fn locate_page(
     #[wasm_bindgen(unchecked_param_type = "SelfHostedJupyter[]")] self_hosted: JsValue,
 ) -> Result<JsValue, JsValue> {
     let servers: Vec<SelfHostedJupyter> = from_js(self_hosted, "self-hosted servers")?;
-    to_js(&crate::jupyter::locate_page(page_url, &servers))
+    to_js(&self_hosted::locate_page(page_url, &servers))
 }
 
 /// What the core says of a self-hosted server as typed.
@@ -98,7 +98,7 @@ pub fn host_alias(project_id: &str) -> String {
 /// Whether `id` can be an AI Studio project id.
 #[wasm_bindgen(js_name = isProjectId)]
 pub fn is_project_id(id: &str) -> bool {
-    crate::jupyter::is_project_id(id)
+    crate::fields::is_project_id(id)
 }
 
 /// The comment a project's client key carries (`aistudio-<project>-client`).

@@ -1,6 +1,6 @@
-use aistudio_ssh::jupyter::{
-    locate_notebook, locate_page, NotebookPage, SelfHostedInput, SelfHostedJupyter,
-    SELF_HOSTED_ZONE,
+use aistudio_ssh::page::{locate_notebook, NotebookPage};
+use aistudio_ssh::self_hosted::{
+    locate_page, SelfHostedInput, SelfHostedJupyter, SELF_HOSTED_ZONE,
 };
 
 const BASE: &str = "https://aistudio.baidu.com/bd-gpu-01/user/123456/7892508/";

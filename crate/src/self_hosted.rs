@@ -1,117 +1,15 @@
-//! Where an AI Studio notebook lives: the IDE page URL shapes and the Jupyter Server base URL behind them.
+//! Jupyter servers of the user's own: checked as typed in the options, and the notebook a
+//! page shows under one of them (before AI Studio's own shapes).
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::fields::is_project_id;
 use crate::fields::{
-    is_identifier, is_user_name, normalize_host, FieldError, Rule, SELF_HOSTED_NAME_RULE,
+    is_project_id, is_user_name, normalize_host, FieldError, Rule, SELF_HOSTED_NAME_RULE,
     SELF_HOSTED_URL_RULE, USER_RULE,
 };
-
-/// The path segment between the zone and the user id in every AI Studio notebook URL.
-const USER_SEGMENT: &str = "user";
-
-/// Which page of a project's IDE a URL shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub enum NotebookPage {
-    /// `<base>home`: AI Studio's IDE shell, which embeds the lab (`#codelab`) or VS Code (`#vscode`).
-    IdeHome,
-    /// `<base>lab...`: JupyterLab itself, as loaded in the IDE's iframe.
-    Lab,
-    /// `<base>notebooks/<name>.ipynb`: the older notebook shape.
-    ClassicNotebook,
-    /// `<base>tree...`: the file browser of a self-hosted Jupyter Notebook (classic or 7).
-    Tree,
-}
-
-/// A notebook page recognised from its URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
-#[serde(rename_all = "camelCase")]
-pub struct NotebookLocation {
-    /// `scheme://host[:port]` of the page, which is also the Jupyter Server's origin.
-    pub origin: String,
-    /// The cluster the container runs in, such as `bd-gpu-01`. Not a reliable CPU/GPU
-    /// signal: a V100 has been seen under a `cpu` zone, so only a probe in the container decides.
-    pub zone: String,
-    /// The AI Studio account id in the URL; empty for a self-hosted server.
-    pub user_id: String,
-    /// The project id, which names the project throughout the extension.
-    pub project_id: String,
-    /// The Jupyter Server base URL, `<origin>/<zone>/user/<uid>/<projectId>/`, ending in `/`.
-    pub base_url: String,
-    /// Which page shape the URL had.
-    pub page: NotebookPage,
-}
-
-/// Recognises an AI Studio notebook page URL and derives its Jupyter Server base URL.
-///
-/// Known shapes, after `<origin>/<zone>/user/<uid>/<projectId>/`: `home` (with or
-/// without a `#codelab` / `#vscode` fragment), `lab` and anything below it, and
-/// `notebooks/<path>`. Anything else, including other AI Studio pages, is `None`.
-pub fn locate_notebook(page_url: &str) -> Option<NotebookLocation> {
-    let UrlParts {
-        scheme,
-        authority,
-        path,
-    } = split_url(page_url)?;
-    let mut segments = path.strip_prefix('/')?.split('/');
-    let zone = segments.next().filter(|s| is_identifier(s))?;
-    segments.next().filter(|s| *s == USER_SEGMENT)?;
-    let user_id = segments.next().filter(|s| is_identifier(s))?;
-    let project_id = segments.next().filter(|s| is_identifier(s))?;
-    let page = match (segments.next()?, segments.next()) {
-        ("home", None | Some("")) => NotebookPage::IdeHome,
-        ("lab", _) => NotebookPage::Lab,
-        ("notebooks", Some(name)) if !name.is_empty() => NotebookPage::ClassicNotebook,
-        _ => return None,
-    };
-
-    let origin = format!("{scheme}://{authority}");
-    let base_url = format!("{origin}/{zone}/{USER_SEGMENT}/{user_id}/{project_id}/");
-    Some(NotebookLocation {
-        origin,
-        zone: zone.to_owned(),
-        user_id: user_id.to_owned(),
-        project_id: project_id.to_owned(),
-        base_url,
-        page,
-    })
-}
-
-/// An http(s) URL cut into what the locators need; query and fragment dropped.
-struct UrlParts<'a> {
-    scheme: &'a str,
-    /// `host[:port]`, never empty, never with user info.
-    authority: &'a str,
-    /// Empty or starting with `/`.
-    path: &'a str,
-}
-
-fn split_url(url: &str) -> Option<UrlParts<'_>> {
-    let (scheme, rest) = url.split_once("://")?;
-    if scheme != "https" && scheme != "http" {
-        return None;
-    }
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path_and_more) = rest.split_at(authority_end);
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    let path = path_and_more.split(['?', '#']).next().unwrap_or_default();
-    Some(UrlParts {
-        scheme,
-        authority,
-        path,
-    })
-}
-
-/// The one origin AI Studio serves notebooks from; its URL shapes are recognised only there
-/// (a self-hosted JupyterHub path can look like them).
-pub const AISTUDIO_ORIGIN: &str = "https://aistudio.baidu.com";
+use crate::page::{
+    locate_notebook, split_url, NotebookLocation, UrlParts, AISTUDIO_ORIGIN, JUPYTER_PAGES,
+};
 
 /// The zone of every self-hosted location: such a server never moves between machines
 /// the way an AI Studio project switches between CPU and GPU.
@@ -145,13 +43,6 @@ pub struct SelfHostedJupyter {
     /// `<scheme>://<host>/*` (match patterns carry no port: they match every port).
     pub origin_pattern: String,
 }
-
-/// Path segments that follow a Jupyter base URL on its pages.
-const JUPYTER_PAGES: [(&str, NotebookPage); 3] = [
-    ("lab", NotebookPage::Lab),
-    ("notebooks", NotebookPage::ClassicNotebook),
-    ("tree", NotebookPage::Tree),
-];
 
 impl SelfHostedInput {
     /// Checks every field; the base URL is cut from any page address under it.
@@ -282,17 +173,4 @@ pub fn locate_page(page_url: &str, self_hosted: &[SelfHostedJupyter]) -> Option<
     (format!("{}://{}", parts.scheme, parts.authority) == AISTUDIO_ORIGIN)
         .then(|| locate_notebook(page_url))
         .flatten()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers_reject_empty_dots_and_escapes() {
-        assert!(is_identifier("bd-gpu-01"));
-        assert!(!is_identifier(""));
-        assert!(!is_identifier(".."));
-        assert!(!is_identifier("a%2Fb"));
-    }
 }
