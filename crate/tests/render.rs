@@ -73,6 +73,26 @@ fn renders_match_their_golden_files() {
     }
 }
 
+/// Runs a checker; its complaints (on stdout or stderr) fail the test.
+fn passes(command: &mut Command, runs: &str) {
+    let out = command.output().expect(runs);
+    assert!(
+        out.status.success(),
+        "{command:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn shellcheck(path: &Path) {
+    passes(
+        Command::new("shellcheck")
+            .args(["--severity=warning", "--shell=bash"])
+            .arg(path),
+        "shellcheck runs (Debian package shellcheck; npm test installs it)",
+    );
+}
+
 #[test]
 fn rendered_scripts_pass_shellcheck() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,16 +102,7 @@ fn rendered_scripts_pass_shellcheck() {
     {
         let path = dir.path().join(name);
         fs::write(&path, text).unwrap();
-        let out = Command::new("shellcheck")
-            .args(["--severity=warning", "--shell=bash"])
-            .arg(&path)
-            .output()
-            .expect("shellcheck runs (Debian package shellcheck; npm test installs it)");
-        assert!(
-            out.status.success(),
-            "{name}:\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
+        shellcheck(&path);
     }
 }
 
@@ -294,17 +305,7 @@ fn script_sources_pass_shellcheck() {
     assert!(sources.len() >= 7, "{sources:?}");
     for path in sources {
         // crate/src/scripts/.shellcheckrc: the rendered header assigns the values.
-        let out = Command::new("shellcheck")
-            .args(["--severity=warning", "--shell=bash"])
-            .arg(&path)
-            .output()
-            .expect("shellcheck runs (Debian package shellcheck; npm test installs it)");
-        assert!(
-            out.status.success(),
-            "{}:\n{}",
-            path.display(),
-            String::from_utf8_lossy(&out.stdout)
-        );
+        shellcheck(&path);
     }
 }
 
@@ -313,31 +314,20 @@ fn the_probe_program_passes_pyflakes_and_parses_as_python_3_7() {
     let sources = script_sources("py");
     assert!(!sources.is_empty());
     for path in sources {
-        let out = Command::new("pyflakes3")
-            .arg(&path)
-            .output()
-            .expect("pyflakes3 runs (Debian package pyflakes3; npm test installs it)");
-        assert!(
-            out.status.success(),
-            "{}:\n{}",
-            path.display(),
-            String::from_utf8_lossy(&out.stdout)
+        passes(
+            Command::new("pyflakes3").arg(&path),
+            "pyflakes3 runs (Debian package pyflakes3; npm test installs it)",
         );
         // Containers may run an older Python than this machine: 3.7 is the floor the probe
         // already needs (subprocess.run with capture_output).
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1], feature_version=(3, 7))",
-            ])
-            .arg(&path)
-            .output()
-            .expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "{}:\n{}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
+        passes(
+            Command::new("python3")
+                .args([
+                    "-c",
+                    "import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1], feature_version=(3, 7))",
+                ])
+                .arg(&path),
+            "python3 runs",
         );
     }
 }
