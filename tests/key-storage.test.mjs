@@ -56,6 +56,7 @@ test('keys wait for a notebook whose Jupyter answers, and its page\'s content sc
       assert.doesNotMatch(JSON.stringify(world), /PRIVATE KEY/, `readable from ${world.location}`);
       // Chromium hides storage.local (settings, status) from content scripts too.
       assert.match(String(world['storage.local']), /^refused/, JSON.stringify(world['storage.local']).slice(0, 200));
+      assert.deepEqual(world.projectKeys?.error?.name, 'Forbidden', JSON.stringify(world.projectKeys));
     }
   });
 });

@@ -401,7 +401,7 @@ fn a_project_bundle_holds_the_renders_the_cells_and_a_notebook_without_keys() {
         bundle.notebook_digest.as_str()
     );
 
-    // What `renderProject` gives the extension's pages: these camelCase names.
+    // What the wasm layer gives the extension (`RenderedProject.bundle()`): these camelCase names.
     let value = serde_json::to_value(&bundle).unwrap();
     let names: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
     let mut expected = [

@@ -10,9 +10,7 @@ use aistudio_ssh::wasm::keys::{
 use aistudio_ssh::wasm::project::{
     check_project_settings, check_relay, next_remote_port, project_keys_view, RenderedProject,
 };
-use aistudio_ssh::wasm::{
-    check_self_hosted, check_settings, core_version, locate_page, render_project,
-};
+use aistudio_ssh::wasm::{check_self_hosted, core_version, locate_page};
 use js_sys::{Array, Object, Reflect};
 use rand_core::OsRng;
 use wasm_bindgen::{JsCast, JsValue};
@@ -187,29 +185,29 @@ fn json(text: &str) -> JsValue {
 fn settings_are_checked_field_by_field_and_rendered_with_the_project_keys() {
     let relay_key =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEeLjlB+C7KxjA+eCCR2noVi0Q35q+LndIlvgrS0QFJm";
-    let bad =
-        json(r#"{"project": "7892508", "relay": {"host": "a b", "port": 0, "hostKey": "x"}}"#);
-    let fields: Array = check_settings(bad.clone()).unwrap().dyn_into().unwrap();
+    let bad = json(r#"{"host": "a b", "port": 0, "hostKey": "x"}"#);
+    let fields: Array = check_relay(bad.clone()).unwrap().dyn_into().unwrap();
     let names: Vec<String> = fields.iter().map(|f| text(&f, &["field"])).collect();
     assert_eq!(names, ["relay.host", "relay.port", "relay.hostKey"]);
-    let error: js_sys::Error = render_project(bad, JsValue::NULL)
-        .unwrap_err()
+    let error: js_sys::Error = RenderedProject::new("7892508", bad, json("{}"), JsValue::NULL)
+        .err()
+        .unwrap()
         .dyn_into()
         .unwrap();
     assert_eq!(error.name(), "InvalidSettings");
 
     let good = json(&format!(
-        r#"{{"project": "7892508", "relay": {{"host": "relay.example.com", "hostKey": "{relay_key}"}}}}"#
+        r#"{{"host": "relay.example.com", "hostKey": "{relay_key}"}}"#
     ));
-    assert_eq!(
-        Array::from(&check_settings(good.clone()).unwrap()).length(),
-        0
-    );
+    assert_eq!(Array::from(&check_relay(good.clone()).unwrap()).length(), 0);
     let keys = field(
         &complete_project_keys("7892508", JsValue::NULL).unwrap(),
         "keys",
     );
-    let rendered = render_project(good, keys).unwrap();
+    let rendered = RenderedProject::new("7892508", good, json("{}"), keys)
+        .unwrap()
+        .bundle()
+        .unwrap();
     assert!(text(&rendered, &["sshConfig"]).contains("Host aistudio-7892508\n"));
     assert!(text(&rendered, &["relaySetup"]).contains("permitlisten=\"127.0.0.1:7423\""));
     assert!(text(&rendered, &["provision"]).starts_with("#!/usr/bin/env bash"));

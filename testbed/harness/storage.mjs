@@ -3,7 +3,7 @@
 // on a web page, through the DevTools protocol, as a compromised renderer could.
 import { openExtensionPage } from './browser.mjs';
 
-/** The extension origin's IndexedDB database and store holding each project's keys (www/src/database.ts). */
+/** The extension origin's IndexedDB database and store holding each project's keys (www/src/storage.ts). */
 export const KEYS_DATABASE = 'aistudio-ssh';
 export const KEYS_STORE = 'projectKeys';
 
@@ -70,7 +70,7 @@ export async function keepKeysTheOldWay(browser, projectId) {
   }
 }
 
-/** What the content script's world may try to read: every storage area, and IndexedDB (the page origin's). */
+/** What the content script's world may try to read: every storage area, the background's keys, and IndexedDB (the page origin's). */
 const READ_EVERYTHING = `(async () => {
   const seen = { runtimeId: chrome.runtime?.id ?? null, location: location.href };
   const attempt = async (name, work) => {
@@ -78,6 +78,8 @@ const READ_EVERYTHING = `(async () => {
   };
   await attempt('storage.local', () => chrome.storage.local.get(null));
   await attempt('storage.session', () => chrome.storage.session.get(null));
+  // Keys are for extension pages: the background refuses a content script that asks.
+  await attempt('projectKeys', () => chrome.runtime.sendMessage({ kind: 'projectKeys', projectId: '7892508' }));
   const request = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
   await attempt('indexedDB', async () => {
     // Every database this world sees, and the extension's by name.

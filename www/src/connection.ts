@@ -15,7 +15,7 @@ import {
 } from './storage';
 
 /** Tabs that show a project's notebook, with what is known of each. */
-export async function tabsOfProject(projectId: string): Promise<[number, TabNotebook][]> {
+async function tabsOfProject(projectId: string): Promise<[number, TabNotebook][]> {
   return (await allTabNotebooks()).filter(([, notebook]) => notebook.projectId === projectId);
 }
 

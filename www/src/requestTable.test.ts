@@ -88,7 +88,8 @@ test('errors cross the envelope with their name', async () => {
 });
 
 // The real table, at compile time: which kinds content scripts may send (keys and settings
-// are for extension pages only; tests/key-storage.test.mjs checks the same in a browser).
+// are for extension pages only; tests/key-storage.test.mjs checks in a browser that a content
+// script's projectKeys request is refused).
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false;
 type ContentScriptKind = {
   [K in keyof typeof REQUESTS]: (typeof REQUESTS)[K]['from'] extends 'contentScripts' ? K : never;

@@ -11,7 +11,7 @@ import { SELF_HOSTED_KEY, readLocal, serialized, writeLocal } from './storage';
 /** The id of the one dynamically registered content script. */
 const SCRIPT_ID = 'self-hosted-jupyter';
 
-export async function readSelfHosted(): Promise<SelfHostedJupyter[]> {
+async function readSelfHosted(): Promise<SelfHostedJupyter[]> {
   return (await readLocal(SELF_HOSTED_KEY)) ?? [];
 }
 

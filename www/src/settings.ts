@@ -43,7 +43,8 @@ export async function saveProjectSettings(projectId: string, settings: ProjectSe
 
 /**
  * The project rendered once from its stored parts, or null without a relay. The handle
- * holds wasm memory: `work` reads what it needs, and the handle is freed after.
+ * holds wasm memory: `work` reads what it needs synchronously (never awaits: the handle is
+ * freed as soon as it returns).
  */
 export async function withRendered<T>(projectId: string, work: (project: RenderedProject) => T): Promise<T | null> {
   const relay = await readRelay();

@@ -31,7 +31,7 @@ const TAB_KEY_PATTERN = /^tab:(\d+):notebook$/;
 /** The tab a `tabKey` names, or NaN for any other key. */
 export const tabOfKey = (key: string) => Number(TAB_KEY_PATTERN.exec(key)?.[1]);
 /** Connect was clicked before the notebook's Jupyter answered: run once it does (`true`). */
-export const connectWishKey = (projectId: string) => `project:${projectId}:connectWanted`;
+const connectWishKey = (projectId: string) => `project:${projectId}:connectWanted`;
 
 /** What each fixed storage.local key holds. */
 interface LocalValues {

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
-use aistudio_ssh::render::{self, CLIENT_KEY_FILE, KNOWN_HOSTS_FILE};
+use aistudio_ssh::render::{
+    self, CLIENT_KEY_FILE, KNOWN_HOSTS_FILE, RELAY_SETUP_FILE, SSH_CONFIG_FILE,
+};
 use aistudio_ssh::settings::SettingsInput;
 use rand_core::OsRng;
 
@@ -108,8 +110,8 @@ fn write_project(
     write_with_mode(&out.join("provision.sh"), &bundle.provision, 0o700)?;
     write_executable(&out.join("tunnel.sh"), &bundle.tunnel)?;
     write_executable(&out.join("probe.sh"), &bundle.probe)?;
-    write_executable(&out.join("relay-setup.sh"), &bundle.relay_setup)?;
-    fs::write(out.join("ssh_config"), &bundle.ssh_config)?;
+    write_executable(&out.join(RELAY_SETUP_FILE), &bundle.relay_setup)?;
+    fs::write(out.join(SSH_CONFIG_FILE), &bundle.ssh_config)?;
     fs::write(out.join(KNOWN_HOSTS_FILE), &bundle.known_hosts)?;
     if let Some(client) = &keys.client {
         if let Some(private) = &client.private_key {

@@ -1,5 +1,5 @@
 //! Everything rendered for a project at once: what the extension's pages get from
-//! `renderProject` and what `aistudio-ssh render` writes.
+//! the `RenderedProject` handle and what `aistudio-ssh render` writes.
 
 use serde::Serialize;
 

@@ -109,7 +109,7 @@ pub fn render_known_hosts(settings: &Settings, keys: &RenderKeys) -> String {
     )
 }
 
-/// The client key as the files users expect: `id_aistudio` (protected when a non-blank
+/// The client key as the files users expect: `id_aistudio` (protected when a non-empty
 /// `passphrase` is given) before `id_aistudio.pub`; a pasted public key has no private file.
 ///
 /// # Errors

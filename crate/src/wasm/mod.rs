@@ -10,10 +10,10 @@ use crate::connection::{self, ConnectionEvent, ProjectStatus};
 use crate::error_variant::ErrorVariant;
 use crate::gateway::{self, Answer, AnswerSeen};
 use crate::kernel;
-use crate::project_keys::{self, ProjectKeys};
+use crate::project_keys;
 use crate::render;
 use crate::self_hosted::{self, SelfHostedInput, SelfHostedJupyter};
-use crate::settings::{FieldError, Settings, SettingsError, SettingsInput};
+use crate::settings::FieldError;
 use crate::terminal;
 
 pub mod keys;
@@ -105,37 +105,6 @@ pub fn is_project_id(id: &str) -> bool {
 #[wasm_bindgen(js_name = clientKeyComment)]
 pub fn client_key_comment(project_id: &str) -> String {
     project_keys::KeyRole::Client.comment(project_id)
-}
-
-/// Every invalid field of `input` (settings as the user typed them) as
-/// `{field, value, allowed}`; empty when the settings are valid. For inline validation.
-#[wasm_bindgen(js_name = checkSettings, unchecked_return_type = "FieldError[]")]
-pub fn check_settings(
-    #[wasm_bindgen(unchecked_param_type = "SettingsInput")] input: JsValue,
-) -> Result<JsValue, JsValue> {
-    let input: SettingsInput = from_js(input, "settings")?;
-    match input.validate() {
-        Ok(_) => to_js(&Vec::<FieldError>::new()),
-        Err(SettingsError::Invalid { fields }) => to_js(&fields),
-        Err(other) => Err(core_error(other)),
-    }
-}
-
-fn validated(input: JsValue) -> Result<Settings, JsValue> {
-    let input: SettingsInput = from_js(input, "settings")?;
-    input.validate().map_err(core_error)
-}
-
-/// Everything rendered for a project (scripts, cells, companion notebook, ssh config,
-/// known_hosts), from settings and the project's stored keys.
-#[wasm_bindgen(js_name = renderProject, unchecked_return_type = "ProjectBundle")]
-pub fn render_project(
-    #[wasm_bindgen(unchecked_param_type = "SettingsInput")] input: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "ProjectKeys")] keys: JsValue,
-) -> Result<JsValue, JsValue> {
-    let settings = validated(input)?;
-    let keys: ProjectKeys = from_js(keys, "stored project keys")?;
-    to_js(&render::project_bundle(&settings, &keys).map_err(core_error)?)
 }
 
 /// After a terminal's WebSocket was cut and reopened: the index of the first line to send again.

@@ -32,9 +32,11 @@ pub fn check_project_settings(
 /// The relay port for a new project, given the ports the others use.
 #[wasm_bindgen(js_name = nextRemotePort)]
 pub fn next_remote_port(
-    #[wasm_bindgen(unchecked_param_type = "number[]")] taken: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "unknown[]")] taken: JsValue,
 ) -> Result<f64, JsValue> {
-    let taken: Vec<i64> = from_js(taken, "relay ports")?;
+    // Stored values that are not whole numbers are no ports: they take none.
+    let taken: Vec<serde_json::Value> = from_js(taken, "relay ports")?;
+    let taken: Vec<i64> = taken.iter().filter_map(serde_json::Value::as_i64).collect();
     // A port fits a JS number exactly.
     Ok(settings::next_remote_port(&taken) as f64)
 }
@@ -58,10 +60,10 @@ impl RenderedProject {
     ) -> Result<RenderedProject, JsValue> {
         let relay: RelayInput = from_js(relay, "relay")?;
         let project: ProjectInput = from_js(project, "project settings")?;
-        let keys: ProjectKeys = from_js(keys, "stored project keys")?;
         let settings = SettingsInput::from_parts(project_id, relay, project)
             .validate()
             .map_err(core_error)?;
+        let keys: ProjectKeys = from_js(keys, "stored project keys")?;
         let bundle = render::project_bundle(&settings, &keys).map_err(core_error)?;
         Ok(Self {
             bundle,
