@@ -14,6 +14,8 @@ function transformManifest(source, browser) {
   if (browser === 'firefox') {
     // Firefox runs MV3 backgrounds as event pages with classic scripts.
     manifest.background = { scripts: [manifest.background.service_worker] };
+    // Firefox knows the extension by its gecko id, and its linter rejects `key`.
+    delete manifest.key;
   } else {
     delete manifest.browser_specific_settings;
   }

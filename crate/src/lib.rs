@@ -7,6 +7,7 @@ pub mod fields;
 pub mod gateway;
 pub mod kernel;
 pub mod keys;
+pub mod native_host;
 pub mod page;
 pub mod project_keys;
 pub mod render;

@@ -1,10 +1,15 @@
 //! `aistudio-ssh`: the extension's core from a terminal. Renders a project's scripts,
-//! ssh config and keys from a settings JSON file.
+//! ssh config and keys from a settings JSON file; registers itself with the user's browsers
+//! and serves them as their native messaging host (direct mode).
 
+mod native;
+
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use aistudio_ssh::native_host::HOST_NAME;
 use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
 use aistudio_ssh::render::{
     self, CLIENT_KEY_FILE, KNOWN_HOSTS_FILE, RELAY_SETUP_FILE, SSH_CONFIG_FILE,
@@ -26,10 +31,25 @@ fn main() -> ExitCode {
     // The arguments after the program name.
     let args: Vec<String> = std::env::args().collect();
     let args = args.get(1..).unwrap_or_default();
+    match args.first().map(String::as_str) {
+        Some("install") => return native::install(&args[1..]),
+        Some("uninstall") => return native::uninstall(&args[1..]),
+        Some("native-host") => return native::native_host(),
+        // How browsers start a host: Chromium passes the caller's origin, Firefox the
+        // path of our manifest (and the caller's id).
+        Some(first)
+            if first.starts_with("chrome-extension://")
+                || Path::new(first).file_name()
+                    == Some(OsStr::new(&format!("{HOST_NAME}.json"))) =>
+        {
+            return native::native_host()
+        }
+        _ => {}
+    }
     let (settings_path, out_dir) = match parse_args(args) {
         Some(paths) => paths,
         None => {
-            eprintln!("{USAGE}");
+            eprintln!("{USAGE}\n{}", native::USAGE);
             return ExitCode::from(2);
         }
     };

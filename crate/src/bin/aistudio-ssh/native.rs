@@ -1,0 +1,193 @@
+//! The helper's side of direct mode: registering it with the user's browsers as a native
+//! messaging host (`install`, `uninstall`), and being that host (`native-host`).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use aistudio_ssh::error_variant::ErrorVariant;
+use aistudio_ssh::native_host::{
+    self, host_manifest, is_extension_id, Browser, BrowserFamily, BROWSERS, HOST_NAME,
+};
+
+pub const USAGE: &str =
+    "       aistudio-ssh install [--extension-id ID]... [--dir DIR --browser chromium|firefox]
+       aistudio-ssh uninstall [--dir DIR]
+       aistudio-ssh native-host
+
+install registers this program as the browsers' native messaging host for the extension
+(Chrome, Chromium, Edge, Brave, Firefox on Linux and macOS: each one whose settings folder
+exists), or in DIR only; --extension-id adds a store's id. It prints every file it wrote.
+uninstall removes exactly those files. native-host is what the browser starts.";
+
+/// Where `install` writes: a browser's manifest folder, or the one the user named.
+struct Target {
+    name: String,
+    family: BrowserFamily,
+    dir: PathBuf,
+}
+
+#[derive(Default)]
+struct Options {
+    extension_ids: Vec<String>,
+    dir: Option<PathBuf>,
+    family: Option<BrowserFamily>,
+}
+
+fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut options = Options::default();
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        let mut value = || rest.next().cloned().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--extension-id" => {
+                let id = value()?;
+                if !is_extension_id(&id) {
+                    return Err(format!(
+                        "--extension-id {id:?} is not an extension id: 32 letters a to p \
+                         (Chromium) or a gecko id such as name@example.org (Firefox)"
+                    ));
+                }
+                options.extension_ids.push(id);
+            }
+            "--dir" => options.dir = Some(PathBuf::from(value()?)),
+            "--browser" => {
+                options.family = Some(match value()?.as_str() {
+                    "chromium" => BrowserFamily::Chromium,
+                    "firefox" => BrowserFamily::Firefox,
+                    other => return Err(format!("--browser {other:?} is not chromium or firefox")),
+                })
+            }
+            other => return Err(format!("unknown option {other:?}")),
+        }
+    }
+    Ok(options)
+}
+
+/// The manifest folders of the browsers this user has (their settings folder exists).
+fn browser_targets() -> Result<Vec<Target>, String> {
+    if !cfg!(any(target_os = "linux", target_os = "macos")) {
+        return Err(
+            "install knows Linux and macOS folders; on Windows, registry keys are not written yet"
+                .into(),
+        );
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .ok_or("HOME is not set")?;
+    let folder = |browser: &Browser| {
+        home.join(if cfg!(target_os = "macos") {
+            browser.macos_dir
+        } else {
+            browser.linux_dir
+        })
+    };
+    Ok(BROWSERS
+        .iter()
+        .map(|browser| Target {
+            name: browser.name.to_owned(),
+            family: browser.family,
+            dir: folder(browser),
+        })
+        // The browser's own settings folder, the manifest folder's parent, says it is there.
+        .filter(|target| target.dir.parent().is_some_and(Path::is_dir))
+        .collect())
+}
+
+fn targets(options: &Options) -> Result<Vec<Target>, String> {
+    match (&options.dir, options.family) {
+        (Some(dir), family) => Ok(vec![Target {
+            name: dir.display().to_string(),
+            family: family.unwrap_or(BrowserFamily::Chromium),
+            dir: dir.clone(),
+        }]),
+        (None, Some(_)) => Err("--browser goes with --dir".into()),
+        (None, None) => browser_targets(),
+    }
+}
+
+fn manifest_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{HOST_NAME}.json"))
+}
+
+pub fn install(args: &[String]) -> ExitCode {
+    let result = parse_options(args).and_then(|options| {
+        let binary = std::env::current_exe()
+            .and_then(fs::canonicalize)
+            .map_err(|error| format!("cannot find this program's path: {error}"))?;
+        let binary = binary
+            .to_str()
+            .ok_or("this program's path is not UTF-8")?
+            .to_owned();
+        let targets = targets(&options)?;
+        if targets.is_empty() {
+            return Err(
+                "no Chrome, Chromium, Edge, Brave or Firefox settings folder found; \
+                        start the browser once, or name a folder with --dir"
+                    .into(),
+            );
+        }
+        for target in targets {
+            let manifest = host_manifest(target.family, &binary, &options.extension_ids);
+            let path = manifest_path(&target.dir);
+            fs::create_dir_all(&target.dir)
+                .and_then(|()| fs::write(&path, format!("{manifest:#}\n")))
+                .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+            println!("{}: wrote {}", target.name, path.display());
+        }
+        Ok(())
+    });
+    finish(result)
+}
+
+pub fn uninstall(args: &[String]) -> ExitCode {
+    let result = parse_options(args).and_then(|options| {
+        for target in targets(&options)? {
+            let path = manifest_path(&target.dir);
+            let ours = fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .is_some_and(|manifest| manifest["name"] == HOST_NAME);
+            if !ours {
+                continue;
+            }
+            fs::remove_file(&path)
+                .map_err(|error| format!("cannot remove {}: {error}", path.display()))?;
+            println!("{}: removed {}", target.name, path.display());
+        }
+        Ok(())
+    });
+    finish(result)
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("aistudio-ssh: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Answers the extension's messages until the browser closes stdin.
+pub fn native_host() -> ExitCode {
+    let (mut input, mut output) = (io::stdin().lock(), io::stdout().lock());
+    loop {
+        let message = match native_host::read_message(&mut input) {
+            Ok(Some(message)) => message,
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(error) => {
+                // stderr reaches the browser's log; stdout belongs to the protocol.
+                eprintln!("aistudio-ssh native-host: {} ({error})", error.variant());
+                return ExitCode::from(1);
+            }
+        };
+        if let Err(error) = native_host::write_message(&mut output, &native_host::answer(&message))
+        {
+            eprintln!("aistudio-ssh native-host: {} ({error})", error.variant());
+            return ExitCode::from(1);
+        }
+    }
+}
