@@ -966,3 +966,50 @@ fn an_idle_link_pings_and_measures_the_round_trip() {
     a.handle_timeout(10_030 + 40_000);
     assert!(events(&mut a).contains(&Event::LinkSilent));
 }
+
+#[test]
+fn a_bridge_that_lost_its_state_resets_the_streams_it_knew_and_gets_the_new_ones() {
+    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
+    let mut b = Endpoint::acceptor(Config::default(), 0);
+    a.link_up(0);
+    b.link_up(0);
+    handshake(&mut a, &mut b, 0);
+    let known = a.open_stream("ssh");
+    a.write(known, b"one").unwrap();
+    pump(&mut a, &mut b, 1);
+    // A second stream whose Open never reaches the bridge.
+    let unheard = a.open_stream("ssh");
+    a.write(unheard, b"two").unwrap();
+    while a.poll_transmit(2).is_some() {}
+    a.link_lost(3);
+    events(&mut a);
+
+    // The bridge restarted: a fresh acceptor answers the same link.
+    let mut fresh = Endpoint::acceptor(Config::default(), 4);
+    a.link_up(5);
+    fresh.link_up(5);
+    handshake(&mut a, &mut fresh, 5);
+    pump(&mut a, &mut fresh, 6);
+    let got = events(&mut a);
+    assert!(
+        got.iter()
+            .any(|e| matches!(e, Event::Reset { stream, code, reason }
+            if *stream == known && *code == ResetCode::GONE && reason.contains("other end"))),
+        "{got:?}"
+    );
+    assert_eq!(a.stream_info(known), None);
+    let mut two = Vec::new();
+    fresh.read(unheard, &mut two).unwrap();
+    assert_eq!(two, b"two");
+    assert_eq!(fresh.stream_info(known), None);
+}
+
+#[test]
+fn a_peer_that_never_answers_the_hello_is_reported_silent() {
+    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
+    a.link_up(0);
+    assert!(matches!(a.poll_transmit(0), Some(Frame::Hello(_))));
+    assert_eq!(a.poll_timeout(), Some(40_000));
+    a.handle_timeout(40_000);
+    assert_eq!(events(&mut a), vec![Event::LinkSilent]);
+}

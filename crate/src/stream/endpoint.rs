@@ -70,7 +70,8 @@ pub enum Event {
     /// [`Endpoint::poll_transmit`] still gives (an `Error`), close the link, then call
     /// [`Endpoint::link_lost`].
     LinkFailed { error: LinkError },
-    /// Nothing came from the peer for [`Config::silence_ms`]: close the link and open a new one.
+    /// Nothing came from the peer for [`Config::silence_ms`] (its `Hello` included): close the
+    /// link and open a new one.
     LinkSilent,
     /// The link stayed down past the grace period; its streams were reset.
     LinkTimedOut,
@@ -861,7 +862,8 @@ impl Endpoint {
                 self.down_since = Some(now_ms);
             }
         }
-        if self.phase == Phase::Up
+        // A peer that never answers our Hello is as silent as one that stopped talking.
+        if matches!(self.phase, Phase::Up | Phase::Handshake)
             && !self.silence_reported
             && now_ms >= self.last_heard_ms.saturating_add(self.config.silence_ms)
         {
@@ -892,6 +894,9 @@ impl Endpoint {
             Phase::Down | Phase::Handshake | Phase::Failed => {
                 if let Some(since) = self.down_since {
                     at(since.saturating_add(self.config.grace_ms));
+                }
+                if self.phase == Phase::Handshake && !self.silence_reported {
+                    at(self.last_heard_ms.saturating_add(self.config.silence_ms));
                 }
             }
         }
