@@ -1013,3 +1013,59 @@ fn a_peer_that_never_answers_the_hello_is_reported_silent() {
     a.handle_timeout(40_000);
     assert_eq!(events(&mut a), vec![Event::LinkSilent]);
 }
+
+#[test]
+fn a_stream_whose_last_ack_was_lost_finishes_on_resume_without_another_read() {
+    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
+    let mut b = Endpoint::acceptor(Config::default(), 0);
+    a.link_up(0);
+    b.link_up(0);
+    handshake(&mut a, &mut b, 0);
+    let id = a.open_stream("ssh");
+    a.write(id, b"hi").unwrap();
+    a.close(id).unwrap();
+    pump(&mut a, &mut b, 1);
+    let mut got = Vec::new();
+    b.read(id, &mut got).unwrap();
+    b.write(id, b"yo").unwrap();
+    b.close(id).unwrap();
+    while let Some(frame) = b.poll_transmit(2) {
+        a.handle(frame, 2);
+    }
+    a.read(id, &mut got).unwrap();
+    assert_eq!(got, b"hiyo");
+    // A sends its last Ack and is done; that Ack is lost with the link.
+    while a.poll_transmit(3).is_some() {}
+    assert!(events(&mut a).contains(&Event::Finished { stream: id }));
+    assert!(b.stream_info(id).is_some());
+    a.link_lost(4);
+    b.link_lost(4);
+    a.link_up(5);
+    b.link_up(5);
+    handshake(&mut a, &mut b, 5);
+    pump(&mut a, &mut b, 6);
+    assert_eq!(b.stream_info(id), None);
+    assert!(events(&mut b).contains(&Event::Finished { stream: id }));
+}
+
+#[test]
+fn a_reset_right_after_the_open_still_reaches_the_peer() {
+    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
+    let mut b = Endpoint::acceptor(Config::default(), 0);
+    a.link_up(0);
+    b.link_up(0);
+    handshake(&mut a, &mut b, 0);
+    let id = a.open_stream("ssh");
+    let open = a.poll_transmit(1).unwrap();
+    assert!(matches!(open, Frame::Open { .. }));
+    b.handle(open, 1);
+    // Before any answer from b, the application gives up.
+    a.reset(id, ResetCode::APPLICATION, "ssh exited").unwrap();
+    pump(&mut a, &mut b, 2);
+    assert_eq!(b.stream_info(id), None);
+    assert!(events(&mut b).contains(&Event::Reset {
+        stream: id,
+        code: ResetCode::APPLICATION,
+        reason: "ssh exited".into()
+    }));
+}

@@ -617,6 +617,8 @@ impl Endpoint {
                 }
                 s.send.rewind();
                 s.close_sent = s.fin_acked;
+                // Its entry may carry the last thing this end waited for.
+                self.finish_if_done(id);
             } else if !s.confirmed {
                 // We opened it and never heard back: the Open itself may be what was lost.
                 s.open_sent = false;
@@ -791,10 +793,10 @@ impl Endpoint {
     /// Resets a stream the peer misused.
     fn protocol_reset(&mut self, id: StreamId, what: &str) {
         let reason = format!("the other end broke the protocol on {id}: {what}");
-        self.drop_stream(id, ResetCode::GONE, reason.clone(), true);
+        self.drop_stream(id, ResetCode::PROTOCOL, reason.clone(), true);
         self.events.push_back(Event::Reset {
             stream: id,
-            code: ResetCode::GONE,
+            code: ResetCode::PROTOCOL,
             reason,
         });
     }
@@ -804,7 +806,8 @@ impl Endpoint {
         let Some(s) = self.streams.remove(&id) else {
             return;
         };
-        if tell && s.confirmed && self.phase == Phase::Up {
+        // An Open on its way is enough for the peer to hold the stream.
+        if tell && (s.confirmed || s.open_sent) && self.phase == Phase::Up {
             self.control.push_back(Frame::Reset {
                 stream: id,
                 code,

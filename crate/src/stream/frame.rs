@@ -67,12 +67,15 @@ impl ResetCode {
     pub const REFUSED: Self = Self(2);
     /// The peer already holds as many streams as it takes.
     pub const TOO_MANY_STREAMS: Self = Self(3);
-    /// The peer sent beyond the window it was given, or beyond its final offset.
+    /// The peer sent beyond the window it was given.
     pub const FLOW_CONTROL: Self = Self(4);
     /// The link stayed down longer than the grace period.
     pub const LINK_TIMEOUT: Self = Self(5);
     /// The other end no longer knows the stream (it reset it, or lost its state).
     pub const GONE: Self = Self(6);
+    /// The peer broke the protocol on this stream (data past its `Close`, an `Ack` of bytes
+    /// never sent).
+    pub const PROTOCOL: Self = Self(7);
 }
 
 /// One `Hello` entry and one `Ack`: how much of a stream one end has received.
