@@ -62,8 +62,19 @@
 //!   reset with [`ResetCode::GONE`]). A stream finished here stays listed as a tombstone
 //!   (received = final, fin) until the peer's `Hello` no longer lists it, so a peer that
 //!   missed our last `Ack` still learns that its `Close` arrived.
+//! - **Finishing.** An end forgets a stream only when its own `Close` was acknowledged (an
+//!   `Ack` with the fin flag), it received the peer's `Close` and every byte before it, the
+//!   application read them all, and it sent its own fin `Ack`. So "the peer forgot it" means
+//!   "the peer had everything", which is what the resume rule above relies on. A stream reset
+//!   here is remembered too: if the peer's `Hello` still lists it (our `Reset` was lost), or
+//!   its `Open` comes again, the `Reset` is sent again. At most 1024 such tombstones are kept.
 //! - **Grace.** Streams of a link that stays down past the grace period (120 s by default,
 //!   never meant below 60 s) are reset with [`ResetCode::LINK_TIMEOUT`].
+//! - **Keepalive.** A `Ping` goes out after 10 s with nothing sent (every leg and the MV3
+//!   worker stay awake); 40 s with nothing heard, the `Hello` awaited included, is
+//!   [`Event::LinkSilent`]: the carrier drops the link and makes a new one.
+//! - **Memory** per stream stays within its window (received) plus its send buffer (written,
+//!   unacknowledged), 4 MiB each by default; a peer's `Open` past `max_streams` is refused.
 //! - **Receive side.** Data may arrive reordered, duplicated, overlapping or split: ranges past
 //!   a gap wait within the window, bytes already received are dropped, and the application
 //!   reads each byte once and in order.
