@@ -14,6 +14,7 @@ pub mod render;
 pub mod self_hosted;
 pub mod settings;
 pub mod shell;
+pub mod stream;
 pub mod terminal;
 
 #[cfg(target_arch = "wasm32")]
