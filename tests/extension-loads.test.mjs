@@ -1,5 +1,6 @@
 // User story: I install the built extension and open its popup; it is alive, in my language.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -42,8 +43,17 @@ for (const [lang, locale] of [['en-US', 'en'], ['zh-CN', 'zh_CN']]) {
   });
 }
 
+/** The id Chromium derives from a manifest `key`: SHA-256 of the key, 32 hex digits as a..p. */
+const idFromKey = (key) => [...createHash('sha256').update(Buffer.from(key, 'base64')).digest('hex').slice(0, 32)]
+  .map((digit) => String.fromCharCode(97 + parseInt(digit, 16))).join('');
+
 test('extension pages reach the worker, which answers through the Rust core', async (t) => {
   await withExtension(t, {}, async (browser) => {
+    // The id the helper's native messaging manifest names (aistudio_ssh::native_host) is the
+    // one Chromium gives the unpacked build, whatever folder it is loaded from.
+    const { key } = JSON.parse(readFileSync(join(EXTENSION_DIR, 'manifest.json'), 'utf8'));
+    assert.equal(browser.extensionId, idFromKey(key));
+    assert.equal(browser.extensionId, 'nfbfpekjfcnniobpegkajkakabpienla');
     const options = await openExtensionPage(browser, 'options.html');
     assert.equal(await options.textContent('#core'), expected('en', 'coreLabel', version));
     const send = (request) => options.evaluate((r) => chrome.runtime.sendMessage(r), request);
