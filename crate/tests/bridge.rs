@@ -330,3 +330,9 @@ fn three_streams_cross_the_real_bridge_both_ways_byte_for_byte() {
         streams_through_the_bridge(&python);
     }
 }
+
+#[test]
+fn the_core_embeds_the_bridge_it_tests() {
+    let on_disk = std::fs::read_to_string(bridge_py()).unwrap();
+    assert_eq!(aistudio_ssh::render::BRIDGE_PY, on_disk);
+}

@@ -14,12 +14,14 @@ use crate::keys::{import_public_key, KeyPair, PublicKeyInfo};
 use crate::project_keys::{KeyRole, ProjectKeys, StoredKey};
 use crate::shell::quote;
 
+pub mod bridge;
 pub mod bundle;
 pub mod container;
 pub mod probe;
 pub mod relay;
 pub mod user_files;
 
+pub use bridge::BRIDGE_PY;
 pub use bundle::{project_bundle, CellPlan, ProjectBundle, RenderedCell};
 pub use container::{render_provision, render_tunnel, PrivateKeys};
 pub use probe::{render_probe, ProbeReport};
