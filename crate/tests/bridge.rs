@@ -4,6 +4,8 @@
 #![cfg(not(target_arch = "wasm32"))]
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -75,30 +77,23 @@ fn echo_server() -> u16 {
     port
 }
 
-/// The bridge as a child process with its link on stdin/stdout: bytes to it through a
-/// channel (dropping the sender closes its stdin), bytes from it on another.
-struct Bridge {
-    child: Child,
+/// One link to the bridge: bytes to it through a channel (a thread writes them), bytes from
+/// it on another; dropping it closes the link.
+struct Link {
     to: Option<Sender<Vec<u8>>>,
     from: Receiver<Vec<u8>>,
+    cut: Option<UnixStream>,
 }
 
-impl Bridge {
-    fn start(python: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(python)
-            .arg(bridge_py())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{} runs: {e}", python.display()));
-        let mut stdin = child.stdin.take().unwrap();
-        let mut stdout = child.stdout.take().unwrap();
+impl Link {
+    fn new(
+        mut reader: impl Read + Send + 'static,
+        mut writer: impl Write + Send + 'static,
+    ) -> Self {
         let (to, to_rx) = mpsc::channel::<Vec<u8>>();
         thread::spawn(move || {
             for bytes in to_rx {
-                if stdin.write_all(&bytes).is_err() {
+                if writer.write_all(&bytes).is_err() {
                     return;
                 }
             }
@@ -106,26 +101,91 @@ impl Bridge {
         let (from_tx, from) = mpsc::channel();
         thread::spawn(move || {
             let mut buf = vec![0; 256 * 1024];
-            while let Ok(n) = stdout.read(&mut buf) {
+            while let Ok(n) = reader.read(&mut buf) {
                 if n == 0 || from_tx.send(buf[..n].to_vec()).is_err() {
                     return;
                 }
             }
         });
         Self {
-            child,
             to: Some(to),
             from,
+            cut: None,
         }
     }
 
-    fn send(&self, bytes: Vec<u8>) {
-        self.to.as_ref().unwrap().send(bytes).unwrap();
+    /// A new connection to a bridge's `--listen` socket, which it waits for.
+    fn unix(path: &Path) -> Self {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            match UnixStream::connect(path) {
+                Ok(stream) => break stream,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("the bridge listens on {}: {e}", path.display()),
+            }
+        };
+        let mut link = Self::new(stream.try_clone().unwrap(), stream.try_clone().unwrap());
+        link.cut = Some(stream);
+        link
     }
 
-    /// Closes its stdin and waits for it to exit on its own.
-    fn finish(mut self) {
+    fn send(&self, bytes: Vec<u8>) {
+        // A link cut under a write is what the test is about; the endpoint resends.
+        let _ = self.to.as_ref().unwrap().send(bytes);
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
         drop(self.to.take());
+        if let Some(stream) = &self.cut {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// The bridge as a child process; killed when dropped.
+struct Bridge {
+    child: Child,
+}
+
+impl Bridge {
+    /// Its link on stdin/stdout.
+    fn stdio(python: &Path, sshd_port: u16) -> (Self, Link) {
+        let mut child = Self::command(python, sshd_port)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} runs: {e}", python.display()));
+        let link = Link::new(child.stdout.take().unwrap(), child.stdin.take().unwrap());
+        (Self { child }, link)
+    }
+
+    /// Listening for links on a Unix socket.
+    fn listening(python: &Path, sshd_port: u16, socket: &Path) -> Self {
+        let child = Self::command(python, sshd_port)
+            .arg("--listen")
+            .arg(socket)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} runs: {e}", python.display()));
+        Self { child }
+    }
+
+    fn command(python: &Path, sshd_port: u16) -> Command {
+        let mut command = Command::new(python);
+        command
+            .arg(bridge_py())
+            .args(["--sshd-port", &sshd_port.to_string()])
+            .stderr(Stdio::inherit());
+        command
+    }
+
+    /// Waits for it to exit on its own, its link closed.
+    fn finish(mut self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -231,24 +291,25 @@ fn elapsed_ms(start: Instant) -> u64 {
 }
 
 /// Sends what the endpoint has to send, as one write.
-fn flush(ep: &mut Endpoint, bridge: &Bridge, now: u64) {
+fn flush(ep: &mut Endpoint, link: &Link, now: u64) {
     let mut out = Vec::new();
     while let Some(frame) = ep.poll_transmit(now) {
         frame.encode(&mut out).unwrap();
     }
     if !out.is_empty() {
-        bridge.send(out);
+        link.send(out);
     }
 }
 
-fn streams_through_the_bridge(python: &Path) {
-    let port = echo_server();
-    let bridge = Bridge::start(python, &["--sshd-port", &port.to_string()]);
+/// Moves [`STREAMS`] streams of random bytes through the bridge to an echo server and back,
+/// cutting the link `cuts` times along the way (each time `connect` makes the next one);
+/// returns the link when every stream has finished with exactly the bytes it sent.
+fn echo_through(mut link: Link, cuts: usize, mut connect: impl FnMut() -> Link) -> Link {
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(14);
-    let mut link = [0; 16];
-    rng.fill_bytes(&mut link);
-    let mut ep = Endpoint::initiator(LinkId(link), Config::default(), 0);
+    let mut link_id = [0; 16];
+    rng.fill_bytes(&mut link_id);
+    let mut ep = Endpoint::initiator(LinkId(link_id), Config::default(), 0);
     ep.link_up(0);
 
     let mut sent = Vec::new();
@@ -263,14 +324,26 @@ fn streams_through_the_bridge(python: &Path) {
     let mut received = vec![Vec::new(); STREAMS];
     let mut finished = [false; STREAMS];
     let mut decoder = Decoder::new();
+    let mut links_up = 0;
+    let mut cuts_done = 0;
+    let cut_every = STREAMS * BYTES_EACH_WAY / (cuts + 1);
 
     while !finished.iter().all(|&f| f) {
+        let progress: Vec<usize> = received.iter().map(Vec::len).collect();
         assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "stalled: {received:?}",
-            received = received.iter().map(Vec::len).collect::<Vec<_>>()
+            start.elapsed() < Duration::from_secs(20),
+            "stalled: {progress:?}"
         );
         let now = elapsed_ms(start);
+        if cuts_done < cuts && progress.iter().sum::<usize>() >= cut_every * (cuts_done + 1) {
+            // The link drops mid-transfer: frames in flight either way are lost.
+            cuts_done += 1;
+            ep.link_lost(now);
+            drop(link);
+            link = connect();
+            decoder = Decoder::new();
+            ep.link_up(now);
+        }
         for (i, &id) in ids.iter().enumerate() {
             if written[i] < BYTES_EACH_WAY {
                 written[i] += ep.write(id, &sent[i][written[i]..]).unwrap();
@@ -279,7 +352,7 @@ fn streams_through_the_bridge(python: &Path) {
                 }
             }
         }
-        flush(&mut ep, &bridge, now);
+        flush(&mut ep, &link, now);
         while let Some(event) = ep.poll_event() {
             match event {
                 Event::Readable { stream } | Event::Closed { stream } => {
@@ -290,19 +363,17 @@ fn streams_through_the_bridge(python: &Path) {
                 Event::Finished { stream } => {
                     finished[ids.iter().position(|&id| id == stream).unwrap()] = true;
                 }
+                Event::LinkUp => links_up += 1,
                 Event::Reset { .. } | Event::LinkFailed { .. } | Event::LinkSilent => {
                     panic!("{event:?}")
                 }
-                Event::LinkUp
-                | Event::LinkTimedOut
-                | Event::StreamOpened { .. }
-                | Event::Writable { .. } => {}
+                Event::LinkTimedOut | Event::StreamOpened { .. } | Event::Writable { .. } => {}
             }
         }
         let wait = ep
             .poll_timeout()
             .map_or(5, |at| at.saturating_sub(now).clamp(1, 5));
-        match bridge.from.recv_timeout(Duration::from_millis(wait)) {
+        match link.from.recv_timeout(Duration::from_millis(wait)) {
             Ok(bytes) => {
                 decoder.push(&bytes);
                 while let Some(frame) = decoder.next_frame().unwrap() {
@@ -310,24 +381,41 @@ fn streams_through_the_bridge(python: &Path) {
                 }
             }
             Err(RecvTimeoutError::Timeout) => ep.handle_timeout(elapsed_ms(start)),
-            Err(RecvTimeoutError::Disconnected) => panic!("the bridge closed its stdout"),
+            Err(RecvTimeoutError::Disconnected) => panic!("the bridge closed the link"),
         }
     }
     for i in 0..STREAMS {
         assert!(received[i] == sent[i], "stream {} differs", ids[i]);
     }
-    bridge.finish();
+    assert_eq!((cuts_done, links_up), (cuts, cuts + 1));
     eprintln!(
-        "{}: {STREAMS} streams x {BYTES_EACH_WAY} bytes each way in {} ms",
-        python.display(),
+        "{STREAMS} streams x {BYTES_EACH_WAY} bytes each way, {cuts} link cuts: {} ms",
         start.elapsed().as_millis()
     );
+    link
 }
 
 #[test]
 fn three_streams_cross_the_real_bridge_both_ways_byte_for_byte() {
     for python in pythons() {
-        streams_through_the_bridge(&python);
+        let (bridge, link) = Bridge::stdio(&python, echo_server());
+        eprint!("{}: ", python.display());
+        let link = echo_through(link, 0, || unreachable!());
+        drop(link);
+        bridge.finish();
+    }
+}
+
+#[test]
+fn streams_resume_on_the_real_bridge_after_the_link_is_cut() {
+    for python in pythons() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bridge.sock");
+        let _bridge = Bridge::listening(&python, echo_server(), &socket);
+        eprint!("{}: ", python.display());
+        echo_through(Link::unix(&socket), 5, || Link::unix(&socket));
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the socket is for its user only");
     }
 }
 

@@ -8,10 +8,12 @@ with target `ssh` becomes a TCP connection to the container's sshd on 127.0.0.1.
 Python 3.7 standard library only: AI Studio images are that old.
 
 Two halves: a frame codec with an incremental `Decoder`, and `Acceptor`, a sans-IO state
-machine (bytes in with `feed`, bytes out with `transmit`, time given as `now_ms`). `main()`
-wires one link on stdin/stdout to sshd with `selectors`. Still to come: a user-only Unix
-socket listener that serves successive links (so a link that drops resumes against the same
-process), and the kernel-side attach client that carries frames from the page to it.
+machine (bytes in with `feed`, bytes out with `transmit`, time given as `now_ms`). `Bridge`
+does the I/O with `selectors`: `main()` serves one link on stdin/stdout, or with `--listen`
+successive links on a user-only Unix socket, each new connection resuming the streams of the
+last (sshd connections outlive links up to the grace period). Still to come: the kernel-side
+attach client that carries frames from the page to that socket, and routing `Hello`s by link
+id (one acceptor serves one link id for now: a second id is refused with LINK_MISMATCH).
 """
 
 import argparse
@@ -819,143 +821,216 @@ class _Conn(object):
 
 # Bytes held for a socket or the link before we stop taking more: bounds memory.
 _HIGH_WATER = 1024 * 1024
+_READ_SIZE = 256 * 1024
 
 
-def serve(link_in, link_out, sshd_port, acceptor=None):
-    """Serves one link on two file descriptors until the link ends; returns the acceptor."""
-    now = _now_ms()
-    acceptor = acceptor or Acceptor(now)
-    acceptor.link_up(now)
-    os.set_blocking(link_in, False)
-    os.set_blocking(link_out, False)
-    sel = selectors.DefaultSelector()
-    conns = {}
-    link_buf = bytearray()
-    link_open = True
+class Bridge(object):
+    """The I/O around one Acceptor: the current link, the streams' sshd connections, and a
+    listener whose every new connection is the next link (it replaces the current one, as a
+    reloaded page does). The sshd connections outlive links; the grace period ends them."""
 
-    def want(key_obj, mask):
-        if mask:
-            try:
-                sel.modify(key_obj, mask)
-            except KeyError:
-                sel.register(key_obj, mask)
+    def __init__(self, sshd_port):
+        self.sshd_port = sshd_port
+        self.acceptor = Acceptor(_now_ms())
+        self.sel = selectors.DefaultSelector()
+        self.masks = {}
+        self.conns = {}
+        self.link = None  # (fd in, fd out, close) of the current link
+        self.link_buf = bytearray()
+
+    def _want(self, fileobj, mask):
+        if self.masks.get(fileobj, 0) == mask:
+            return
+        if mask and fileobj in self.masks:
+            self.sel.modify(fileobj, mask)
+        elif mask:
+            self.sel.register(fileobj, mask)
         else:
-            try:
-                sel.unregister(key_obj)
-            except KeyError:
-                pass
+            self.sel.unregister(fileobj)
+        if mask:
+            self.masks[fileobj] = mask
+        else:
+            self.masks.pop(fileobj, None)
 
-    def drop_conn(sid):
-        conn = conns.pop(sid, None)
+    def attach(self, link_in, link_out, close):
+        """A new link; a link still attached is taken as lost."""
+        self.detach()
+        os.set_blocking(link_in, False)
+        os.set_blocking(link_out, False)
+        self.link = (link_in, link_out, close)
+        self.acceptor.link_up(_now_ms())
+
+    def detach(self):
+        if self.link is None:
+            return
+        link_in, link_out, close = self.link
+        self.link = None
+        # What the old link did not take is resent from the peer's next Hello.
+        self.link_buf = bytearray()
+        self._want(link_in, 0)
+        self._want(link_out, 0)
+        self.acceptor.link_lost(_now_ms())
+        close()
+
+    def _drop_conn(self, sid):
+        conn = self.conns.pop(sid, None)
         if conn is not None:
-            want(conn.sock, 0)
+            self._want(conn.sock, 0)
             conn.sock.close()
 
-    while True:
-        now = _now_ms()
-        for event in acceptor.events():
+    def _connect(self, sid, target):
+        if target != TARGET_SSH:
+            return self.acceptor.reset(sid, RESET_REFUSED, "this bridge offers only the target ssh")
+        try:
+            sock = socket.create_connection(("127.0.0.1", self.sshd_port), timeout=5)
+        except OSError as error:
+            return self.acceptor.reset(sid, RESET_REFUSED, "sshd on 127.0.0.1:%d: %s" % (self.sshd_port, error))
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conns[sid] = _Conn(sock)
+
+    def _pump(self):
+        """Acts on events and moves bytes between the acceptor and the buffers."""
+        failed = False
+        for event in self.acceptor.events():
             name = event[0]
             if name == "opened":
-                sid, target = event[1], event[2]
-                if target != TARGET_SSH:
-                    acceptor.reset(sid, RESET_REFUSED, "this bridge offers only the target ssh")
-                    continue
-                try:
-                    sock = socket.create_connection(("127.0.0.1", sshd_port), timeout=5)
-                except OSError as error:
-                    acceptor.reset(sid, RESET_REFUSED, "sshd on 127.0.0.1:%d: %s" % (sshd_port, error))
-                    continue
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conns[sid] = _Conn(sock)
+                self._connect(event[1], event[2])
             elif name in ("reset", "finished"):
-                drop_conn(event[1])
-            elif name == "link_failed":
-                link_open = False
-        # Move stream bytes to the sockets, within a bound so the window means memory.
-        for sid, conn in list(conns.items()):
-            if sid in acceptor.streams and len(conn.out) < _HIGH_WATER:
-                conn.out += acceptor.read(sid)
-            s = acceptor.streams.get(sid)
-            if not conn.out and not conn.shut and s is not None and s.fin_received() and not s.recv.ready:
+                self._drop_conn(event[1])
+            elif name in ("link_failed", "link_silent"):
+                failed = True
+        for sid, conn in list(self.conns.items()):
+            s = self.acceptor.streams.get(sid)
+            if s is None:
+                if not conn.out:
+                    self._drop_conn(sid)
+                continue
+            # Read from the acceptor only what the socket will soon take, so the receive
+            # window (counted from what was read) is what bounds memory.
+            if len(conn.out) < _HIGH_WATER:
+                conn.out += self.acceptor.read(sid)
+            if not conn.out and not conn.shut and s.fin_received() and not s.recv.ready:
                 conn.shut = True
                 try:
                     conn.sock.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass
-            if sid not in acceptor.streams:
-                if not conn.out:
-                    drop_conn(sid)
-                continue
             mask = 0
-            if not conn.eof_read and acceptor.room(sid) > 0:
+            if not conn.eof_read and self.acceptor.room(sid) > 0:
                 mask |= selectors.EVENT_READ
             if conn.out:
                 mask |= selectors.EVENT_WRITE
-            want(conn.sock, mask)
-        if len(link_buf) < _HIGH_WATER:
-            link_buf += acceptor.transmit(now)
-        if not link_open and not link_buf:
-            break
-        want(link_out, selectors.EVENT_WRITE if link_buf else 0)
-        want(link_in, selectors.EVENT_READ if link_open else 0)
-        deadline = acceptor.next_timeout()
-        timeout = None if deadline is None else max(deadline - now, 0) / 1000.0
-        for key, mask in sel.select(timeout):
-            if key.fileobj == link_in:
-                try:
-                    data = os.read(link_in, 256 * 1024)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    link_open = False
-                    acceptor.link_lost(_now_ms())
+            self._want(conn.sock, mask)
+        if self.link is None:
+            return
+        if len(self.link_buf) < _HIGH_WATER:
+            self.link_buf += self.acceptor.transmit(_now_ms())
+        if failed and not self.link_buf:
+            return self.detach()
+        link_in, link_out, _ = self.link
+        masks = {link_in: 0 if failed else selectors.EVENT_READ}
+        masks[link_out] = masks.get(link_out, 0) | (selectors.EVENT_WRITE if self.link_buf else 0)
+        for fd, mask in masks.items():
+            self._want(fd, mask)
+
+    def _on_link(self, mask):
+        link_in, link_out, _ = self.link
+        if mask & selectors.EVENT_WRITE and self.link_buf:
+            try:
+                del self.link_buf[:os.write(link_out, self.link_buf)]
+            except BlockingIOError:
+                pass
+            except OSError:
+                return self.detach()
+        if mask & selectors.EVENT_READ:
+            try:
+                data = os.read(link_in, _READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                return self.detach()
+            self.acceptor.feed(data, _now_ms())
+
+    def _on_conn(self, sid, mask):
+        conn = self.conns[sid]
+        try:
+            if mask & selectors.EVENT_WRITE and conn.out:
+                del conn.out[:conn.sock.send(conn.out)]
+            if mask & selectors.EVENT_READ:
+                data = conn.sock.recv(min(self.acceptor.room(sid), _READ_SIZE))
+                if data:
+                    self.acceptor.write(sid, data)
                 else:
-                    acceptor.feed(data, _now_ms())
-            elif key.fileobj == link_out:
-                try:
-                    n = os.write(link_out, link_buf)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    link_open = False
-                    link_buf = bytearray()
-                    acceptor.link_lost(_now_ms())
-                    continue
-                del link_buf[:n]
-            else:
-                sid = next((i for i, c in conns.items() if c.sock is key.fileobj), None)
-                if sid is None:
-                    continue
-                conn = conns[sid]
-                try:
-                    if mask & selectors.EVENT_WRITE and conn.out:
-                        del conn.out[:conn.sock.send(conn.out)]
-                    if mask & selectors.EVENT_READ:
-                        data = conn.sock.recv(min(acceptor.room(sid), 256 * 1024))
-                        if data:
-                            acceptor.write(sid, data)
-                        else:
-                            conn.eof_read = True
-                            acceptor.close(sid)
-                except (BlockingIOError, InterruptedError):
-                    pass
-                except OSError as error:
-                    acceptor.reset(sid, RESET_APPLICATION, "the connection to sshd failed: %s" % error)
-                    drop_conn(sid)
-        if not link_open and not link_buf:
-            break
-    for sid in list(conns):
-        drop_conn(sid)
-    return acceptor
+                    conn.eof_read = True
+                    self.acceptor.close(sid)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as error:
+            self.acceptor.reset(sid, RESET_APPLICATION, "the connection to sshd failed: %s" % error)
+            self._drop_conn(sid)
+
+    def run(self, listener=None):
+        """Serves until the link ends when there is no listener; forever otherwise."""
+        if listener is not None:
+            listener.setblocking(False)
+            self._want(listener, selectors.EVENT_READ)
+        while listener is not None or self.link is not None:
+            self._pump()
+            if listener is None and self.link is None:
+                break
+            deadline = self.acceptor.next_timeout()
+            now = _now_ms()
+            timeout = None if deadline is None else max(deadline - now, 0) / 1000.0
+            for key, mask in self.sel.select(timeout):
+                fileobj = key.fileobj
+                if fileobj is listener:
+                    try:
+                        sock, _ = listener.accept()
+                    except OSError:
+                        continue
+                    self.attach(sock.fileno(), sock.fileno(), sock.close)
+                elif self.link is not None and fileobj in self.link[:2]:
+                    self._on_link(mask)
+                else:
+                    sid = next((i for i, c in self.conns.items() if c.sock is fileobj), None)
+                    if sid is not None:
+                        self._on_conn(sid, mask)
+            self.acceptor.handle_timeout(_now_ms())
+        for sid in list(self.conns):
+            self._drop_conn(sid)
+
+
+def listen_unix(path):
+    """A Unix socket only this user may open; a stale one from an earlier run is replaced."""
+    if os.path.exists(path):
+        os.unlink(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o077)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old)
+    listener.listen(4)
+    return listener
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sshd-port", type=int, required=True, help="the container's sshd on 127.0.0.1")
+    parser.add_argument("--listen", metavar="PATH",
+                        help="serve successive links on this Unix socket (resume across them) "
+                             "instead of one link on stdin/stdout")
     args = parser.parse_args(argv)
-    # One link on stdin/stdout: its end is the end of this process (no resume across links yet).
-    serve(sys.stdin.fileno(), sys.stdout.fileno(), args.sshd_port)
+    bridge = Bridge(args.sshd_port)
+    if args.listen:
+        bridge.run(listen_unix(args.listen))
+    else:
+        # One link: its end is the end of this process, so nothing resumes.
+        bridge.attach(sys.stdin.fileno(), sys.stdout.fileno(), lambda: None)
+        bridge.run()
 
 
 if __name__ == "__main__":
