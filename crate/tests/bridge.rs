@@ -8,7 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -53,11 +55,20 @@ fn pythons() -> Vec<PathBuf> {
 
 /// A TCP server that echoes every byte and half-closes after its peer does: sshd's stand-in.
 fn echo_server() -> u16 {
+    echo_server_counted().0
+}
+
+/// The same, with how many of its connections are open.
+fn echo_server_counted() -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let open = Arc::new(AtomicUsize::new(0));
+    let counter = open.clone();
     thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { return };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let counter = counter.clone();
             thread::spawn(move || {
                 let mut buf = vec![0; 64 * 1024];
                 loop {
@@ -65,16 +76,17 @@ fn echo_server() -> u16 {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
                             if conn.write_all(&buf[..n]).is_err() {
-                                return;
+                                break;
                             }
                         }
                     }
                 }
                 let _ = conn.shutdown(Shutdown::Write);
+                counter.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
-    port
+    (port, open)
 }
 
 /// One link to the bridge: bytes to it through a channel (a thread writes them), bytes from
@@ -165,10 +177,11 @@ impl Bridge {
     }
 
     /// Listening for links on a Unix socket.
-    fn listening(python: &Path, sshd_port: u16, socket: &Path) -> Self {
+    fn listening(python: &Path, sshd_port: u16, socket: &Path, extra: &[&str]) -> Self {
         let child = Self::command(python, sshd_port)
             .arg("--listen")
             .arg(socket)
+            .args(extra)
             .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("{} runs: {e}", python.display()));
@@ -411,11 +424,159 @@ fn streams_resume_on_the_real_bridge_after_the_link_is_cut() {
     for python in pythons() {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("bridge.sock");
-        let _bridge = Bridge::listening(&python, echo_server(), &socket);
+        let _bridge = Bridge::listening(&python, echo_server(), &socket, &[]);
         eprint!("{}: ", python.display());
         echo_through(Link::unix(&socket), 5, || Link::unix(&socket));
         let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the socket is for its user only");
+    }
+}
+
+/// Runs the endpoint over `link` until `done` says so; `done` sees each event, and `None`
+/// once per turn. Returns the events seen.
+fn pump_until(
+    ep: &mut Endpoint,
+    link: &Link,
+    start: Instant,
+    mut done: impl FnMut(&mut Endpoint, Option<&Event>) -> bool,
+) -> Vec<Event> {
+    let mut decoder = Decoder::new();
+    let mut seen = Vec::new();
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "waited in vain: {seen:?}"
+        );
+        let now = elapsed_ms(start);
+        flush(ep, link, now);
+        while let Some(event) = ep.poll_event() {
+            let stop = done(ep, Some(&event));
+            seen.push(event);
+            if stop {
+                return seen;
+            }
+        }
+        if done(ep, None) {
+            return seen;
+        }
+        match link.from.recv_timeout(Duration::from_millis(5)) {
+            Ok(bytes) => {
+                decoder.push(&bytes);
+                while let Some(frame) = decoder.next_frame().unwrap() {
+                    ep.handle(frame, elapsed_ms(start));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => ep.handle_timeout(elapsed_ms(start)),
+            Err(RecvTimeoutError::Disconnected) => panic!("the bridge closed the link: {seen:?}"),
+        }
+    }
+}
+
+/// Writes `bytes` and waits for their echo.
+fn echo_once(ep: &mut Endpoint, link: &Link, start: Instant, id: StreamId, bytes: &[u8]) {
+    ep.write(id, bytes).unwrap();
+    let mut got = Vec::new();
+    pump_until(ep, link, start, |ep, _| {
+        ep.read(id, &mut got).unwrap();
+        got.len() >= bytes.len()
+    });
+    assert_eq!(got, bytes);
+}
+
+fn reset_code(events: &[Event], id: StreamId) -> Option<ResetCode> {
+    events.iter().find_map(|event| match event {
+        Event::Reset { stream, code, .. } if *stream == id => Some(*code),
+        _ => None,
+    })
+}
+
+#[test]
+fn the_bridge_refuses_other_targets_and_an_absent_sshd() {
+    // A port that was just free: nothing listens there.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for python in pythons() {
+        let (bridge, link) = Bridge::stdio(&python, closed);
+        let start = Instant::now();
+        let mut ep = Endpoint::initiator(LinkId([1; 16]), Config::default(), 0);
+        ep.link_up(0);
+        let ssh = ep.open_stream(TARGET_SSH);
+        let http = ep.open_stream("http");
+        let mut resets = 0;
+        let events = pump_until(&mut ep, &link, start, |_, event| {
+            resets += usize::from(matches!(event, Some(Event::Reset { .. })));
+            resets == 2
+        });
+        assert_eq!(
+            reset_code(&events, ssh),
+            Some(ResetCode::REFUSED),
+            "{events:?}"
+        );
+        assert_eq!(
+            reset_code(&events, http),
+            Some(ResetCode::REFUSED),
+            "{events:?}"
+        );
+        drop(link);
+        bridge.finish();
+    }
+}
+
+#[test]
+fn the_bridge_answers_pings_and_ends_streams_after_the_grace_period() {
+    for python in pythons() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bridge.sock");
+        let (port, open) = echo_server_counted();
+        let _bridge = Bridge::listening(&python, port, &socket, &["--grace-ms", "400"]);
+        let start = Instant::now();
+        let config = Config {
+            ping_interval_ms: 30,
+            ..Config::default()
+        };
+        let mut ep = Endpoint::initiator(LinkId([2; 16]), config, 0);
+        ep.link_up(0);
+        let link = Link::unix(&socket);
+        let id = ep.open_stream(TARGET_SSH);
+        echo_once(&mut ep, &link, start, id, b"hello");
+        pump_until(&mut ep, &link, start, |ep, _| ep.rtt_ms().is_some());
+
+        // A cut shorter than the grace period: the stream goes on.
+        ep.link_lost(elapsed_ms(start));
+        drop(link);
+        let link = Link::unix(&socket);
+        ep.link_up(elapsed_ms(start));
+        echo_once(&mut ep, &link, start, id, b"again");
+        assert_eq!(open.load(Ordering::SeqCst), 1);
+
+        // A longer one: the bridge drops the stream and its sshd connection.
+        ep.link_lost(elapsed_ms(start));
+        drop(link);
+        let cut = Instant::now();
+        while open.load(Ordering::SeqCst) > 0 {
+            assert!(
+                cut.elapsed() < Duration::from_secs(5),
+                "sshd connection stays open"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            cut.elapsed() >= Duration::from_millis(300),
+            "not before the grace period"
+        );
+        let link = Link::unix(&socket);
+        ep.link_up(elapsed_ms(start));
+        let events = pump_until(&mut ep, &link, start, |_, event| {
+            matches!(event, Some(Event::Reset { .. }))
+        });
+        let code = reset_code(&events, id);
+        assert!(
+            code == Some(ResetCode::GONE) || code == Some(ResetCode::LINK_TIMEOUT),
+            "{events:?}"
+        );
     }
 }
 

@@ -829,9 +829,9 @@ class Bridge(object):
     listener whose every new connection is the next link (it replaces the current one, as a
     reloaded page does). The sshd connections outlive links; the grace period ends them."""
 
-    def __init__(self, sshd_port):
+    def __init__(self, sshd_port, grace_ms=120000):
         self.sshd_port = sshd_port
-        self.acceptor = Acceptor(_now_ms())
+        self.acceptor = Acceptor(_now_ms(), grace_ms=grace_ms)
         self.sel = selectors.DefaultSelector()
         self.masks = {}
         self.conns = {}
@@ -1023,8 +1023,10 @@ def main(argv=None):
     parser.add_argument("--listen", metavar="PATH",
                         help="serve successive links on this Unix socket (resume across them) "
                              "instead of one link on stdin/stdout")
+    parser.add_argument("--grace-ms", type=int, default=120000,
+                        help="how long streams wait for a lost link to come back (tests shorten it)")
     args = parser.parse_args(argv)
-    bridge = Bridge(args.sshd_port)
+    bridge = Bridge(args.sshd_port, args.grace_ms)
     if args.listen:
         bridge.run(listen_unix(args.listen))
     else:
