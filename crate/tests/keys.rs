@@ -435,17 +435,8 @@ fn base64_decode(text: &str) -> Vec<u8> {
 #[test]
 fn an_rsa_key_from_jwk_numbers_is_checked_and_read_by_ssh_keygen() {
     use aistudio_ssh::keys::{RsaComponents, RsaJwk};
-    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
     let native = rsa::RsaPrivateKey::new(&mut seeded(40), 2048).unwrap();
-    let b64 = |n: &rsa::BigUint| base64_url(&n.to_bytes_be());
-    let jwk = RsaJwk {
-        kty: "RSA".into(),
-        n: b64(native.n()),
-        e: b64(native.e()),
-        d: b64(native.d()),
-        p: b64(&native.primes()[0]),
-        q: b64(&native.primes()[1]),
-    };
+    let jwk = jwk_of(&native);
     let key =
         KeyPair::from_rsa_components(&RsaComponents::try_from(&jwk).unwrap(), COMMENT).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -483,9 +474,19 @@ fn an_rsa_key_from_jwk_numbers_is_checked_and_read_by_ssh_keygen() {
     ));
 }
 
-fn base64_url(bytes: &[u8]) -> String {
+/// An RSA key from the rsa crate as WebCrypto exports it (`exportKey('jwk')`).
+fn jwk_of(native: &rsa::RsaPrivateKey) -> aistudio_ssh::keys::RsaJwk {
     use base64ct::{Base64UrlUnpadded, Encoding};
-    Base64UrlUnpadded::encode_string(bytes)
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+    let b64 = |n: &rsa::BigUint| Base64UrlUnpadded::encode_string(&n.to_bytes_be());
+    aistudio_ssh::keys::RsaJwk {
+        kty: "RSA".into(),
+        n: b64(native.n()),
+        e: b64(native.e()),
+        d: b64(native.d()),
+        p: b64(&native.primes()[0]),
+        q: b64(&native.primes()[1]),
+    }
 }
 
 #[test]
@@ -569,18 +570,9 @@ struct JwkFromRsaCrate {
 
 impl aistudio_ssh::keys::RsaKeyMaker for JwkFromRsaCrate {
     async fn make_rsa_jwk(&self, bits: usize) -> Result<aistudio_ssh::keys::RsaJwk, KeyError> {
-        use rsa::traits::{PrivateKeyParts, PublicKeyParts};
         self.asked.set(Some(bits));
         let native = rsa::RsaPrivateKey::new(&mut *self.rng.borrow_mut(), bits).unwrap();
-        let b64 = |n: &rsa::BigUint| base64_url(&n.to_bytes_be());
-        Ok(aistudio_ssh::keys::RsaJwk {
-            kty: "RSA".into(),
-            n: b64(native.n()),
-            e: b64(native.e()),
-            d: b64(native.d()),
-            p: b64(&native.primes()[0]),
-            q: b64(&native.primes()[1]),
-        })
+        Ok(jwk_of(&native))
     }
 }
 
