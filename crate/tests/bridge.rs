@@ -95,6 +95,8 @@ struct Link {
     to: Option<Sender<Vec<u8>>>,
     from: Receiver<Vec<u8>>,
     cut: Option<UnixStream>,
+    /// The link's own: a frame split across reads stays buffered between two waits.
+    decoder: Decoder,
 }
 
 impl Link {
@@ -123,6 +125,28 @@ impl Link {
             to: Some(to),
             from,
             cut: None,
+            decoder: Decoder::new(),
+        }
+    }
+
+    /// Waits up to `wait_ms` for bytes from the bridge and hands `ep` every whole frame;
+    /// with none, lets `ep`'s timers run. `what` says what was going on if the bridge left.
+    fn receive(
+        &mut self,
+        ep: &mut Endpoint,
+        start: Instant,
+        wait_ms: u64,
+        what: &dyn Fn() -> String,
+    ) {
+        match self.from.recv_timeout(Duration::from_millis(wait_ms)) {
+            Ok(bytes) => {
+                self.decoder.push(&bytes);
+                while let Some(frame) = self.decoder.next_frame().unwrap() {
+                    ep.handle(frame, elapsed_ms(start));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => ep.handle_timeout(elapsed_ms(start)),
+            Err(RecvTimeoutError::Disconnected) => panic!("the bridge closed the link{}", what()),
         }
     }
 
@@ -132,8 +156,7 @@ impl Link {
         let stream = loop {
             match UnixStream::connect(path) {
                 Ok(stream) => break stream,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
+                Err(_) if Instant::now() < deadline => {
                     thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => panic!("the bridge listens on {}: {e}", path.display()),
@@ -336,7 +359,6 @@ fn echo_through(mut link: Link, cuts: usize, mut connect: impl FnMut() -> Link) 
     let mut written = [0; STREAMS];
     let mut received = vec![Vec::new(); STREAMS];
     let mut finished = [false; STREAMS];
-    let mut decoder = Decoder::new();
     let mut links_up = 0;
     let mut cuts_done = 0;
     let cut_every = STREAMS * BYTES_EACH_WAY / (cuts + 1);
@@ -354,7 +376,6 @@ fn echo_through(mut link: Link, cuts: usize, mut connect: impl FnMut() -> Link) 
             ep.link_lost(now);
             drop(link);
             link = connect();
-            decoder = Decoder::new();
             ep.link_up(now);
         }
         for (i, &id) in ids.iter().enumerate() {
@@ -386,16 +407,7 @@ fn echo_through(mut link: Link, cuts: usize, mut connect: impl FnMut() -> Link) 
         let wait = ep
             .poll_timeout()
             .map_or(5, |at| at.saturating_sub(now).clamp(1, 5));
-        match link.from.recv_timeout(Duration::from_millis(wait)) {
-            Ok(bytes) => {
-                decoder.push(&bytes);
-                while let Some(frame) = decoder.next_frame().unwrap() {
-                    ep.handle(frame, elapsed_ms(start));
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => ep.handle_timeout(elapsed_ms(start)),
-            Err(RecvTimeoutError::Disconnected) => panic!("the bridge closed the link"),
-        }
+        link.receive(&mut ep, start, wait, &String::new);
     }
     for i in 0..STREAMS {
         assert!(received[i] == sent[i], "stream {} differs", ids[i]);
@@ -436,11 +448,10 @@ fn streams_resume_on_the_real_bridge_after_the_link_is_cut() {
 /// once per turn. Returns the events seen.
 fn pump_until(
     ep: &mut Endpoint,
-    link: &Link,
+    link: &mut Link,
     start: Instant,
     mut done: impl FnMut(&mut Endpoint, Option<&Event>) -> bool,
 ) -> Vec<Event> {
-    let mut decoder = Decoder::new();
     let mut seen = Vec::new();
     loop {
         assert!(
@@ -459,21 +470,12 @@ fn pump_until(
         if done(ep, None) {
             return seen;
         }
-        match link.from.recv_timeout(Duration::from_millis(5)) {
-            Ok(bytes) => {
-                decoder.push(&bytes);
-                while let Some(frame) = decoder.next_frame().unwrap() {
-                    ep.handle(frame, elapsed_ms(start));
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => ep.handle_timeout(elapsed_ms(start)),
-            Err(RecvTimeoutError::Disconnected) => panic!("the bridge closed the link: {seen:?}"),
-        }
+        link.receive(ep, start, 5, &|| format!(": {seen:?}"));
     }
 }
 
 /// Writes `bytes` and waits for their echo.
-fn echo_once(ep: &mut Endpoint, link: &Link, start: Instant, id: StreamId, bytes: &[u8]) {
+fn echo_once(ep: &mut Endpoint, link: &mut Link, start: Instant, id: StreamId, bytes: &[u8]) {
     ep.write(id, bytes).unwrap();
     let mut got = Vec::new();
     pump_until(ep, link, start, |ep, _| {
@@ -499,14 +501,14 @@ fn the_bridge_refuses_other_targets_and_an_absent_sshd() {
         .unwrap()
         .port();
     for python in pythons() {
-        let (bridge, link) = Bridge::stdio(&python, closed);
+        let (bridge, mut link) = Bridge::stdio(&python, closed);
         let start = Instant::now();
         let mut ep = Endpoint::initiator(LinkId([1; 16]), Config::default(), 0);
         ep.link_up(0);
         let ssh = ep.open_stream(TARGET_SSH);
         let http = ep.open_stream("http");
         let mut resets = 0;
-        let events = pump_until(&mut ep, &link, start, |_, event| {
+        let events = pump_until(&mut ep, &mut link, start, |_, event| {
             resets += usize::from(matches!(event, Some(Event::Reset { .. })));
             resets == 2
         });
@@ -539,17 +541,17 @@ fn the_bridge_answers_pings_and_ends_streams_after_the_grace_period() {
         };
         let mut ep = Endpoint::initiator(LinkId([2; 16]), config, 0);
         ep.link_up(0);
-        let link = Link::unix(&socket);
+        let mut link = Link::unix(&socket);
         let id = ep.open_stream(TARGET_SSH);
-        echo_once(&mut ep, &link, start, id, b"hello");
-        pump_until(&mut ep, &link, start, |ep, _| ep.rtt_ms().is_some());
+        echo_once(&mut ep, &mut link, start, id, b"hello");
+        pump_until(&mut ep, &mut link, start, |ep, _| ep.rtt_ms().is_some());
 
         // A cut shorter than the grace period: the stream goes on.
         ep.link_lost(elapsed_ms(start));
         drop(link);
-        let link = Link::unix(&socket);
+        let mut link = Link::unix(&socket);
         ep.link_up(elapsed_ms(start));
-        echo_once(&mut ep, &link, start, id, b"again");
+        echo_once(&mut ep, &mut link, start, id, b"again");
         assert_eq!(open.load(Ordering::SeqCst), 1);
 
         // A longer one: the bridge drops the stream and its sshd connection.
@@ -567,9 +569,9 @@ fn the_bridge_answers_pings_and_ends_streams_after_the_grace_period() {
             cut.elapsed() >= Duration::from_millis(300),
             "not before the grace period"
         );
-        let link = Link::unix(&socket);
+        let mut link = Link::unix(&socket);
         ep.link_up(elapsed_ms(start));
-        let events = pump_until(&mut ep, &link, start, |_, event| {
+        let events = pump_until(&mut ep, &mut link, start, |_, event| {
             matches!(event, Some(Event::Reset { .. }))
         });
         let code = reset_code(&events, id);

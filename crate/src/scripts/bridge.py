@@ -96,6 +96,12 @@ def _text(text, limit):
     return raw
 
 
+def clip(text, limit):
+    """`text` cut to at most `limit` UTF-8 bytes on a character boundary (a reason that is
+    too long is shortened, as the Rust endpoint does, never refused by `encode`)."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
 def encode(frame):
     """The frame's bytes, exactly as frame.rs writes them."""
     kind = type(frame)
@@ -482,7 +488,7 @@ class Acceptor(object):
         s = self.streams[stream_id]
         if s.close_requested:
             raise ValueError("stream %d was closed for writing" % stream_id)
-        n = min(len(data), max(self.send_buffer - len(s.send.data), 0))
+        n = min(len(data), self.room(stream_id))
         s.send.data += data[:n]
         if n < len(data):
             s.write_blocked = True
@@ -504,7 +510,7 @@ class Acceptor(object):
 
     def reset(self, stream_id, code, reason):
         if stream_id in self.streams:
-            self._drop(stream_id, code, reason[:MAX_REASON], True)
+            self._drop(stream_id, code, reason, True)
 
     # Frames from the peer.
 
@@ -544,7 +550,7 @@ class Acceptor(object):
         if self.phase in (DOWN, FAILED):
             return
         if tell:
-            self.error_due = Error(code, reason.encode("utf-8")[:MAX_REASON].decode("utf-8", "ignore"))
+            self.error_due = Error(code, clip(reason, MAX_REASON))
         self.phase = FAILED
         if self.down_since is None:
             self.down_since = now_ms
@@ -673,6 +679,8 @@ class Acceptor(object):
     def _drop(self, sid, code, reason, tell):
         if self.streams.pop(sid, None) is None:
             return
+        # Every reset reason passes here: the wire allows MAX_REASON bytes of it.
+        reason = clip(reason, MAX_REASON)
         if tell and self.phase == UP:
             self.control.append(Reset(sid, code, reason))
         self._remember(sid, ("reset", code, reason))
