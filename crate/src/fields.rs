@@ -158,9 +158,13 @@ pub(crate) fn is_user_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// Whether `id` can be an AI Studio project id (as it appears in notebook URLs).
+/// The longest project id (or self-hosted server name) we take: it names files and hosts.
+const MAX_PROJECT_ID_LEN: usize = 64;
+
+/// Whether `id` can be an AI Studio project id (as it appears in notebook URLs) or a
+/// self-hosted server's name: an identifier of at most 64 characters.
 pub fn is_project_id(id: &str) -> bool {
-    is_identifier(id)
+    is_identifier(id) && id.len() <= MAX_PROJECT_ID_LEN
 }
 
 /// Zone, user and project ids seen on AI Studio are ASCII letters, digits and dashes

@@ -59,8 +59,7 @@ impl SelfHostedInput {
             reject("selfHosted.url", &self.url, SELF_HOSTED_URL_RULE);
         }
         let name = self.name.trim();
-        if !is_project_id(name) || name.len() > 64 || !name.bytes().any(|b| b.is_ascii_alphabetic())
-        {
+        if !is_project_id(name) || !name.bytes().any(|b| b.is_ascii_alphabetic()) {
             reject("selfHosted.name", &self.name, SELF_HOSTED_NAME_RULE);
         }
         let user = self.user.trim();

@@ -150,14 +150,14 @@ impl SettingsInput {
     /// Settings from the extension's two stored parts: the relay all projects share and the
     /// project's own part, where a blank field means "the default".
     pub fn from_parts(project: &str, relay: RelayInput, part: ProjectInput) -> Self {
-        let given = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+        let (container_user, ssh_dir) = part.effective();
         Self {
             project: project.to_owned(),
             relay,
             remote_port: part.remote_port,
             container_sshd_port: part.container_sshd_port,
-            container_user: given(part.container_user).unwrap_or_else(default_container_user),
-            ssh_dir: given(part.ssh_dir),
+            container_user,
+            ssh_dir,
         }
     }
 
@@ -218,24 +218,28 @@ impl ProjectInput {
     /// Every invalid field of project `project`'s own part (the relay is checked apart, by
     /// [`RelayInput::check`]); empty when it is valid.
     pub fn check(&self, project: &str) -> Vec<FieldError> {
-        let relay = RelayInput {
-            host: String::new(),
-            port: DEFAULT_RELAY_PORT,
-            user: DEFAULT_RELAY_USER.to_owned(),
-            host_key: String::new(),
-        };
-        let input = SettingsInput::from_parts(project, relay, self.clone());
+        let (container_user, ssh_dir) = self.effective();
         let mut errors = Vec::new();
-        let project = check_project_id(&input.project, &mut errors);
+        let project = check_project_id(project, &mut errors);
         ProjectPart::validated(
             project,
-            input.remote_port,
-            input.container_sshd_port,
-            &input.container_user,
-            input.ssh_dir.as_deref(),
+            self.remote_port,
+            self.container_sshd_port,
+            &container_user,
+            ssh_dir.as_deref(),
             &mut errors,
         );
         errors
+    }
+
+    /// The container user and the user's folder this part means: a blank or absent field
+    /// takes its default (no folder: the one named after the project).
+    fn effective(&self) -> (String, Option<String>) {
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        (
+            given(&self.container_user).unwrap_or_else(default_container_user),
+            given(&self.ssh_dir),
+        )
     }
 }
 
@@ -347,7 +351,7 @@ impl ProjectPart {
 /// The trimmed project id; an invalid one is recorded in `errors`.
 fn check_project_id<'a>(project: &'a str, errors: &mut Vec<FieldError>) -> &'a str {
     let trimmed = project.trim();
-    if !is_project_id(trimmed) || trimmed.len() > 64 {
+    if !is_project_id(trimmed) {
         errors.push(FieldError::new("project", project, PROJECT_RULE));
     }
     trimmed

@@ -206,6 +206,10 @@ fn the_relay_is_checked_on_its_own_before_any_project_exists() {
 fn a_project_part_is_checked_without_a_relay() {
     let part: ProjectInput = serde_json::from_str(r#"{"remotePort": 7424}"#).unwrap();
     assert!(part.check("7892508").is_empty());
+    // One length rule for every project id, wherever it is checked.
+    assert_eq!(fields(&part.check(&"p".repeat(65))), ["project"]);
+    assert!(aistudio_ssh::fields::is_project_id(&"p".repeat(64)));
+    assert!(!aistudio_ssh::fields::is_project_id(&"p".repeat(65)));
     let bad: ProjectInput = serde_json::from_str(
         r#"{"remotePort": 22, "containerSshdPort": 70000, "containerUser": "Bad User", "sshDir": "~/a;b"}"#,
     )
