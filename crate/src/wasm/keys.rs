@@ -110,12 +110,9 @@ pub fn complete_project_keys(
     project_id: &str,
     #[wasm_bindgen(unchecked_param_type = "ProjectKeys | null")] existing: JsValue,
 ) -> Result<JsValue, JsValue> {
-    let existing: ProjectKeys = if existing.is_null() || existing.is_undefined() {
-        ProjectKeys::default()
-    } else {
-        from_js(existing, "stored project keys")?
-    };
-    let (keys, made) = project_keys::complete_project_keys(project_id, existing, &mut OsRng)
-        .map_err(core_error)?;
+    let existing: Option<ProjectKeys> = from_js(existing, "stored project keys")?;
+    let (keys, made) =
+        project_keys::complete_project_keys(project_id, existing.unwrap_or_default(), &mut OsRng)
+            .map_err(core_error)?;
     to_js(&CompletedKeys { keys, made })
 }

@@ -91,9 +91,7 @@ impl RenderedProject {
     /// when one is given.
     #[wasm_bindgen(js_name = userFiles, unchecked_return_type = "UserFile[]")]
     pub fn user_files(&self, passphrase: Option<String>) -> Result<JsValue, JsValue> {
-        let client = self.client.as_ref().ok_or_else(no_client_key)?;
-        let key_files = render::client_key_files(client, passphrase.as_deref(), &mut OsRng)
-            .map_err(core_error)?;
+        let key_files = key_files(self.client.as_ref(), passphrase.as_deref())?;
         to_js(&self.bundle.user_files(key_files))
     }
 
@@ -110,8 +108,14 @@ impl RenderedProject {
     }
 }
 
-fn no_client_key() -> JsValue {
-    named_error("NoClientKey", "the project has no client key yet")
+/// The client key's files, or `NoClientKey` before the project has one.
+fn key_files(
+    client: Option<&StoredKey>,
+    passphrase: Option<&str>,
+) -> Result<Vec<render::UserFile>, JsValue> {
+    let client =
+        client.ok_or_else(|| named_error("NoClientKey", "the project has no client key yet"))?;
+    render::client_key_files(client, passphrase, &mut OsRng).map_err(core_error)
 }
 
 /// The client key's files; the private one protected by `passphrase` when one is given.
@@ -121,11 +125,7 @@ pub fn client_key_files(
     passphrase: Option<String>,
 ) -> Result<JsValue, JsValue> {
     let client: Option<StoredKey> = from_js(client, "client key")?;
-    let client = client.ok_or_else(no_client_key)?;
-    to_js(
-        &render::client_key_files(&client, passphrase.as_deref(), &mut OsRng)
-            .map_err(core_error)?,
-    )
+    to_js(&key_files(client.as_ref(), passphrase.as_deref())?)
 }
 
 /// What an extension page sees of a project's keys: public halves only.
