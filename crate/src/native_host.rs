@@ -22,6 +22,23 @@ pub const CHROMIUM_EXTENSION_ID: &str = "nfbfpekjfcnniobpegkajkakabpienla";
 /// The Firefox build's id (`browser_specific_settings.gecko.id`).
 pub const GECKO_EXTENSION_ID: &str = "aistudio-ssh@aistudio-ssh";
 
+/// The file name of the host's manifests in every browser's folder.
+pub fn manifest_file_name() -> String {
+    format!("{HOST_NAME}.json")
+}
+
+/// Whether the program's arguments (after its name) are those a browser starts a host
+/// with: Chromium passes the caller's origin, Firefox the path of our manifest and the
+/// caller's id.
+pub fn started_by_browser(args: &[String]) -> bool {
+    args.first().is_some_and(|first| {
+        first.starts_with("chrome-extension://")
+            || std::path::Path::new(first)
+                .file_name()
+                .is_some_and(|name| *name == *manifest_file_name())
+    })
+}
+
 /// Chromium refuses a message from a host above 1 MiB.
 pub const MAX_MESSAGE_TO_BROWSER: usize = 1024 * 1024;
 /// Chromium sends at most 64 MiB to a host; anything longer is a broken stream.

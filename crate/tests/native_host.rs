@@ -119,7 +119,7 @@ fn messages_are_framed_by_a_native_endian_length_and_bounded() {
 fn install_writes_one_manifest_uninstall_removes_exactly_it() {
     let dir = tempfile::tempdir().unwrap();
     let hosts = dir.path().join("profile/NativeMessagingHosts");
-    let file = hosts.join(format!("{HOST_NAME}.json"));
+    let file = hosts.join(native_host::manifest_file_name());
     let run = |args: &[&str]| Command::new(BINARY).args(args).output().unwrap();
 
     let out = run(&["install", "--dir", hosts.to_str().unwrap()]);
@@ -158,7 +158,7 @@ fn install_writes_one_manifest_uninstall_removes_exactly_it() {
     // Uninstall removes our manifest, and leaves a file of the same name that is not ours.
     let user_file = dir.path().join("user/NativeMessagingHosts");
     std::fs::create_dir_all(&user_file).unwrap();
-    let theirs = user_file.join(format!("{HOST_NAME}.json"));
+    let theirs = user_file.join(native_host::manifest_file_name());
     std::fs::write(&theirs, r#"{"name": "something.else"}"#).unwrap();
     let out = run(&["uninstall", "--dir", hosts.to_str().unwrap()]);
     assert!(out.status.success());
@@ -171,6 +171,21 @@ fn install_writes_one_manifest_uninstall_removes_exactly_it() {
 
 #[test]
 fn the_binary_answers_as_a_host_when_a_browser_starts_it() {
+    let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    assert!(native_host::started_by_browser(&args(&[
+        "chrome-extension://abc/"
+    ])));
+    let manifest = format!("/home/u/.mozilla/native-messaging-hosts/{HOST_NAME}.json");
+    assert!(native_host::started_by_browser(&args(&[
+        &manifest,
+        GECKO_EXTENSION_ID
+    ])));
+    assert!(!native_host::started_by_browser(&args(&[
+        "render",
+        "--settings",
+        "s.json"
+    ])));
+    assert!(!native_host::started_by_browser(&[]));
     // As Chromium starts it: the caller's origin as the only argument.
     let mut host = Command::new(BINARY)
         .arg(format!("chrome-extension://{CHROMIUM_EXTENSION_ID}/"))

@@ -4,12 +4,11 @@
 
 mod native;
 
-use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use aistudio_ssh::native_host::HOST_NAME;
+use aistudio_ssh::native_host;
 use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
 use aistudio_ssh::render::{
     self, CLIENT_KEY_FILE, KNOWN_HOSTS_FILE, RELAY_SETUP_FILE, SSH_CONFIG_FILE,
@@ -35,15 +34,7 @@ fn main() -> ExitCode {
         Some("install") => return native::install(&args[1..]),
         Some("uninstall") => return native::uninstall(&args[1..]),
         Some("native-host") => return native::native_host(),
-        // How browsers start a host: Chromium passes the caller's origin, Firefox the
-        // path of our manifest (and the caller's id).
-        Some(first)
-            if first.starts_with("chrome-extension://")
-                || Path::new(first).file_name()
-                    == Some(OsStr::new(&format!("{HOST_NAME}.json"))) =>
-        {
-            return native::native_host()
-        }
+        _ if native_host::started_by_browser(args) => return native::native_host(),
         _ => {}
     }
     let (settings_path, out_dir) = match parse_args(args) {

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use aistudio_ssh::error_variant::ErrorVariant;
 use aistudio_ssh::native_host::{
-    self, host_manifest, is_extension_id, Browser, BrowserFamily, BROWSERS, HOST_NAME,
+    self, host_manifest, is_extension_id, Browser, BrowserFamily, NativeMessageError, BROWSERS,
+    HOST_NAME,
 };
 
 pub const USAGE: &str =
@@ -62,6 +63,9 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
             other => return Err(format!("unknown option {other:?}")),
         }
     }
+    if options.family.is_some() && options.dir.is_none() {
+        return Err("--browser goes with --dir".into());
+    }
     Ok(options)
 }
 
@@ -102,17 +106,20 @@ fn targets(options: &Options) -> Result<Vec<Target>, String> {
             family: family.unwrap_or(BrowserFamily::Chromium),
             dir: dir.clone(),
         }]),
-        (None, Some(_)) => Err("--browser goes with --dir".into()),
-        (None, None) => browser_targets(),
+        (None, _) => browser_targets(),
     }
 }
 
 fn manifest_path(dir: &Path) -> PathBuf {
-    dir.join(format!("{HOST_NAME}.json"))
+    dir.join(native_host::manifest_file_name())
 }
 
 pub fn install(args: &[String]) -> ExitCode {
-    let result = parse_options(args).and_then(|options| {
+    let options = match parse_options(args) {
+        Ok(options) => options,
+        Err(usage) => return fail(2, &usage),
+    };
+    let result = (|| {
         let binary = std::env::current_exe()
             .and_then(fs::canonicalize)
             .map_err(|error| format!("cannot find this program's path: {error}"))?;
@@ -137,12 +144,16 @@ pub fn install(args: &[String]) -> ExitCode {
             println!("{}: wrote {}", target.name, path.display());
         }
         Ok(())
-    });
+    })();
     finish(result)
 }
 
 pub fn uninstall(args: &[String]) -> ExitCode {
-    let result = parse_options(args).and_then(|options| {
+    let options = match parse_options(args) {
+        Ok(options) => options,
+        Err(usage) => return fail(2, &usage),
+    };
+    let result = (|| {
         for target in targets(&options)? {
             let path = manifest_path(&target.dir);
             let ours = fs::read_to_string(&path)
@@ -157,37 +168,39 @@ pub fn uninstall(args: &[String]) -> ExitCode {
             println!("{}: removed {}", target.name, path.display());
         }
         Ok(())
-    });
+    })();
     finish(result)
 }
 
+/// Bad usage has exited with 2 already; what is left is about files and folders: 1.
 fn finish(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("aistudio-ssh: {error}");
-            ExitCode::from(2)
-        }
+        Err(error) => fail(1, &error),
     }
+}
+
+fn fail(code: u8, error: &str) -> ExitCode {
+    eprintln!("aistudio-ssh: {error}");
+    ExitCode::from(code)
 }
 
 /// Answers the extension's messages until the browser closes stdin.
 pub fn native_host() -> ExitCode {
-    let (mut input, mut output) = (io::stdin().lock(), io::stdout().lock());
-    loop {
-        let message = match native_host::read_message(&mut input) {
-            Ok(Some(message)) => message,
-            Ok(None) => return ExitCode::SUCCESS,
-            Err(error) => {
-                // stderr reaches the browser's log; stdout belongs to the protocol.
-                eprintln!("aistudio-ssh native-host: {} ({error})", error.variant());
-                return ExitCode::from(1);
-            }
-        };
-        if let Err(error) = native_host::write_message(&mut output, &native_host::answer(&message))
-        {
+    match serve() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // stderr reaches the browser's log; stdout belongs to the protocol.
             eprintln!("aistudio-ssh native-host: {} ({error})", error.variant());
-            return ExitCode::from(1);
+            ExitCode::from(1)
         }
     }
+}
+
+fn serve() -> Result<(), NativeMessageError> {
+    let (mut input, mut output) = (io::stdin().lock(), io::stdout().lock());
+    while let Some(message) = native_host::read_message(&mut input)? {
+        native_host::write_message(&mut output, &native_host::answer(&message))?;
+    }
+    Ok(())
 }
