@@ -112,10 +112,8 @@ pub enum LinkError {
 impl LinkError {
     fn code(&self) -> ErrorCode {
         match self {
-            Self::UnsupportedVersion { .. }
-            | Self::Decode(DecodeError::UnsupportedVersion { .. }) => {
-                ErrorCode::UNSUPPORTED_VERSION
-            }
+            // handle_decode_error turns a decoded UnsupportedVersion into this variant.
+            Self::UnsupportedVersion { .. } => ErrorCode::UNSUPPORTED_VERSION,
             Self::LinkMismatch { .. } => ErrorCode::LINK_MISMATCH,
             Self::Protocol { .. } | Self::Decode(_) => ErrorCode::PROTOCOL,
             Self::Peer { code, .. } => *code,
@@ -515,7 +513,7 @@ impl Endpoint {
             (Phase::Handshake, Frame::Hello(hello)) => self.on_hello(hello, now_ms),
             (Phase::Handshake, other) => self.fail(
                 LinkError::Protocol {
-                    detail: format!("a {} frame came before Hello", frame_name(&other)),
+                    detail: format!("a {} frame came before Hello", <&str>::from(&other)),
                 },
                 now_ms,
             ),
@@ -1047,20 +1045,6 @@ impl Endpoint {
             offset,
             bytes,
         })
-    }
-}
-
-fn frame_name(frame: &Frame) -> &'static str {
-    match frame {
-        Frame::Hello(_) => "Hello",
-        Frame::Error { .. } => "Error",
-        Frame::Open { .. } => "Open",
-        Frame::Data { .. } => "Data",
-        Frame::Ack(_) => "Ack",
-        Frame::Close { .. } => "Close",
-        Frame::Reset { .. } => "Reset",
-        Frame::Ping { .. } => "Ping",
-        Frame::Pong { .. } => "Pong",
     }
 }
 

@@ -102,8 +102,8 @@ pub struct Hello {
     pub resume: Vec<Ack>,
 }
 
-/// One protocol frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One protocol frame (its variant name, `<&str>::from(&frame)`, names it in errors).
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 pub enum Frame {
     /// Starts a link (and every resumption of it).
     Hello(Hello),
