@@ -660,11 +660,7 @@ proptest! {
 
 #[test]
 fn a_stream_whose_open_was_lost_is_opened_again_on_resume() {
-    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
-    let mut b = Endpoint::acceptor(Config::default(), 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(Config::default(), Config::default());
     let id = a.open_stream("ssh");
     a.write(id, b"hello").unwrap();
     // The Open and the Data go out, and are lost with the link.
@@ -712,6 +708,16 @@ fn pump(a: &mut Endpoint, b: &mut Endpoint, now: u64) {
     }
 }
 
+/// An initiator and an acceptor whose link is up and past its handshake at time 0.
+fn linked(initiator: Config, acceptor: Config) -> (Endpoint, Endpoint) {
+    let mut a = Endpoint::initiator(LINK, initiator, 0);
+    let mut b = Endpoint::acceptor(acceptor, 0);
+    a.link_up(0);
+    b.link_up(0);
+    handshake(&mut a, &mut b, 0);
+    (a, b)
+}
+
 fn events(ep: &mut Endpoint) -> Vec<Event> {
     std::iter::from_fn(|| ep.poll_event()).collect()
 }
@@ -719,11 +725,7 @@ fn events(ep: &mut Endpoint) -> Vec<Event> {
 #[test]
 fn a_receiver_that_does_not_read_stops_the_sender_at_the_window() {
     let config = small_config(0, 16_384, 1_000_000);
-    let mut a = Endpoint::initiator(LINK, config.clone(), 0);
-    let mut b = Endpoint::acceptor(config, 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(config.clone(), config);
     let id = a.open_stream("ssh");
     assert_eq!(a.write(id, &[9; 1_000_000]).unwrap(), 1_000_000);
     for now in 1..50 {
@@ -746,11 +748,7 @@ fn a_receiver_that_does_not_read_stops_the_sender_at_the_window() {
 #[test]
 fn a_writer_past_its_send_buffer_is_told_when_to_write_again() {
     let config = small_config(0, 16_384, 10_000);
-    let mut a = Endpoint::initiator(LINK, config.clone(), 0);
-    let mut b = Endpoint::acceptor(config, 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(config.clone(), config);
     let id = a.open_stream("ssh");
     assert_eq!(a.write(id, &[1; 25_000]).unwrap(), 10_000);
     assert_eq!(a.write(id, &[1; 5]).unwrap(), 0);
@@ -765,11 +763,7 @@ fn streams_of_a_link_down_past_the_grace_period_are_reset() {
         grace_ms: 60_000,
         ..Config::default()
     };
-    let mut a = Endpoint::initiator(LINK, config.clone(), 0);
-    let mut b = Endpoint::acceptor(config, 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(config.clone(), config);
     let id = a.open_stream("ssh");
     a.write(id, b"x").unwrap();
     pump(&mut a, &mut b, 10);
@@ -790,11 +784,7 @@ fn streams_of_a_link_down_past_the_grace_period_are_reset() {
 
 #[test]
 fn a_link_back_within_the_grace_period_keeps_its_streams() {
-    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
-    let mut b = Endpoint::acceptor(Config::default(), 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(Config::default(), Config::default());
     let id = a.open_stream("ssh");
     pump(&mut a, &mut b, 10);
     a.link_lost(1_000);
@@ -875,11 +865,7 @@ fn a_hello_for_another_link_is_refused() {
 
 #[test]
 fn a_reset_reaches_the_other_application_with_its_reason() {
-    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
-    let mut b = Endpoint::acceptor(Config::default(), 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(Config::default(), Config::default());
     let id = a.open_stream("ssh");
     pump(&mut a, &mut b, 1);
     b.reset(
@@ -902,11 +888,7 @@ fn a_reset_reaches_the_other_application_with_its_reason() {
 
 #[test]
 fn data_past_the_window_resets_the_stream() {
-    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
-    let mut b = Endpoint::acceptor(small_config(0, 1024, 1024), 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(Config::default(), small_config(0, 1024, 1024));
     let id = a.open_stream("ssh");
     pump(&mut a, &mut b, 1);
     b.handle(
@@ -932,11 +914,7 @@ fn opens_past_the_stream_limit_are_refused() {
         max_streams: 1,
         ..Config::default()
     };
-    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
-    let mut b = Endpoint::acceptor(config, 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(Config::default(), config);
     let first = a.open_stream("ssh");
     let second = a.open_stream("ssh");
     pump(&mut a, &mut b, 1);
@@ -948,11 +926,7 @@ fn opens_past_the_stream_limit_are_refused() {
 
 #[test]
 fn an_idle_link_pings_and_measures_the_round_trip() {
-    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
-    let mut b = Endpoint::acceptor(Config::default(), 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(Config::default(), Config::default());
     assert_eq!(a.poll_transmit(9_999), None);
     assert_eq!(a.poll_timeout(), Some(10_000));
     let ping = a.poll_transmit(10_000).unwrap();
@@ -969,11 +943,7 @@ fn an_idle_link_pings_and_measures_the_round_trip() {
 
 #[test]
 fn a_bridge_that_lost_its_state_resets_the_streams_it_knew_and_gets_the_new_ones() {
-    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
-    let mut b = Endpoint::acceptor(Config::default(), 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(Config::default(), Config::default());
     let known = a.open_stream("ssh");
     a.write(known, b"one").unwrap();
     pump(&mut a, &mut b, 1);
@@ -1016,11 +986,7 @@ fn a_peer_that_never_answers_the_hello_is_reported_silent() {
 
 #[test]
 fn a_stream_whose_last_ack_was_lost_finishes_on_resume_without_another_read() {
-    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
-    let mut b = Endpoint::acceptor(Config::default(), 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(Config::default(), Config::default());
     let id = a.open_stream("ssh");
     a.write(id, b"hi").unwrap();
     a.close(id).unwrap();
@@ -1050,11 +1016,7 @@ fn a_stream_whose_last_ack_was_lost_finishes_on_resume_without_another_read() {
 
 #[test]
 fn a_reset_right_after_the_open_still_reaches_the_peer() {
-    let mut a = Endpoint::initiator(LINK, Config::default(), 0);
-    let mut b = Endpoint::acceptor(Config::default(), 0);
-    a.link_up(0);
-    b.link_up(0);
-    handshake(&mut a, &mut b, 0);
+    let (mut a, mut b) = linked(Config::default(), Config::default());
     let id = a.open_stream("ssh");
     let open = a.poll_transmit(1).unwrap();
     assert!(matches!(open, Frame::Open { .. }));
