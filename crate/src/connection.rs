@@ -38,7 +38,7 @@ pub enum Phase {
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct Environment {
-    /// `cpu`, `nvidia` or `iluvatar`.
+    /// `cpu`, `nvidia`, `iluvatar` or `dcu`.
     pub kind: String,
     /// The first device's name, such as `Tesla V100-SXM2-32GB`.
     pub device: Option<String>,

@@ -5,6 +5,7 @@ import type {
   FieldError, NotebookLocation, SelfHostedInput, SelfHostedJupyter,
 } from '../../build/wasm/aistudio_ssh.js';
 import { ext } from './platform';
+import { namedError } from './requestTable';
 import { projectSettings, saveProjectSettings } from './settings';
 import { SELF_HOSTED_KEY, readLocal, serialized, writeLocal } from './storage';
 
@@ -58,7 +59,7 @@ export async function addSelfHosted(input: SelfHostedInput): Promise<FieldError[
   if ('errors' in checked) return checked.errors;
   const { server } = checked;
   if (!(await granted(server))) {
-    throw Object.assign(new Error(`the browser has not granted access to ${server.originPattern}`), { name: 'NotGranted' });
+    throw namedError('NotGranted', `the browser has not granted access to ${server.originPattern}`);
   }
   await serialized('selfHosted', async () => {
     const others = (await readSelfHosted()).filter((s) => s.name !== server.name);
@@ -75,10 +76,13 @@ export async function addSelfHosted(input: SelfHostedInput): Promise<FieldError[
 
 /** Forgets a server and gives its origin back unless another server shares it. */
 export async function removeSelfHosted(name: string): Promise<void> {
-  const servers = await readSelfHosted();
-  const gone = servers.find((s) => s.name === name);
-  const kept = servers.filter((s) => s.name !== name);
-  await writeLocal(SELF_HOSTED_KEY, kept);
+  // The same lock as an add: a remove right after an add must not write back a list without it.
+  const { gone, kept } = await serialized('selfHosted', async () => {
+    const servers = await readSelfHosted();
+    const kept = servers.filter((s) => s.name !== name);
+    await writeLocal(SELF_HOSTED_KEY, kept);
+    return { gone: servers.find((s) => s.name === name), kept };
+  });
   if (gone && !kept.some((s) => s.originPattern === gone.originPattern)) {
     await ext.permissions.remove({ origins: [gone.originPattern] });
   }
