@@ -61,13 +61,33 @@ pub struct TerminalLine {
     pub wait_for: String,
 }
 
+/// Why lines could not be made for a terminal.
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
+#[non_exhaustive]
+pub enum TerminalError {
+    /// The nonce goes into markers the shell prints: letters and digits only, not empty.
+    InvalidNonce,
+}
+
+impl core::fmt::Display for TerminalError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::InvalidNonce => write!(f, "the nonce must be letters and digits"),
+        }
+    }
+}
+
+impl std::error::Error for TerminalError {}
+
 /// The lines that run `script` in a fresh terminal's shell and then print the end marker
-/// with bash's exit status. `nonce`: letters and digits only.
-pub fn terminal_input(script: &str, nonce: &str) -> Vec<TerminalLine> {
-    assert!(
-        nonce.chars().all(|c| c.is_ascii_alphanumeric()),
-        "nonce must be letters and digits"
-    );
+/// with bash's exit status.
+///
+/// # Errors
+/// [`TerminalError::InvalidNonce`] unless `nonce` is letters and digits, not empty.
+pub fn terminal_input(script: &str, nonce: &str) -> Result<Vec<TerminalLine>, TerminalError> {
+    if nonce.is_empty() || !nonce.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(TerminalError::InvalidNonce);
+    }
     let (begin, end) = (begin_marker(nonce), end_marker(nonce));
     // Split so the typed text never contains a whole marker; the shell joins the halves.
     let split = |marker: &str| {
@@ -118,13 +138,13 @@ pub fn terminal_input(script: &str, nonce: &str) -> Vec<TerminalLine> {
         ),
         format!("{started}\n"),
     ));
-    lines
+    Ok(lines
         .into_iter()
         .map(|(line, wait_for)| TerminalLine {
             frame: serde_json::json!(["stdin", format!("{line}\r")]).to_string(),
             wait_for,
         })
-        .collect()
+        .collect())
 }
 
 /// Where to go on after the terminal's WebSocket was cut and reopened: the first line whose

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aistudio_ssh::cells::{cell_source, CellRole};
 use aistudio_ssh::terminal::{
-    bash_body, read_terminal_output, resume_at, terminal_input, TerminalLine,
+    bash_body, read_terminal_output, resume_at, terminal_input, TerminalError, TerminalLine,
 };
 
 /// Types the frames into `shell` (an interactive shell) on a pseudo-terminal (`script` gives
@@ -83,7 +83,7 @@ fn a_cell_runs_in_an_interactive_terminal_with_its_output_and_exit_status() {
     }
     script.push_str("echo last; exit 3\n");
     let source = cell_source(CellRole::Provision, &script);
-    let frames = terminal_input(bash_body(&source), "n0nce");
+    let frames = terminal_input(bash_body(&source), "n0nce").unwrap();
     let home = tempfile::tempdir().unwrap();
     let printed = type_into_terminal("bash --norc -i", &frames, home.path());
     let result = read_terminal_output(&printed, "n0nce")
@@ -113,7 +113,7 @@ fn the_users_shell_hooks_see_none_of_the_typed_secret_lines() {
     std::fs::write(home.path().join(".bashrc"), HOOKED_BASHRC).unwrap();
     let secret = "-----BEGIN OPENSSH PRIVATE KEY----- not-a-real-key";
     let script = format!("relay_private='{secret}'\necho ran\n");
-    let frames = terminal_input(&script, "h00ks");
+    let frames = terminal_input(&script, "h00ks").unwrap();
     let printed = type_into_terminal("bash -i", &frames, home.path());
     let result = read_terminal_output(&printed, "h00ks")
         .unwrap_or_else(|| panic!("no end marker in:\n{printed}"));
@@ -157,7 +157,14 @@ fn output_is_not_read_before_the_end_marker_and_status_arrived() {
     .unwrap();
     assert_eq!((done.exit_code, done.output.as_str()), (0, "x"));
     // The typed command line (if echoed) holds only split markers.
-    let lines = terminal_input(&"x".repeat(9000), "n");
+    // The nonce reaches markers the shell prints: only letters and digits, never empty.
+    for bad in ["", "a b", "n'", "n;x"] {
+        assert_eq!(
+            terminal_input("true", bad),
+            Err(TerminalError::InvalidNonce)
+        );
+    }
+    let lines = terminal_input(&"x".repeat(9000), "n").unwrap();
     assert_eq!(
         lines.len(),
         1 + 4 + 1,
@@ -186,7 +193,7 @@ fn lines_sent_again_after_a_cut_run_the_cell_once_and_whole() {
         script.push_str(&format!("x{i}='{}'\n", "k".repeat(40)));
     }
     script.push_str("echo \"$x299\" | wc -c; exit 4\n");
-    let lines = terminal_input(&script, "cut1");
+    let lines = terminal_input(&script, "cut1").unwrap();
     assert!(lines.len() >= 6, "several chunks: {}", lines.len());
     let chunk = 2;
     let mut typed: Vec<TerminalLine> = lines[..=chunk].to_vec();

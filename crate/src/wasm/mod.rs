@@ -120,16 +120,7 @@ pub fn terminal_resume_at(
 /// The lines (`{frame, waitFor}`) that run a cell in a fresh Jupyter terminal.
 #[wasm_bindgen(js_name = terminalInput, unchecked_return_type = "TerminalLine[]")]
 pub fn terminal_input(cell_source: &str, nonce: &str) -> Result<JsValue, JsValue> {
-    if nonce.is_empty() || !nonce.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(named_error(
-            "InvalidNonce",
-            "the nonce must be letters and digits",
-        ));
-    }
-    to_js(&terminal::terminal_input(
-        terminal::bash_body(cell_source),
-        nonce,
-    ))
+    to_js(&terminal::terminal_input(terminal::bash_body(cell_source), nonce).map_err(core_error)?)
 }
 
 /// `{exitCode, output}` once the terminal printed the cell's end, else `null`.
