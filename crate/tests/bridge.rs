@@ -339,10 +339,16 @@ fn flush(ep: &mut Endpoint, link: &Link, now: u64) {
 
 /// Moves [`STREAMS`] streams of random bytes through the bridge to an echo server and back,
 /// cutting the link `cuts` times along the way (each time `connect` makes the next one);
-/// returns the link when every stream has finished with exactly the bytes it sent.
-fn echo_through(mut link: Link, cuts: usize, mut connect: impl FnMut() -> Link) -> Link {
+/// returns the link when every stream has finished with exactly the bytes it sent. `seed`
+/// makes the link id and the bytes.
+fn echo_through(
+    seed: u64,
+    mut link: Link,
+    cuts: usize,
+    mut connect: impl FnMut() -> Link,
+) -> Link {
     let start = Instant::now();
-    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut link_id = [0; 16];
     rng.fill_bytes(&mut link_id);
     let mut ep = Endpoint::initiator(LinkId(link_id), Config::default(), 0);
@@ -425,7 +431,7 @@ fn three_streams_cross_the_real_bridge_both_ways_byte_for_byte() {
     for python in pythons() {
         let (bridge, link) = Bridge::stdio(&python, echo_server());
         eprint!("{}: ", python.display());
-        let link = echo_through(link, 0, || unreachable!());
+        let link = echo_through(14, link, 0, || unreachable!());
         drop(link);
         bridge.finish();
     }
@@ -438,9 +444,70 @@ fn streams_resume_on_the_real_bridge_after_the_link_is_cut() {
         let socket = dir.path().join("bridge.sock");
         let _bridge = Bridge::listening(&python, echo_server(), &socket, &[]);
         eprint!("{}: ", python.display());
-        echo_through(Link::unix(&socket), 5, || Link::unix(&socket));
+        echo_through(14, Link::unix(&socket), 5, || Link::unix(&socket));
         let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "the socket is for its user only");
+    }
+}
+
+#[test]
+fn two_links_share_one_bridge_each_resuming_its_own_streams() {
+    for python in pythons() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bridge.sock");
+        let _bridge = Bridge::listening(&python, echo_server(), &socket, &[]);
+        eprintln!("{}: two links at once", python.display());
+        // Two tabs' links through one bridge at once, each cut now and then: every new
+        // connection's Hello finds its own link's streams.
+        thread::scope(|scope| {
+            for (seed, cuts) in [(21, 3), (22, 4)] {
+                let socket = &socket;
+                scope.spawn(move || {
+                    echo_through(seed, Link::unix(socket), cuts, || Link::unix(socket));
+                });
+            }
+        });
+    }
+}
+
+#[test]
+fn a_newer_connection_for_a_link_replaces_the_older_one() {
+    for python in pythons() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("bridge.sock");
+        let (port, open) = echo_server_counted();
+        let _bridge = Bridge::listening(&python, port, &socket, &[]);
+        let start = Instant::now();
+        let mut ep = Endpoint::initiator(LinkId([3; 16]), Config::default(), 0);
+        ep.link_up(0);
+        let mut old = Link::unix(&socket);
+        let id = ep.open_stream(TARGET_SSH);
+        echo_once(&mut ep, &mut old, start, id, b"first");
+
+        // The page reloads: a new connection comes while the old one still looks open.
+        ep.link_lost(elapsed_ms(start));
+        let mut new = Link::unix(&socket);
+        ep.link_up(elapsed_ms(start));
+        echo_once(&mut ep, &mut new, start, id, b"second");
+        assert_eq!(open.load(Ordering::SeqCst), 1, "the same sshd connection");
+        // The bridge closed the old connection.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match old.from.recv_timeout(Duration::from_millis(50)) {
+                Err(RecvTimeoutError::Disconnected) => break,
+                _ => assert!(Instant::now() < deadline, "the old link stays open"),
+            }
+        }
+
+        // Another link id meanwhile gets streams of its own, not this link's.
+        let mut other = Endpoint::initiator(LinkId([4; 16]), Config::default(), 0);
+        other.link_up(0);
+        let mut third = Link::unix(&socket);
+        let other_id = other.open_stream(TARGET_SSH);
+        assert_eq!(other_id, id, "both links number their streams alike");
+        echo_once(&mut other, &mut third, start, other_id, b"other");
+        assert_eq!(open.load(Ordering::SeqCst), 2);
+        echo_once(&mut ep, &mut new, start, id, b"third");
     }
 }
 

@@ -8,12 +8,14 @@ with target `ssh` becomes a TCP connection to the container's sshd on 127.0.0.1.
 Python 3.7 standard library only: AI Studio images are that old.
 
 Two halves: a frame codec with an incremental `Decoder`, and `Acceptor`, a sans-IO state
-machine (bytes in with `feed`, bytes out with `transmit`, time given as `now_ms`). `Bridge`
-does the I/O with `selectors`: `main()` serves one link on stdin/stdout, or with `--listen`
-successive links on a user-only Unix socket, each new connection resuming the streams of the
-last (sshd connections outlive links up to the grace period). Still to come: the kernel-side
-attach client that carries frames from the page to that socket, and routing `Hello`s by link
-id (one acceptor serves one link id for now: a second id is refused with LINK_MISMATCH).
+machine (bytes in with `feed`, bytes out with `transmit`, time given as `now_ms`) serving one
+link id. `Bridge` does the I/O with `selectors`: `main()` serves one link on stdin/stdout, or
+with `--listen` links on a user-only Unix socket. A new connection's first frame, the helper's
+Hello, names its link id: the connection becomes the link of that id's Acceptor (a new id gets
+a new one; a newer connection for an id replaces the older), so its streams resume where the
+last connection left them. sshd connections outlive links; an Acceptor whose link stays down
+past the grace period is dropped with them. The kernel-side attach client (attach.py) makes
+one such connection per comm.
 """
 
 import argparse
@@ -830,43 +832,33 @@ class _Conn(object):
 # Bytes held for a socket or the link before we stop taking more: bounds memory.
 _HIGH_WATER = 1024 * 1024
 _READ_SIZE = 256 * 1024
+# Link ids served at once (a browser has one per notebook tab); more are refused.
+MAX_LINKS = 64
+# Link ids whose acceptor the grace period ended, remembered so a late return is told why.
+MAX_EXPIRED = 64
+# How long a new connection may take to send its whole Hello.
+HELLO_TIMEOUT_MS = 40000
 
 
-class Bridge(object):
-    """The I/O around one Acceptor: the current link, the streams' sshd connections, and a
-    listener whose every new connection is the next link (it replaces the current one, as a
-    reloaded page does). The sshd connections outlive links; the grace period ends them."""
+class _Session(object):
+    """One link id: its Acceptor, its streams' sshd connections, and the connection that is
+    its current link (None while the link is down)."""
 
-    def __init__(self, sshd_port, grace_ms=120000):
-        self.sshd_port = sshd_port
+    def __init__(self, io, link_id, grace_ms):
+        self.io = io
+        self.link_id = link_id
         self.acceptor = Acceptor(_now_ms(), grace_ms=grace_ms)
-        self.sel = selectors.DefaultSelector()
-        self.masks = {}
         self.conns = {}
         self.link = None  # (fd in, fd out, close) of the current link
         self.link_buf = bytearray()
+        self.timed_out = False
 
-    def _want(self, fileobj, mask):
-        if self.masks.get(fileobj, 0) == mask:
-            return
-        if mask and fileobj in self.masks:
-            self.sel.modify(fileobj, mask)
-        elif mask:
-            self.sel.register(fileobj, mask)
-        else:
-            self.sel.unregister(fileobj)
-        if mask:
-            self.masks[fileobj] = mask
-        else:
-            self.masks.pop(fileobj, None)
-
-    def attach(self, link_in, link_out, close):
-        """A new link; a link still attached is taken as lost."""
+    def attach(self, link, first_bytes):
+        """`link` becomes this link id's link; a link still attached is taken as lost."""
         self.detach()
-        os.set_blocking(link_in, False)
-        os.set_blocking(link_out, False)
-        self.link = (link_in, link_out, close)
+        self.link = link
         self.acceptor.link_up(_now_ms())
+        self.acceptor.feed(first_bytes, _now_ms())
 
     def detach(self):
         if self.link is None:
@@ -875,29 +867,36 @@ class Bridge(object):
         self.link = None
         # What the old link did not take is resent from the peer's next Hello.
         self.link_buf = bytearray()
-        self._want(link_in, 0)
-        self._want(link_out, 0)
+        self.io.want(link_in, 0)
+        self.io.want(link_out, 0)
         self.acceptor.link_lost(_now_ms())
         close()
+
+    def drop(self):
+        """Ends everything: the link and every sshd connection."""
+        self.detach()
+        for sid in list(self.conns):
+            self._drop_conn(sid)
 
     def _drop_conn(self, sid):
         conn = self.conns.pop(sid, None)
         if conn is not None:
-            self._want(conn.sock, 0)
+            self.io.want(conn.sock, 0)
             conn.sock.close()
 
     def _connect(self, sid, target):
         if target != TARGET_SSH:
             return self.acceptor.reset(sid, RESET_REFUSED, "this bridge offers only the target ssh")
+        port = self.io.sshd_port
         try:
-            sock = socket.create_connection(("127.0.0.1", self.sshd_port), timeout=5)
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         except OSError as error:
-            return self.acceptor.reset(sid, RESET_REFUSED, "sshd on 127.0.0.1:%d: %s" % (self.sshd_port, error))
+            return self.acceptor.reset(sid, RESET_REFUSED, "sshd on 127.0.0.1:%d: %s" % (port, error))
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conns[sid] = _Conn(sock)
 
-    def _pump(self):
+    def pump(self):
         """Acts on events and moves bytes between the acceptor and the buffers."""
         failed = False
         for event in self.acceptor.events():
@@ -908,6 +907,8 @@ class Bridge(object):
                 self._drop_conn(event[1])
             elif name in ("link_failed", "link_silent"):
                 failed = True
+            elif name == "link_timed_out":
+                self.timed_out = True
         for sid, conn in list(self.conns.items()):
             s = self.acceptor.streams.get(sid)
             if s is None:
@@ -929,7 +930,7 @@ class Bridge(object):
                 mask |= selectors.EVENT_READ
             if conn.out:
                 mask |= selectors.EVENT_WRITE
-            self._want(conn.sock, mask)
+            self.io.want(conn.sock, mask, lambda m, sid=sid: self._on_conn(sid, m))
         if self.link is None:
             return
         if len(self.link_buf) < _HIGH_WATER:
@@ -940,9 +941,11 @@ class Bridge(object):
         masks = {link_in: 0 if failed else selectors.EVENT_READ}
         masks[link_out] = masks.get(link_out, 0) | (selectors.EVENT_WRITE if self.link_buf else 0)
         for fd, mask in masks.items():
-            self._want(fd, mask)
+            self.io.want(fd, mask, self._on_link)
 
     def _on_link(self, mask):
+        if self.link is None:
+            return
         link_in, link_out, _ = self.link
         if mask & selectors.EVENT_WRITE and self.link_buf:
             try:
@@ -963,7 +966,9 @@ class Bridge(object):
             self.acceptor.feed(data, _now_ms())
 
     def _on_conn(self, sid, mask):
-        conn = self.conns[sid]
+        conn = self.conns.get(sid)
+        if conn is None:
+            return
         try:
             if mask & selectors.EVENT_WRITE and conn.out:
                 del conn.out[:conn.sock.send(conn.out)]
@@ -980,35 +985,157 @@ class Bridge(object):
             self.acceptor.reset(sid, RESET_APPLICATION, "the connection to sshd failed: %s" % error)
             self._drop_conn(sid)
 
+
+class _Pending(object):
+    """A new connection whose first frame, the Hello that names its link, is still coming."""
+
+    def __init__(self, link):
+        self.link = link
+        self.raw = bytearray()
+        self.decoder = Decoder()
+        self.since = _now_ms()
+
+
+class Bridge(object):
+    """The I/O around one Acceptor per link id. Every new connection (a listener's, or
+    stdin/stdout) is a link whose first frame, a Hello, names its link id: it becomes the
+    link of that id's acceptor (a new id gets a new one), replacing the connection that was
+    (as a reloaded page does). sshd connections outlive links; an acceptor whose link stays
+    down past the grace period is dropped with them."""
+
+    def __init__(self, sshd_port, grace_ms=120000):
+        self.sshd_port = sshd_port
+        self.grace_ms = grace_ms
+        self.sel = selectors.DefaultSelector()
+        self.masks = {}
+        self.sessions = {}  # link id -> _Session
+        self.pending = {}  # fd in -> _Pending
+        # link id -> (tombstones, highest peer stream) of an acceptor the grace period ended.
+        self.expired = {}
+
+    def want(self, fileobj, mask, handler=None):
+        """Watches `fileobj` for `mask` (0: not at all), calling `handler(mask)` when ready."""
+        # A file keeps its handler while it is watched (its fd is not reused before then).
+        if self.masks.get(fileobj, 0) == mask:
+            return
+        if mask and fileobj in self.masks:
+            self.sel.modify(fileobj, mask, self.sel.get_key(fileobj).data)
+        elif mask:
+            self.sel.register(fileobj, mask, handler)
+        elif fileobj in self.masks:
+            self.sel.unregister(fileobj)
+        if mask:
+            self.masks[fileobj] = mask
+        else:
+            self.masks.pop(fileobj, None)
+
+    def add_link(self, link_in, link_out, close):
+        """A new connection; its Hello will say which link it is."""
+        os.set_blocking(link_in, False)
+        os.set_blocking(link_out, False)
+        pending = _Pending((link_in, link_out, close))
+        self.pending[link_in] = pending
+        self.want(link_in, selectors.EVENT_READ, lambda mask: self._on_pending(pending))
+
+    def _end_pending(self, pending):
+        link_in, link_out, close = pending.link
+        self.pending.pop(link_in, None)
+        self.want(link_in, 0)
+        self.want(link_out, 0)
+
+    def _refuse(self, pending, code, reason):
+        """Tells a connection why, as the acceptor would, and closes it."""
+        self._end_pending(pending)
+        try:
+            os.write(pending.link[1], encode(Error(code, clip(reason, MAX_REASON))))
+        except OSError:
+            pass
+        pending.link[2]()
+
+    def _on_pending(self, pending):
+        link_in = pending.link[0]
+        try:
+            data = os.read(link_in, _READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._end_pending(pending)
+            return pending.link[2]()
+        pending.raw += data
+        pending.decoder.push(data)
+        try:
+            frame = pending.decoder.next_frame()
+        except DecodeError as error:
+            return self._refuse(pending, error.code, str(error))
+        if frame is None:
+            return
+        if type(frame) is not Hello:
+            return self._refuse(pending, ERROR_PROTOCOL, "a %s frame came before Hello" % type(frame).__name__)
+        session = self.sessions.get(frame.link_id)
+        if session is None:
+            if len(self.sessions) >= MAX_LINKS:
+                return self._refuse(pending, ERROR_LINK_MISMATCH,
+                                    "this bridge already serves %d links, its limit" % MAX_LINKS)
+            session = _Session(self, frame.link_id, self.grace_ms)
+            old = self.expired.pop(frame.link_id, None)
+            if old is not None:
+                session.acceptor.tombstones, session.acceptor.highest_peer_stream = old
+            self.sessions[frame.link_id] = session
+        self._end_pending(pending)
+        # The acceptor reads the Hello again, and whatever came after it.
+        session.attach(pending.link, bytes(pending.raw))
+
+    def _expire(self, session):
+        """The grace period ended this link id: its acceptor goes, its reset streams are
+        remembered so that a late return of the link hears Reset, not silence."""
+        session.drop()
+        del self.sessions[session.link_id]
+        self.expired[session.link_id] = (session.acceptor.tombstones, session.acceptor.highest_peer_stream)
+        while len(self.expired) > MAX_EXPIRED:
+            del self.expired[next(iter(self.expired))]
+
+    def _attached(self):
+        return bool(self.pending) or any(s.link is not None for s in self.sessions.values())
+
     def run(self, listener=None):
-        """Serves until the link ends when there is no listener; forever otherwise."""
+        """Serves until no link is left when there is no listener; forever otherwise."""
         if listener is not None:
             listener.setblocking(False)
-            self._want(listener, selectors.EVENT_READ)
-        while listener is not None or self.link is not None:
-            self._pump()
-            if listener is None and self.link is None:
+            self.want(listener, selectors.EVENT_READ, lambda mask: self._accept(listener))
+        while listener is not None or self._attached():
+            for session in list(self.sessions.values()):
+                session.pump()
+                if session.timed_out:
+                    self._expire(session)
+            if listener is None and not self._attached():
                 break
-            deadline = self.acceptor.next_timeout()
-            now = _now_ms()
-            timeout = None if deadline is None else max(deadline - now, 0) / 1000.0
+            deadlines = [s.acceptor.next_timeout() for s in self.sessions.values()]
+            deadlines += [p.since + HELLO_TIMEOUT_MS for p in self.pending.values()]
+            deadlines = [d for d in deadlines if d is not None]
+            timeout = None if not deadlines else max(min(deadlines) - _now_ms(), 0) / 1000.0
             for key, mask in self.sel.select(timeout):
-                fileobj = key.fileobj
-                if fileobj is listener:
-                    try:
-                        sock, _ = listener.accept()
-                    except OSError:
-                        continue
-                    self.attach(sock.fileno(), sock.fileno(), sock.close)
-                elif self.link is not None and fileobj in self.link[:2]:
-                    self._on_link(mask)
-                else:
-                    sid = next((i for i, c in self.conns.items() if c.sock is fileobj), None)
-                    if sid is not None:
-                        self._on_conn(sid, mask)
-            self.acceptor.handle_timeout(_now_ms())
-        for sid in list(self.conns):
-            self._drop_conn(sid)
+                # An earlier handler in this batch may have closed it (or its fd's new owner
+                # is called for nothing: every handler takes a spurious wake-up).
+                if key.fileobj in self.masks:
+                    self.sel.get_key(key.fileobj).data(mask)
+            now = _now_ms()
+            for session in self.sessions.values():
+                session.acceptor.handle_timeout(now)
+            for pending in list(self.pending.values()):
+                if now >= pending.since + HELLO_TIMEOUT_MS:
+                    self._refuse(pending, ERROR_PROTOCOL, "no Hello within %d s" % (HELLO_TIMEOUT_MS // 1000))
+        for session in list(self.sessions.values()):
+            session.drop()
+
+    def _accept(self, listener):
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        # The socket object stays referenced by its close until the link ends.
+        self.add_link(sock.fileno(), sock.fileno(), sock.close)
 
 
 def listen_unix(path):
@@ -1021,7 +1148,7 @@ def listen_unix(path):
         listener.bind(path)
     finally:
         os.umask(old)
-    listener.listen(4)
+    listener.listen(16)
     return listener
 
 
@@ -1029,8 +1156,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sshd-port", type=int, required=True, help="the container's sshd on 127.0.0.1")
     parser.add_argument("--listen", metavar="PATH",
-                        help="serve successive links on this Unix socket (resume across them) "
-                             "instead of one link on stdin/stdout")
+                        help="serve links on this Unix socket, each new connection resuming the "
+                             "link its Hello names, instead of one link on stdin/stdout")
     parser.add_argument("--grace-ms", type=int, default=120000,
                         help="how long streams wait for a lost link to come back (tests shorten it)")
     args = parser.parse_args(argv)
@@ -1039,7 +1166,7 @@ def main(argv=None):
         bridge.run(listen_unix(args.listen))
     else:
         # One link: its end is the end of this process, so nothing resumes.
-        bridge.attach(sys.stdin.fileno(), sys.stdout.fileno(), lambda: None)
+        bridge.add_link(sys.stdin.fileno(), sys.stdout.fileno(), lambda: None)
         bridge.run()
 
 
