@@ -649,6 +649,100 @@ fn the_bridge_answers_pings_and_ends_streams_after_the_grace_period() {
     }
 }
 
+/// Runs the rendered bridge cell (its state directory moved to `state`) with `args`.
+fn bridge_cell(cell: &Path, state: &Path, args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(cell)
+        .args(args)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "bridge.sh {args:?}: {text}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(state.join("bridge.log")).unwrap_or_default()
+    );
+    text
+}
+
+#[test]
+fn the_bridge_cell_starts_one_supervised_bridge_and_stops_it() {
+    use aistudio_ssh::render::{self, BRIDGE_SOCKET};
+    use aistudio_ssh::settings::SettingsInput;
+    let (port, open) = echo_server_counted();
+    let settings = SettingsInput::from_json(&format!(
+        r#"{{"project": "7892508", "containerSshdPort": {port}, "relay": {{"host": "relay.example.com",
+          "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEeLjlB+C7KxjA+eCCR2noVi0Q35q+LndIlvgrS0QFJm relay"}}}}"#
+    ))
+    .unwrap()
+    .validate()
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_dir = Path::new(BRIDGE_SOCKET).parent().unwrap().to_str().unwrap();
+    let cell = render::render_bridge(&settings).replace(
+        &format!("\nstate_dir='{state_dir}'\n"),
+        &format!("\nstate_dir='{}'\n", state.display()),
+    );
+    let path = dir.path().join("bridge.sh");
+    std::fs::write(&path, cell).unwrap();
+    let socket = state.join("bridge.sock");
+    let stop = || bridge_cell(&path, &state, &["stop"]);
+
+    let started = bridge_cell(&path, &state, &[]);
+    let result = std::panic::catch_unwind(|| {
+        assert!(started.contains("state=up"), "{started}");
+        let again = bridge_cell(&path, &state, &[]);
+        assert!(again.contains("bridge already running"), "{again}");
+        let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+
+        let start = Instant::now();
+        let mut ep = Endpoint::initiator(LinkId([5; 16]), Config::default(), 0);
+        ep.link_up(0);
+        let mut link = Link::unix(&socket);
+        let id = ep.open_stream(TARGET_SSH);
+        echo_once(&mut ep, &mut link, start, id, b"through the cell's bridge");
+        assert_eq!(open.load(Ordering::SeqCst), 1);
+
+        // bridge.py dies: the supervisor starts it again (its streams are gone with it).
+        // Only the supervisor's own child is killed (-P).
+        let pid = std::fs::read_to_string(state.join("bridge.pid")).unwrap();
+        assert!(Command::new("pkill")
+            .args(["-KILL", "-P", pid.trim(), "-f", "bridge.py"])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = bridge_cell(&path, &state, &["status"]);
+            // A socket that takes a connection is a new bridge's (the old one's is refused).
+            if status.contains("state=up") && UnixStream::connect(&socket).is_ok() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not restarted: {status}");
+            thread::sleep(Duration::from_millis(100));
+        }
+        let mut ep = Endpoint::initiator(LinkId([6; 16]), Config::default(), 0);
+        ep.link_up(elapsed_ms(start));
+        let mut link = Link::unix(&socket);
+        let id = ep.open_stream(TARGET_SSH);
+        echo_once(&mut ep, &mut link, start, id, b"after a restart");
+
+        let stopped = stop();
+        assert!(stopped.contains("bridge stopped"), "{stopped}");
+        let status = bridge_cell(&path, &state, &["status"]);
+        assert!(status.contains("state=stopped"), "{status}");
+        assert!(!socket.exists(), "the socket stays after stop");
+    });
+    if result.is_err() {
+        stop();
+    }
+    result.unwrap();
+}
+
 #[test]
 fn the_core_embeds_the_bridge_it_tests() {
     let on_disk = std::fs::read_to_string(bridge_py()).unwrap();

@@ -47,6 +47,8 @@ fn rendered() -> Vec<(&'static str, String)> {
             render::render_provision(&settings, &keys, PrivateKeys::Included),
         ),
         ("tunnel.sh", render::render_tunnel(&settings)),
+        ("bridge.sh", render::render_bridge(&settings)),
+        ("attach.py", render::render_attach()),
         ("probe.sh", render::render_probe(&settings)),
         (
             "relay-setup.sh",
@@ -302,7 +304,7 @@ fn script_sources(extension: &str) -> Vec<PathBuf> {
 #[test]
 fn script_sources_pass_shellcheck() {
     let sources = script_sources("sh");
-    assert!(sources.len() >= 7, "{sources:?}");
+    assert!(sources.len() >= 9, "{sources:?}");
     for path in sources {
         // crate/src/scripts/.shellcheckrc: the rendered header assigns the values.
         shellcheck(&path);
@@ -310,12 +312,20 @@ fn script_sources_pass_shellcheck() {
 }
 
 #[test]
-fn the_probe_program_passes_pyflakes_and_parses_as_python_3_7() {
-    let sources = script_sources("py");
-    assert!(!sources.is_empty());
+fn the_python_programs_pass_pyflakes_and_parse_as_python_3_7() {
+    let mut sources = script_sources("py");
+    assert!(sources.len() >= 3, "{sources:?}");
+    // The attach client as rendered, its values assigned.
+    let dir = tempfile::tempdir().unwrap();
+    let attach = dir.path().join("attach.py");
+    fs::write(&attach, render::render_attach()).unwrap();
+    sources.push(attach);
     for path in sources {
         passes(
-            Command::new("pyflakes3").arg(&path),
+            Command::new("pyflakes3")
+                .arg(&path)
+                // The values a render assigns after a Python source's docstring.
+                .env("PYFLAKES_BUILTINS", "bridge_socket,comm_target"),
             "pyflakes3 runs (Debian package pyflakes3; npm test installs it)",
         );
         // Containers may run an older Python than this machine: 3.7 is the floor the probe

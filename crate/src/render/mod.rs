@@ -7,6 +7,8 @@
 //! script is the source's opening lines (the shebang, the comment lines after it, then its
 //! `set` and `umask` lines), the values as assignments each quoted by [`quote`], the shared
 //! functions the script uses, then the rest of the source. No value is put anywhere else.
+//! A Python program run as a kernel's code has its values right after its docstring, each a
+//! JSON string literal (which Python reads as the same string).
 
 use core::fmt;
 
@@ -21,7 +23,7 @@ pub mod probe;
 pub mod relay;
 pub mod user_files;
 
-pub use bridge::BRIDGE_PY;
+pub use bridge::{render_attach, render_bridge, ATTACH_COMM_TARGET, BRIDGE_PY, BRIDGE_SOCKET};
 pub use bundle::{project_bundle, CellPlan, ProjectBundle, RenderedCell};
 pub use container::{render_provision, render_tunnel, PrivateKeys};
 pub use probe::{render_probe, ProbeReport};
@@ -179,6 +181,33 @@ fn script(source: &str, values: &[(&str, &str)], functions: &[&str]) -> String {
     script
 }
 
+/// A Python program from its source: the module docstring, then `values` as
+/// `name = "value"` lines, then the rest of `source`.
+fn python_script(source: &str, values: &[(&str, &str)]) -> String {
+    let (opening, rest) = source.split_at(docstring_len(source));
+    let mut program = String::from(opening);
+    for (name, value) in values {
+        // A JSON string literal is a Python one: the same escapes, and serde_json writes
+        // characters past ASCII as they are (never as surrogate pairs).
+        let literal = serde_json::to_string(value).unwrap_or_default();
+        program.push_str(&format!("{name} = {literal}\n"));
+    }
+    program.push_str(rest);
+    program
+}
+
+/// The length of a Python source's module docstring (`"""` lines), its newline included.
+fn docstring_len(source: &str) -> usize {
+    assert!(
+        source.starts_with("\"\"\""),
+        "a Python source opens with its docstring"
+    );
+    let end = source[3..]
+        .find("\"\"\"\n")
+        .expect("the docstring ends a line");
+    3 + end + 4
+}
+
 /// The length of a source's opening lines: the shebang and the comment lines after it,
 /// then the lines that set shell options (`set`, `umask`).
 fn opening_len(source: &str) -> usize {
@@ -218,7 +247,18 @@ fn fill_here_document(script: &str, delimiter: &str, content: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{fill_here_document, script};
+    use super::{fill_here_document, python_script, script};
+
+    #[test]
+    fn python_values_go_after_the_docstring_as_string_literals() {
+        assert_eq!(
+            python_script(
+                "\"\"\"What.\n\nMore.\n\"\"\"\nimport os\n",
+                &[("path", "a\"b\\c\n'd\u{7}é")]
+            ),
+            "\"\"\"What.\n\nMore.\n\"\"\"\npath = \"a\\\"b\\\\c\\n'd\\u0007é\"\nimport os\n"
+        );
+    }
 
     #[test]
     fn values_and_functions_go_after_the_opening_lines() {
