@@ -1,6 +1,9 @@
 //! The container bridge (`crate/src/scripts/bridge.py`) run for real against the Rust
 //! endpoint: the other end of the stream protocol's contract, under python3 and, where this
-//! machine has one, python3.7 (the oldest Python AI Studio images carry).
+//! machine has one, python3.7 (the oldest Python AI Studio images carry). Also the cell that
+//! starts it (`render_bridge`), and the whole container path through real Jupyter servers:
+//! the attach client (`render_attach`) in a kernel of each JupyterLab venv the simulator
+//! uses, fed over kernel WebSockets by `jupyter_carrier.py` (the extension's stand-in).
 #![cfg(not(target_arch = "wasm32"))]
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
@@ -341,12 +344,7 @@ fn flush(ep: &mut Endpoint, link: &Link, now: u64) {
 /// cutting the link `cuts` times along the way (each time `connect` makes the next one);
 /// returns the link when every stream has finished with exactly the bytes it sent. `seed`
 /// makes the link id and the bytes.
-fn echo_through(
-    seed: u64,
-    mut link: Link,
-    cuts: usize,
-    mut connect: impl FnMut() -> Link,
-) -> Link {
+fn echo_through(seed: u64, mut link: Link, cuts: usize, mut connect: impl FnMut() -> Link) -> Link {
     let start = Instant::now();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut link_id = [0; 16];
@@ -522,7 +520,7 @@ fn pump_until(
     let mut seen = Vec::new();
     loop {
         assert!(
-            start.elapsed() < Duration::from_secs(20),
+            start.elapsed() < Duration::from_secs(60),
             "waited in vain: {seen:?}"
         );
         let now = elapsed_ms(start);
@@ -747,4 +745,246 @@ fn the_bridge_cell_starts_one_supervised_bridge_and_stops_it() {
 fn the_core_embeds_the_bridge_it_tests() {
     let on_disk = std::fs::read_to_string(bridge_py()).unwrap();
     assert_eq!(aistudio_ssh::render::BRIDGE_PY, on_disk);
+}
+
+/// The JupyterLab venvs the simulator runs (`npm test` makes them before the cargo tests;
+/// `AISTUDIO_SSH_CACHE`, else `/var/cache/aistudio-ssh` as root, else
+/// `~/.cache/aistudio-ssh`, as project.mjs says).
+fn jupyter_venvs() -> Vec<PathBuf> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let caches: Vec<PathBuf> = match std::env::var_os("AISTUDIO_SSH_CACHE") {
+        Some(dir) => vec![dir.into()],
+        None => vec![
+            "/var/cache/aistudio-ssh".into(),
+            std::env::var_os("XDG_CACHE_HOME")
+                .map_or_else(|| Path::new(&home).join(".cache"), PathBuf::from)
+                .join("aistudio-ssh"),
+        ],
+    };
+    for cache in caches {
+        let Ok(entries) = std::fs::read_dir(&cache) else {
+            continue;
+        };
+        let mut venvs: Vec<PathBuf> = entries
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter(|path| {
+                path.file_name()
+                    .and_then(|name| name.to_str())
+                    .is_some_and(|name| name.starts_with("venv-jupyterlab-"))
+                    && path.join("bin/jupyter").exists()
+            })
+            .collect();
+        venvs.sort();
+        if !venvs.is_empty() {
+            return venvs;
+        }
+    }
+    venvs_missing();
+    Vec::new()
+}
+
+fn venvs_missing() {
+    eprintln!(
+        "skipped: no JupyterLab venvs (venv-jupyterlab-*) in AISTUDIO_SSH_CACHE, \
+         /var/cache/aistudio-ssh or ~/.cache/aistudio-ssh; `npm test` makes them"
+    );
+}
+
+/// `crate/tests/jupyter_carrier.py` in a venv: a Jupyter server with a kernel running the
+/// attach client, and a Unix socket whose every connection is a leg through a new kernel
+/// WebSocket and a new comm. Stopped (its server with it) when dropped.
+struct Carrier {
+    child: Child,
+    socket: PathBuf,
+    /// What the attach code printed, run twice.
+    printed: String,
+}
+
+impl Carrier {
+    fn start(venv: &Path, work: &Path, bridge_socket: &Path, rerun_every: u32) -> Self {
+        // The attach client says whether the bridge is there: let it be.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !bridge_socket.exists() {
+            assert!(Instant::now() < deadline, "the bridge does not listen");
+            thread::sleep(Duration::from_millis(20));
+        }
+        let attach = work.join("attach.py");
+        let default_line = format!(
+            "bridge_socket = {}\n",
+            serde_json::to_string(aistudio_ssh::render::BRIDGE_SOCKET).unwrap()
+        );
+        let rendered = aistudio_ssh::render::render_attach();
+        assert_eq!(rendered.matches(&default_line).count(), 1);
+        let code = rendered.replace(
+            &default_line,
+            &format!(
+                "bridge_socket = {}\n",
+                serde_json::to_string(bridge_socket.to_str().unwrap()).unwrap()
+            ),
+        );
+        std::fs::write(&attach, code).unwrap();
+        let socket = work.join("carrier.sock");
+        let mut child = Command::new(venv.join("bin/python"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jupyter_carrier.py"))
+            .arg("--venv")
+            .arg(venv)
+            .arg("--work")
+            .arg(work)
+            .arg("--attach")
+            .arg(&attach)
+            .args(["--target", aistudio_ssh::render::ATTACH_COMM_TARGET])
+            .arg("--listen")
+            .arg(&socket)
+            .args(["--rerun-every", &rerun_every.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        let printed = line
+            .strip_prefix("ready ")
+            .map(|json| serde_json::from_str::<String>(json.trim()).unwrap());
+        let Some(printed) = printed else {
+            let log = std::fs::read_to_string(work.join("jupyter.log")).unwrap_or_default();
+            panic!("the carrier did not start: {line:?}\n{log}");
+        };
+        Self {
+            child,
+            socket,
+            printed,
+        }
+    }
+}
+
+impl Drop for Carrier {
+    fn drop(&mut self) {
+        // Its stdin closing stops it and its Jupyter server.
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// sshd's stand-in for measuring: a connection's first 9 bytes are `u` or `d` and a length
+/// n (u64, little-endian). `u`: it reads n bytes, then answers n (8 bytes). `d`: it sends n
+/// bytes. Then it closes.
+fn one_way_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            thread::spawn(move || {
+                let mut header = [0; 9];
+                conn.read_exact(&mut header).unwrap();
+                let n = u64::from_le_bytes(header[1..].try_into().unwrap());
+                let mut buf = vec![0x5a; 256 * 1024];
+                let mut done = 0;
+                while done < n {
+                    let want = buf.len().min((n - done) as usize);
+                    done += match header[0] {
+                        b'u' => conn.read(&mut buf[..want]).unwrap() as u64,
+                        _ => {
+                            conn.write_all(&buf[..want]).unwrap();
+                            want as u64
+                        }
+                    };
+                }
+                if header[0] == b'u' {
+                    conn.write_all(&n.to_le_bytes()).unwrap();
+                }
+                let _ = conn.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// Moves `n` bytes one way through `link` (`upload`: to the server) and returns MB/s.
+fn one_way(ep: &mut Endpoint, link: &mut Link, upload: bool, n: usize) -> f64 {
+    let start = Instant::now();
+    let id = ep.open_stream(TARGET_SSH);
+    let mut header = vec![if upload { b'u' } else { b'd' }];
+    header.extend((n as u64).to_le_bytes());
+    assert_eq!(ep.write(id, &header).unwrap(), header.len());
+    let chunk = vec![0xa5; 256 * 1024];
+    let (mut written, mut received) = (0, 0);
+    let wanted = if upload { 8 } else { n };
+    pump_until(ep, link, start, |ep, _| {
+        while upload && written < n {
+            let k = ep
+                .write(id, &chunk[..chunk.len().min(n - written)])
+                .unwrap();
+            if k == 0 {
+                break;
+            }
+            written += k;
+        }
+        let mut got = Vec::new();
+        let _ = ep.read(id, &mut got);
+        received += got.len();
+        received >= wanted
+    });
+    n as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+#[test]
+fn links_resume_through_the_attach_client_in_real_jupyter_servers() {
+    let venvs = jupyter_venvs();
+    for venv in venvs {
+        let name = venv.file_name().unwrap().to_string_lossy().into_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let bridge_socket = dir.path().join("bridge.sock");
+        let python = PathBuf::from("python3");
+        let _bridge = Bridge::listening(&python, echo_server(), &bridge_socket, &[]);
+        let carrier = Carrier::start(&venv, dir.path(), &bridge_socket, 2);
+        let line = format!(
+            "aistudio-ssh: attach client ready on comm target {} (bridge at {})",
+            aistudio_ssh::render::ATTACH_COMM_TARGET,
+            bridge_socket.display()
+        );
+        assert_eq!(
+            carrier.printed.lines().collect::<Vec<_>>(),
+            [line.as_str(), line.as_str()],
+            "{name}"
+        );
+        eprint!("{name}: ");
+        // Every leg a new WebSocket and comm (every second one after the attach code ran
+        // again): the bytes of each stream arrive once and in order.
+        echo_through(31, Link::unix(&carrier.socket), 4, || {
+            Link::unix(&carrier.socket)
+        });
+    }
+}
+
+#[test]
+fn the_comm_carries_64_mib_each_way_through_real_jupyter_servers() {
+    const N: usize = 64 * 1024 * 1024;
+    for venv in jupyter_venvs() {
+        let name = venv.file_name().unwrap().to_string_lossy().into_owned();
+        let dir = tempfile::tempdir().unwrap();
+        let bridge_socket = dir.path().join("bridge.sock");
+        let _bridge =
+            Bridge::listening(Path::new("python3"), one_way_server(), &bridge_socket, &[]);
+        let carrier = Carrier::start(&venv, dir.path(), &bridge_socket, 0);
+        let mut ep = Endpoint::initiator(LinkId([7; 16]), Config::default(), 0);
+        ep.link_up(0);
+        let mut link = Link::unix(&carrier.socket);
+        let up = one_way(&mut ep, &mut link, true, N);
+        let down = one_way(&mut ep, &mut link, false, N);
+        eprintln!(
+            "{name}: 64 MiB through the comm: to the container {up:.1} MB/s, \
+             from it {down:.1} MB/s"
+        );
+    }
 }
