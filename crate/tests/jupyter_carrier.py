@@ -117,12 +117,14 @@ class Jupyter(object):
 
 
 async def execute(ws, session, code):
-    """Runs `code`; its stdout, or SystemExit with the error."""
+    """Runs `code`; its stdout, or SystemExit with the error. Done at the execute_reply (shell)
+    and the status idle (iopub, after every output): the two channels keep no common order."""
     request = message(session, "execute_request", {"code": code, "silent": False, "store_history": False,
                                                    "user_expressions": {}, "allow_stdin": False})
     await ws.write_message(json.dumps(request))
     out = []
-    while True:
+    replied = idle = False
+    while not (replied and idle):
         raw = await asyncio.wait_for(ws.read_message(), 60)
         if raw is None:
             raise SystemExit("the kernel WebSocket closed during execute")
@@ -132,12 +134,15 @@ async def execute(ws, session, code):
         kind = msg["header"]["msg_type"]
         if kind == "stream":
             out.append(msg["content"]["text"])
+        elif kind == "status":
+            idle = msg["content"]["execution_state"] == "idle"
         elif kind == "error":
             raise SystemExit("the attach code failed: %s" % "\n".join(msg["content"]["traceback"]))
         elif kind == "execute_reply":
             if msg["content"]["status"] != "ok":
                 raise SystemExit("execute_reply: %s" % msg["content"])
-            return "".join(out)
+            replied = True
+    return "".join(out)
 
 
 class Carrier(TCPServer):
