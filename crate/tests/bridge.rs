@@ -790,6 +790,11 @@ fn venvs_missing() {
     );
 }
 
+/// A Python whose own ipykernel runs the kernels instead of the venv's (to try ipykernel 4
+/// or 5 on Python 3.7 by hand; `AISTUDIO_SSH_CACHE` may name a folder of other
+/// `venv-jupyterlab-*` venvs, such as jupyter_server 1.24).
+const KERNEL_PYTHON: &str = "AISTUDIO_SSH_KERNEL_PYTHON";
+
 /// `crate/tests/jupyter_carrier.py` in a venv: a Jupyter server with a kernel running the
 /// attach client, and a Unix socket whose every connection is a leg through a new kernel
 /// WebSocket and a new comm. Stopped (its server with it) when dropped.
@@ -836,6 +841,11 @@ impl Carrier {
             .arg("--listen")
             .arg(&socket)
             .args(["--rerun-every", &rerun_every.to_string()])
+            .args(
+                std::env::var_os(KERNEL_PYTHON)
+                    .map(|python| vec!["--kernel-python".into(), python])
+                    .unwrap_or_default(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

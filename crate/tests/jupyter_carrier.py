@@ -211,12 +211,21 @@ async def main():
     parser.add_argument("--target", required=True)
     parser.add_argument("--listen", required=True)
     parser.add_argument("--rerun-every", type=int, default=0)
+    parser.add_argument("--kernel-python", help="run the kernel with this Python (its own ipykernel)")
     args = parser.parse_args()
+    kernel_name = "python3"
+    if args.kernel_python:
+        kernel_name = "aistudio-ssh-test"
+        spec_dir = os.path.join(args.work, "jupyter_data_dir", "kernels", kernel_name)
+        os.makedirs(spec_dir)
+        with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
+            json.dump({"argv": [args.kernel_python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                       "display_name": kernel_name, "language": "python"}, f)
     jupyter = Jupyter(args.venv, args.work)
     try:
         status = await jupyter.wait_ready()
         assert "started" in status, status
-        kernel = (await jupyter.request("POST", "/api/kernels", body=json.dumps({"name": "python3"})))["id"]
+        kernel = (await jupyter.request("POST", "/api/kernels", body=json.dumps({"name": kernel_name})))["id"]
         with open(args.attach) as f:
             code = f.read()
         ws = await jupyter.channels(kernel)
