@@ -7,7 +7,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -212,6 +212,16 @@ impl Bridge {
             .spawn()
             .unwrap_or_else(|e| panic!("{} runs: {e}", python.display()));
         Self { child }
+    }
+
+    /// Waits until it listens on `socket`.
+    fn listens(self, socket: &Path) -> Self {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::metadata(socket).is_ok_and(|meta| meta.file_type().is_socket()) {
+            assert!(Instant::now() < deadline, "the bridge does not listen");
+            thread::sleep(Duration::from_millis(20));
+        }
+        self
     }
 
     fn command(python: &Path, sshd_port: u16) -> Command {
@@ -807,12 +817,6 @@ struct Carrier {
 
 impl Carrier {
     fn start(venv: &Path, work: &Path, bridge_socket: &Path, rerun_every: u32) -> Self {
-        // The attach client says whether the bridge is there: let it be.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !bridge_socket.exists() {
-            assert!(Instant::now() < deadline, "the bridge does not listen");
-            thread::sleep(Duration::from_millis(20));
-        }
         let attach = work.join("attach.py");
         let default_line = format!(
             "bridge_socket = {}\n",
@@ -956,7 +960,8 @@ fn links_resume_through_the_attach_client_in_real_jupyter_servers() {
         let dir = tempfile::tempdir().unwrap();
         let bridge_socket = dir.path().join("bridge.sock");
         let python = PathBuf::from("python3");
-        let _bridge = Bridge::listening(&python, echo_server(), &bridge_socket, &[]);
+        let _bridge =
+            Bridge::listening(&python, echo_server(), &bridge_socket, &[]).listens(&bridge_socket);
         let carrier = Carrier::start(&venv, dir.path(), &bridge_socket, 2);
         let line = format!(
             "aistudio-ssh: attach client ready on comm target {} (bridge at {})",
@@ -977,6 +982,64 @@ fn links_resume_through_the_attach_client_in_real_jupyter_servers() {
     }
 }
 
+/// Waits for the carrier to end the connection `link` (the kernel closed its comm) and
+/// returns the last comm close's data.
+fn comm_closed(link: Link, work: &Path) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match link.from.recv_timeout(Duration::from_millis(50)) {
+            Err(RecvTimeoutError::Disconnected) => break,
+            _ => assert!(Instant::now() < deadline, "the comm stays open"),
+        }
+    }
+    let closes = std::fs::read_to_string(work.join("comm-closes.jsonl")).unwrap();
+    serde_json::from_str(closes.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn the_attach_client_closes_the_comm_saying_why() {
+    let Some(venv) = jupyter_venvs().pop() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bridge_socket = dir.path().join("bridge.sock");
+    // The attach client runs before any bridge: it says so, and waits for one.
+    std::fs::write(&bridge_socket, "").unwrap();
+    let carrier = Carrier::start(&venv, dir.path(), &bridge_socket, 0);
+    assert!(
+        carrier.printed.contains("bridge.sock is not a socket"),
+        "{}",
+        carrier.printed
+    );
+    std::fs::remove_file(&bridge_socket).unwrap();
+    let error = comm_closed(Link::unix(&carrier.socket), dir.path());
+    let reason = error["error"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!(
+            "cannot reach the bridge at {}: ",
+            bridge_socket.display()
+        )),
+        "{error}"
+    );
+
+    // A bridge now: the next comm reaches it.
+    let bridge = Bridge::listening(Path::new("python3"), echo_server(), &bridge_socket, &[])
+        .listens(&bridge_socket);
+    let start = Instant::now();
+    let mut ep = Endpoint::initiator(LinkId([8; 16]), Config::default(), 0);
+    ep.link_up(0);
+    let mut link = Link::unix(&carrier.socket);
+    let id = ep.open_stream(TARGET_SSH);
+    echo_once(&mut ep, &mut link, start, id, b"the bridge came");
+
+    // The bridge goes: the kernel closes the comm.
+    drop(bridge);
+    assert_eq!(
+        comm_closed(link, dir.path()),
+        serde_json::json!({"error": "bridge closed"})
+    );
+}
+
 #[test]
 fn the_comm_carries_64_mib_each_way_through_real_jupyter_servers() {
     const N: usize = 64 * 1024 * 1024;
@@ -985,7 +1048,8 @@ fn the_comm_carries_64_mib_each_way_through_real_jupyter_servers() {
         let dir = tempfile::tempdir().unwrap();
         let bridge_socket = dir.path().join("bridge.sock");
         let _bridge =
-            Bridge::listening(Path::new("python3"), one_way_server(), &bridge_socket, &[]);
+            Bridge::listening(Path::new("python3"), one_way_server(), &bridge_socket, &[])
+                .listens(&bridge_socket);
         let carrier = Carrier::start(&venv, dir.path(), &bridge_socket, 0);
         let mut ep = Endpoint::initiator(LinkId([7; 16]), Config::default(), 0);
         ep.link_up(0);

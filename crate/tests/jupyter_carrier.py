@@ -6,7 +6,7 @@ kernel's WebSocket), then listens on a Unix socket. Each connection there is one
 the content script makes them: a new kernel WebSocket opened WITHOUT a subprotocol (so the
 server speaks the legacy binary framing), a new comm_open for the attach client's target, and
 bytes both ways as comm_msg buffers. The connection closing cuts the WebSocket; a comm the kernel
-closes ends the connection. Every `--rerun-every` legs the attach code runs again first (it must
+closes ends the connection (its data, a line in `comm-closes.jsonl`). Every `--rerun-every` legs the attach code runs again first (it must
 replace its registration). Prints `ready <attach output>` when serving; ends when stdin closes.
 """
 
@@ -66,6 +66,7 @@ def message(session, msg_type, content):
 class Jupyter(object):
     def __init__(self, venv, work):
         self.token = uuid.uuid4().hex
+        self.work = work
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -188,7 +189,9 @@ class Carrier(TCPServer):
                     for buf in msg["buffers"]:
                         await stream.write(buf)
                 elif kind == "comm_close":
-                    sys.stderr.write("carrier: the kernel closed the comm: %s\n" % json.dumps(content.get("data")))
+                    # For the test to read: what the kernel said when it closed the comm.
+                    with open(os.path.join(self.jupyter.work, "comm-closes.jsonl"), "a") as f:
+                        f.write(json.dumps(content.get("data")) + "\n")
                     return
 
         tasks = [asyncio.ensure_future(up()), asyncio.ensure_future(down())]
