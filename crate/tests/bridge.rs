@@ -704,6 +704,15 @@ fn the_bridge_cell_starts_one_supervised_bridge_and_stops_it() {
         assert!(started.contains("state=up"), "{started}");
         let again = bridge_cell(&path, &state, &[]);
         assert!(again.contains("bridge already running"), "{again}");
+        assert!(!again.contains("older version"), "{again}");
+        // Another version runs: it is named, not replaced.
+        let program = state.join("bridge.py");
+        let mut older = std::fs::read_to_string(&program).unwrap();
+        older.push_str("# older\n");
+        std::fs::write(&program, &older).unwrap();
+        let again = bridge_cell(&path, &state, &[]);
+        assert!(again.contains("an older version"), "{again}");
+        assert_eq!(std::fs::read_to_string(&program).unwrap(), older);
         let mode = std::fs::metadata(&state).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
 

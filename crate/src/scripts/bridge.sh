@@ -23,12 +23,6 @@ case "${1:-start}" in
   *) echo "usage: bridge.sh [start|stop|status]" >&2; exit 2 ;;
 esac
 
-if supervisor_running; then
-  say "bridge already running (supervisor $(cat "$state_dir/bridge.pid"))"
-  cat "$state_dir/bridge.status"
-  exit 0
-fi
-
 # The bridge is Python 3.7 standard library: python3 on PATH, else python.
 python=$(command -v python3 || command -v python || true)
 if [ -z "$python" ]; then
@@ -43,6 +37,17 @@ fi
 # bridge.py and the supervisor, put in these here-documents when rendered.
 cat > "$program.tmp" <<'AISTUDIO_SSH_BRIDGE_PY'
 AISTUDIO_SSH_BRIDGE_PY
+if supervisor_running; then
+  # A running bridge holds the SSH sessions: it is never replaced behind the user's back.
+  if cmp -s "$program.tmp" "$program"; then
+    say "bridge already running (supervisor $(cat "$state_dir/bridge.pid"))"
+  else
+    say "bridge already running (supervisor $(cat "$state_dir/bridge.pid")), an older version: 'bash bridge.sh stop' then run this again to update it (open SSH sessions end)"
+  fi
+  rm -f "$program.tmp"
+  cat "$state_dir/bridge.status"
+  exit 0
+fi
 mv -f "$program.tmp" "$program"
 cat > "$supervisor.tmp" <<'AISTUDIO_SSH_BRIDGE_SUPERVISOR'
 AISTUDIO_SSH_BRIDGE_SUPERVISOR
