@@ -79,7 +79,7 @@ class _Connection(object):
                     size += len(more)
                 self.comm.send(data={}, buffers=[b"".join(parts)])
                 last = time.monotonic()
-        except Exception as error:  # noqa: BLE001 (whatever it was, both sides end)
+        except Exception as error:  # whatever it was, both sides end
             if not self.closed:
                 reason = "bridge closed: %s" % error
         self.close(reason)
@@ -98,7 +98,7 @@ class _Connection(object):
         if reason is not None:
             try:
                 self.comm.close(data={"error": reason})
-            except Exception:  # noqa: BLE001 (a kernel shutting down: nothing to tell)
+            except Exception:  # a kernel shutting down: nothing to tell
                 pass
 
 
