@@ -12,6 +12,8 @@ export const WASM_TARGET = 'wasm32-unknown-unknown';
 /** wasm-bindgen's output, the input of webpack. */
 export const WASM_OUT_DIR = join(ROOT, 'build', 'wasm');
 export const DIST_DIR = join(ROOT, 'dist');
+/** The helper `npm run build` makes for this machine (the native messaging host and ProxyCommand). */
+export const HELPER_BINARY = join(DIST_DIR, 'helper', 'aistudio-ssh');
 export const BROWSERS = ['chromium', 'firefox'];
 
 /**

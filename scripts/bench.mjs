@@ -1,5 +1,6 @@
 // `npm run bench [-- section...]`: speed of our code against a reference measured in the
-// same run, written to bench/results.json and printed as a table. Sections: keygen, connect.
+// same run, written to bench/results.json and printed as a table. Sections: keygen, connect,
+// direct.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -141,7 +142,100 @@ async function connect() {
   }
 }
 
-const SECTIONS = { keygen, connect };
+/** Percentile `p` (0-100) of `values`. */
+const percentile = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+};
+
+/** One-byte echoes in an open `ssh <alias> cat` session: their round trips in ms. */
+async function echoRoundTrips(env, config, alias, count) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn('ssh', ['-F', config, '-o', 'BatchMode=yes', '-T', alias, 'cat'], { env, stdio: ['pipe', 'pipe', 'ignore'] });
+  let waiting = null;
+  child.stdout.on('data', () => { waiting?.(); waiting = null; });
+  const echo = () => new Promise((resolve) => { waiting = resolve; child.stdin.write('x'); });
+  try {
+    // The session's first bytes also wait for its setup: warm up first.
+    for (let i = 0; i < 20; i++) await echo();
+    const times = [];
+    for (let i = 0; i < count; i++) {
+      const start = process.hrtime.bigint();
+      await echo();
+      times.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+    return times;
+  } finally {
+    child.kill();
+  }
+}
+
+/** scp of `megabytes` MB each way: MB/s up and down. */
+async function scpThroughput(env, config, alias, dir, megabytes) {
+  const { randomBytes } = await import('node:crypto');
+  const { scpWith } = await import('../testbed/harness/helper.mjs');
+  const file = join(dir, 'bench.bin');
+  writeFileSync(file, randomBytes(megabytes * 1024 * 1024));
+  let start = Date.now();
+  await scpWith(env, config, file, `${alias}:bench.bin`);
+  const upMBps = (megabytes * 1.048576) / ((Date.now() - start) / 1000);
+  start = Date.now();
+  await scpWith(env, config, `${alias}:bench.bin`, join(dir, 'bench-back.bin'));
+  const downMBps = (megabytes * 1.048576) / ((Date.now() - start) / 1000);
+  return { upMBps, downMBps };
+}
+
+/**
+ * Direct mode against the relay path in one run, on the simulator: scp of 50 MB each way
+ * (MB/s) and the round trip of a one-byte echo in an open session (p50, p95 ms). The same
+ * project, connected first through the relay, then switched to direct in the options.
+ */
+async function direct() {
+  const { launchWithExtension, openExtensionPage } = await import('../testbed/harness/browser.mjs');
+  const { collectDownloads, connectFromPopup, setUpProject } = await import('../testbed/harness/user.mjs');
+  const { helperEnvironment, installHelper } = await import('../testbed/harness/helper.mjs');
+  const { startSimulator } = await import('../testbed/simulator/simulator.mjs');
+  const simulator = await startSimulator({ jupyterlab: '4' });
+  const user = helperEnvironment();
+  const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-bench-'));
+  const browser = await launchWithExtension({ env: user.env, prepareProfile: installHelper });
+  const alias = `aistudio-${simulator.projectId}`;
+  const measure = async (config) => {
+    const rtt = await echoRoundTrips(user.env, config, alias, 300);
+    return {
+      ...(await scpThroughput(user.env, config, alias, home, 50)),
+      rttP50Ms: percentile(rtt, 50),
+      rttP95Ms: percentile(rtt, 95),
+    };
+  };
+  try {
+    const relayDir = join(home, 'relay');
+    const directDir = join(home, 'direct');
+    mkdirSync(relayDir);
+    mkdirSync(directDir);
+    await setUpProject(browser, simulator, simulator.projectId, relayDir);
+    const { popup } = await connectFromPopup(browser, simulator);
+    const relayFiles = await collectDownloads(popup, 5, () => popup.click('#bundle'), relayDir);
+    const relay = await measure(relayFiles.ssh_config);
+    await popup.click('#disconnect');
+    const options = await openExtensionPage(browser, 'options.html');
+    await options.evaluate((projectId) => chrome.runtime.sendMessage({
+      kind: 'saveProjectSettings', projectId, settings: { route: 'direct', remotePort: 7423 },
+    }), simulator.projectId);
+    await options.close();
+    const { popup: directPopup } = await connectFromPopup(browser, simulator);
+    const directFiles = await collectDownloads(directPopup, 4, () => directPopup.click('#bundle'), directDir);
+    const directResult = await measure(directFiles.ssh_config);
+    return { direct: directResult, relay, addedRttP50Ms: directResult.rttP50Ms - relay.rttP50Ms };
+  } finally {
+    await browser.close();
+    await simulator.stop();
+    user.remove();
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+const SECTIONS = { keygen, connect, direct };
 
 const wanted = process.argv.slice(2);
 for (const name of wanted) if (!SECTIONS[name]) throw new Error(`unknown bench section ${name}; known: ${Object.keys(SECTIONS).join(', ')}`);
@@ -152,6 +246,12 @@ await runSteps('bench', [
     results[name] = await SECTIONS[name]();
     mkdirSync(join(ROOT, 'bench'), { recursive: true });
     writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
+    if (name === 'direct') {
+      console.table(Object.fromEntries(['direct', 'relay'].map((path) => [path, Object.fromEntries(
+        Object.entries(results.direct[path]).map(([key, value]) => [key, value.toFixed(2)]))])));
+      console.log(`added round trip (p50): ${results.direct.addedRttP50Ms.toFixed(2)} ms`);
+      return;
+    }
     const cases = 'ratio' in results[name] ? { [name]: results[name] } : results[name];
     console.table(Object.fromEntries(Object.entries(cases).map(([case_, r]) => [case_, r.oursMedianS === undefined ? {
       'ours median ms': r.oursMedianMs.toFixed(3), 'ref median ms': r.refMedianMs.toFixed(3), ratio: r.ratio.toFixed(2), n: r.n,

@@ -1,9 +1,11 @@
 // `npm run build`: from a fresh clone to dist/chromium, dist/firefox and their zips.
-import { createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync,
+} from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  BROWSERS, CRATE_NAME, DIST_DIR, ROOT, WASM_OUT_DIR, WASM_TARGET, productVersion, run, runSteps,
+  BROWSERS, CRATE_NAME, DIST_DIR, HELPER_BINARY, ROOT, WASM_OUT_DIR, WASM_TARGET, productVersion, run, runSteps,
 } from '../project.mjs';
 import { ensureNpmPackages, ensureRustTargetAndComponents, ensureWasmBindgenCli } from './toolchain.mjs';
 
@@ -43,6 +45,17 @@ function optimizeWasm() {
 function bundle() {
   rmSync(DIST_DIR, { recursive: true, force: true });
   run(join(ROOT, 'node_modules', '.bin', 'webpack'), ['--mode', 'production']);
+}
+
+/**
+ * The helper for this machine (`aistudio-ssh`: install, native-host, proxy, render), the same
+ * binary as the CLI, put at dist/helper/aistudio-ssh beside the extensions.
+ */
+function buildHelper() {
+  run('cargo', ['build', '--release', '--locked', '-p', CRATE_NAME, '--bin', CRATE_NAME]);
+  mkdirSync(join(DIST_DIR, 'helper'), { recursive: true });
+  copyFileSync(join(ROOT, 'target', 'release', CRATE_NAME), HELPER_BINARY);
+  chmodSync(HELPER_BINARY, 0o755);
 }
 
 /** Deterministic zips (fixed timestamps, sorted entries) of each browser's unpacked build. */
@@ -86,6 +99,7 @@ export function buildSteps() {
     ['wasm-opt', optimizeWasm],
     ['webpack', bundle],
     ['zips', zipBuilds],
+    ['cargo build (helper, release)', buildHelper],
   ];
 }
 

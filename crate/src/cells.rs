@@ -42,20 +42,21 @@ pub enum CellAction {
 pub enum CellRole {
     /// Keys, sshd, authorized_keys; safe to re-run.
     Provision,
-    /// The reverse tunnel's supervisor (started once; a re-run reports it).
+    /// The reverse tunnel's supervisor (started once; a re-run reports it): the relay route.
     Tunnel,
+    /// The bridge's supervisor (started once; a re-run reports it): the direct route.
+    Bridge,
     /// One JSON line about the container; reads only.
     Probe,
 }
 
 impl CellRole {
-    pub const ALL: [CellRole; 3] = [CellRole::Provision, CellRole::Tunnel, CellRole::Probe];
-
     /// A stable cell id (nbformat 4.5 wants one), also the step name the UI shows.
     pub fn id(self) -> &'static str {
         match self {
             Self::Provision => "aistudio-ssh-provision",
             Self::Tunnel => "aistudio-ssh-tunnel",
+            Self::Bridge => "aistudio-ssh-bridge",
             Self::Probe => "aistudio-ssh-probe",
         }
     }
@@ -64,6 +65,7 @@ impl CellRole {
         match self {
             Self::Provision => "1. Provisioning: the container's keys in ~/.ssh, sshd on the container's loopback, authorized_keys (safe to re-run)",
             Self::Tunnel => "2. Tunnel: keeps `ssh -R` to the relay up in the background (re-run after a restart)",
+            Self::Bridge => "2. Bridge: serves SSH through the notebook tab, in the background (re-run after a restart)",
             Self::Probe => "3. Probe: one line of JSON about this container (reads only)",
         }
     }
@@ -80,36 +82,38 @@ pub fn cell_source(role: CellRole, script: &str) -> String {
     )
 }
 
-/// The cell that stops the tunnel (the tunnel script's `stop`): Disconnect runs it.
-pub fn stop_tunnel_source(tunnel_script: &str) -> String {
+/// The cell that stops the route's service (its script's `stop`): Disconnect runs it.
+pub fn stop_source(role: CellRole, script: &str) -> String {
+    let what = match role {
+        CellRole::Bridge => "the bridge",
+        _ => "the tunnel",
+    };
     format!(
-        "%%bash\n# AI Studio SSH · stop the tunnel\n{{\nset -- stop\n{script}\n}} < /dev/null\n",
-        script = tunnel_script.trim_end_matches('\n'),
+        "%%bash\n# AI Studio SSH · stop {what}\n{{\nset -- stop\n{script}\n}} < /dev/null\n",
+        script = script.trim_end_matches('\n'),
     )
 }
 
 /// The scripts of one project, as rendered for its settings and keys.
 pub struct CellScripts<'a> {
     pub provision: &'a str,
-    pub tunnel: &'a str,
+    /// The route's service in the container: [`CellRole::Tunnel`] or [`CellRole::Bridge`].
+    pub service: (CellRole, &'a str),
     pub probe: &'a str,
 }
 
 impl CellScripts<'_> {
-    fn script(&self, role: CellRole) -> &str {
-        match role {
-            CellRole::Provision => self.provision,
-            CellRole::Tunnel => self.tunnel,
-            CellRole::Probe => self.probe,
-        }
-    }
-
     /// The cells in the order they run.
     pub fn cells(&self) -> Vec<(CellRole, String)> {
-        CellRole::ALL
-            .iter()
-            .map(|&role| (role, cell_source(role, self.script(role))))
-            .collect()
+        let (service, script) = self.service;
+        [
+            (CellRole::Provision, self.provision),
+            (service, script),
+            (CellRole::Probe, self.probe),
+        ]
+        .into_iter()
+        .map(|(role, script)| (role, cell_source(role, script)))
+        .collect()
     }
 }
 
@@ -143,7 +147,7 @@ pub fn companion_notebook(project: &str, scripts: &CellScripts<'_>) -> Value {
          These cells hold no private key: the provisioning cell uses the container's keys that the extension \
          put in `~/.ssh/aistudio-{project}/` since this environment started (a restart clears them, as \
          `~/work`, which persists and is copied with the project, must never hold them). Run the cells by hand \
-         (top to bottom) after a kernel restart to get the same tunnel; after an environment restart, connect \
+         (top to bottom) after a kernel restart to get the same tunnel or bridge; after an environment restart, connect \
          from the extension once (or run `provision.sh` from `aistudio-ssh render`), then `ssh aistudio-{project}` on your computer.\n\n\
          由 AI Studio SSH 浏览器扩展写入；打开项目时扩展会在自己的终端（或内核）中运行这些单元。\
          这些单元不含私钥：配置单元使用扩展在本次环境启动后放入 `~/.ssh/aistudio-{project}/` 的容器密钥\

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cells::{CellAction, CellRole};
 use crate::render::ProbeReport;
+use crate::settings::Route;
 
 /// Where a project's connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +164,7 @@ fn step_name(step: CellRole) -> &'static str {
     match step {
         CellRole::Provision => "provisioning",
         CellRole::Tunnel => "tunnel",
+        CellRole::Bridge => "bridge",
         CellRole::Probe => "probe",
     }
 }
@@ -261,7 +263,7 @@ impl ProjectStatus {
                             .map(|d| bounded_name(&device_name(d))),
                         hostname: bounded_name(&report.hostname),
                     });
-                    (next.phase, next.reason) = match (report.host_keys.stable, report.tunnel) {
+                    (next.phase, next.reason) = match (report.host_keys.stable, report.service) {
                         (Some(stable), _) if stable != host_fingerprint => (
                             Phase::Error,
                             Some(format!(
@@ -273,12 +275,14 @@ impl ProjectStatus {
                             Phase::Error,
                             Some("the container has no host key of this project: provisioning did not run".into()),
                         ),
-                        (_, tunnel) if tunnel.state == "up" => (Phase::Up, None),
-                        (_, tunnel) => (
+                        (_, service) if service.state == "up" => (Phase::Up, None),
+                        (_, service) => (
                             Phase::Down,
-                            Some(match tunnel.detail {
-                                Some(detail) if !detail.is_empty() => format!("tunnel {}: {detail}", tunnel.state),
-                                _ => format!("tunnel {}", tunnel.state),
+                            Some(match service.detail {
+                                Some(detail) if !detail.is_empty() => {
+                                    format!("{} {}: {detail}", service.name, service.state)
+                                }
+                                _ => format!("{} {}", service.name, service.state),
                             }),
                         ),
                     };
@@ -371,7 +375,9 @@ pub fn auto_connect_after(status: &ProjectStatus, stored: Option<bool>) -> Optio
 #[serde(rename_all = "camelCase")]
 pub struct ProjectView {
     pub project_id: String,
-    pub has_relay: bool,
+    /// How ssh reaches the project; `None` while its settings cannot render (the relay route
+    /// chosen with no relay set).
+    pub route: Option<Route>,
     pub status: Option<ProjectStatus>,
     /// The `Host` of the user's ssh config.
     pub host_alias: String,
@@ -384,7 +390,7 @@ pub struct ProjectView {
 }
 
 impl ProjectView {
-    pub fn new(project_id: &str, has_relay: bool, status: Option<ProjectStatus>) -> Self {
+    pub fn new(project_id: &str, route: Option<Route>, status: Option<ProjectStatus>) -> Self {
         let host_alias = crate::render::host_alias_of(project_id);
         let offer_notebook_download = status
             .as_ref()
@@ -392,7 +398,7 @@ impl ProjectView {
             .is_some_and(|notebook| notebook.starts_with(NOTEBOOK_REFUSED));
         Self {
             project_id: project_id.to_owned(),
-            has_relay,
+            route,
             status,
             command: format!("ssh {host_alias}"),
             host_alias,

@@ -51,12 +51,13 @@ impl fmt::Display for FieldError {
 }
 
 /// Every rule a field can be refused under (the UI has a translation for each).
-pub const RULES: [Rule; 10] = [
+pub const RULES: [Rule; 11] = [
     PORT_RULE,
     UNPRIVILEGED_PORT_RULE,
     HOST_RULE,
     USER_RULE,
     RELAY_USER_RULE,
+    RELAY_NEEDED_RULE,
     PROJECT_RULE,
     HOST_KEY_RULE,
     SSH_DIR_RULE,
@@ -85,6 +86,10 @@ pub(crate) const RELAY_USER_RULE: Rule = Rule {
     id: "relayUser",
     text: "a user name of 1 to 32 characters (lowercase letters, digits, '_' and '-', not starting with a digit or '-') \
      other than root: the relay setup script makes this tunnel-only account itself and refuses root and existing accounts",
+};
+pub(crate) const RELAY_NEEDED_RULE: Rule = Rule {
+    id: "relayNeeded",
+    text: "the relay route needs a relay: set it in the options, or choose the direct route (no server)",
 };
 pub(crate) const PROJECT_RULE: Rule = Rule {
     id: "project",

@@ -1,5 +1,6 @@
 //! AI Studio SSH core: everything that decides or formats, host-testable; `wasm` is its browser face.
 
+pub mod carrier;
 pub mod cells;
 pub mod connection;
 pub mod error_variant;

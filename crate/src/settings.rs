@@ -8,7 +8,7 @@ use strum::IntoStaticStr;
 
 use crate::fields::{
     is_project_id, is_user_name, normalize_host, HOST_KEY_RULE, HOST_RULE, PORT_RULE, PROJECT_RULE,
-    RELAY_USER_RULE, SSH_DIR_RULE, UNPRIVILEGED_PORT_RULE, USER_RULE,
+    RELAY_NEEDED_RULE, RELAY_USER_RULE, SSH_DIR_RULE, UNPRIVILEGED_PORT_RULE, USER_RULE,
 };
 pub use crate::fields::{FieldError, Rule, RULES};
 use crate::keys::{import_public_key, PublicKeyInfo};
@@ -24,6 +24,20 @@ pub const DEFAULT_CONTAINER_SSHD_PORT: i64 = 2222;
 /// The notebook user in every AI Studio container.
 pub const DEFAULT_CONTAINER_USER: &str = "aistudio";
 
+/// How `ssh` reaches the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(rename_all = "camelCase")]
+pub enum Route {
+    /// Through the notebook tab: the helper on the user's computer, the extension, the
+    /// page's Jupyter session and a bridge in the container. No server needed; the tab must
+    /// stay open.
+    Direct,
+    /// Through the user's relay server and a reverse tunnel from the container: works with
+    /// the tab closed.
+    Relay,
+}
+
 /// Settings as the user wrote them (camelCase JSON), before validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
@@ -31,8 +45,13 @@ pub const DEFAULT_CONTAINER_USER: &str = "aistudio";
 pub struct SettingsInput {
     /// The AI Studio project id.
     pub project: String,
-    /// The relay server.
-    pub relay: RelayInput,
+    /// How ssh reaches the container; absent: through the relay when one is given, else
+    /// direct.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+    /// The relay server (needed for [`Route::Relay`] only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayInput>,
     /// Port on the relay's loopback where the container's sshd appears.
     #[serde(default = "default_remote_port")]
     pub remote_port: i64,
@@ -86,22 +105,40 @@ fn default_container_user() -> String {
 pub struct Settings {
     /// The AI Studio project id (letters, digits, `-`, `_`).
     pub project: String,
-    /// Relay host: a host name, an IPv4 address or an IPv6 address (without brackets).
-    pub relay_host: String,
-    /// Relay sshd port.
-    pub relay_port: u16,
-    /// Tunnel-only account on the relay.
-    pub relay_user: String,
-    /// The relay's pinned host keys.
-    pub relay_host_keys: Vec<PublicKeyInfo>,
-    /// Relay loopback port for the container's sshd (above 1023).
-    pub remote_port: u16,
+    /// The relay, for [`Route::Relay`]; `None` is [`Route::Direct`].
+    pub relay: Option<RelaySettings>,
     /// Container loopback port of the user-mode sshd (above 1023).
     pub container_sshd_port: u16,
     /// The notebook user in the container.
     pub container_user: String,
     /// The user's directory for this project's key, config and known_hosts.
     pub ssh_dir: String,
+}
+
+/// A validated relay and this project's port on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// A host name, an IPv4 address or an IPv6 address (without brackets).
+    pub host: String,
+    /// The relay's sshd port.
+    pub port: u16,
+    /// The tunnel-only account on the relay.
+    pub user: String,
+    /// The relay's pinned host keys.
+    pub host_keys: Vec<PublicKeyInfo>,
+    /// The relay loopback port for the container's sshd (above 1023).
+    pub remote_port: u16,
+}
+
+impl Settings {
+    /// How ssh reaches the container.
+    pub fn route(&self) -> Route {
+        if self.relay.is_some() {
+            Route::Relay
+        } else {
+            Route::Direct
+        }
+    }
 }
 
 /// Why settings were refused.
@@ -147,12 +184,13 @@ impl SettingsInput {
         })
     }
 
-    /// Settings from the extension's two stored parts: the relay all projects share and the
-    /// project's own part, where a blank field means "the default".
-    pub fn from_parts(project: &str, relay: RelayInput, part: ProjectInput) -> Self {
+    /// Settings from the extension's two stored parts: the relay all projects share (if the
+    /// user set one) and the project's own part, where a blank field means "the default".
+    pub fn from_parts(project: &str, relay: Option<RelayInput>, part: ProjectInput) -> Self {
         let (container_user, ssh_dir) = part.effective();
         Self {
             project: project.to_owned(),
+            route: part.route,
             relay,
             remote_port: part.remote_port,
             container_sshd_port: part.container_sshd_port,
@@ -168,7 +206,14 @@ impl SettingsInput {
     pub fn validate(&self) -> Result<Settings, SettingsError> {
         let mut errors = Vec::new();
         let project = check_project_id(&self.project, &mut errors);
-        let relay = self.relay.validated(&mut errors);
+        let relay = match (self.effective_route(), &self.relay) {
+            (Route::Direct, _) => None,
+            (Route::Relay, Some(relay)) => Some(relay.validated(&mut errors)),
+            (Route::Relay, None) => {
+                errors.push(FieldError::new("relay", "", RELAY_NEEDED_RULE));
+                Some(None)
+            }
+        };
         let part = ProjectPart::validated(
             project,
             self.remote_port,
@@ -178,19 +223,30 @@ impl SettingsInput {
             &mut errors,
         );
         match (relay, part) {
-            (Some(relay), Some(part)) if errors.is_empty() => Ok(Settings {
+            (relay @ (None | Some(Some(_))), Some(part)) if errors.is_empty() => Ok(Settings {
                 project: project.to_owned(),
-                relay_host: relay.host,
-                relay_port: relay.port,
-                relay_user: self.relay.user.clone(),
-                relay_host_keys: relay.host_keys,
-                remote_port: part.remote_port,
+                relay: relay.flatten().map(|relay| RelaySettings {
+                    host: relay.host,
+                    port: relay.port,
+                    user: relay.user,
+                    host_keys: relay.host_keys,
+                    remote_port: part.remote_port,
+                }),
                 container_sshd_port: part.container_sshd_port,
                 container_user: self.container_user.clone(),
                 ssh_dir: part.ssh_dir,
             }),
             _ => Err(SettingsError::Invalid { fields: errors }),
         }
+    }
+
+    /// The route asked for, or the one the settings imply: the relay when one is given.
+    pub fn effective_route(&self) -> Route {
+        self.route.unwrap_or(if self.relay.is_some() {
+            Route::Relay
+        } else {
+            Route::Direct
+        })
     }
 }
 
@@ -200,6 +256,10 @@ impl SettingsInput {
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectInput {
+    /// How ssh reaches this project's container; absent: through the relay when the user set
+    /// one, else direct.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
     /// Port on the relay's loopback where the container's sshd appears.
     #[serde(default = "default_remote_port")]
     pub remote_port: i64,
@@ -255,6 +315,7 @@ pub fn next_remote_port(taken: &[i64]) -> i64 {
 struct Relay {
     host: String,
     port: u16,
+    user: String,
     host_keys: Vec<PublicKeyInfo>,
 }
 
@@ -289,6 +350,7 @@ impl RelayInput {
         Some(Relay {
             host: host?,
             port: port?,
+            user: self.user.clone(),
             host_keys: host_keys?,
         })
     }

@@ -48,7 +48,7 @@ fn exit_codes_heredocs_and_set_e_behave_as_in_a_script_file() {
 fn the_companion_notebook_holds_the_three_cells_in_order_with_their_exact_sources() {
     let scripts = CellScripts {
         provision: "echo p\n",
-        tunnel: "echo t\n",
+        service: (CellRole::Tunnel, "echo t\n"),
         probe: "echo '{}'\n",
     };
     let notebook = companion_notebook("7892508", &scripts);
@@ -87,7 +87,8 @@ fn the_companion_notebook_holds_the_three_cells_in_order_with_their_exact_source
 #[test]
 fn the_stop_cell_runs_the_tunnel_script_with_stop() {
     let script = "case \"${1:-start}\" in stop) echo stopping ;; *) echo starting ;; esac";
-    let (code, out) = run_like_bash_magic(&aistudio_ssh::cells::stop_tunnel_source(script));
+    let (code, out) =
+        run_like_bash_magic(&aistudio_ssh::cells::stop_source(CellRole::Tunnel, script));
     assert_eq!((code, out.as_str()), (0, "stopping\n"));
     let (_, out) = run_like_bash_magic(&cell_source(CellRole::Tunnel, script));
     assert_eq!(out, "starting\n");
@@ -97,12 +98,12 @@ fn the_stop_cell_runs_the_tunnel_script_with_stop() {
 fn the_notebook_digest_follows_the_cells_and_is_in_the_metadata() {
     let a = CellScripts {
         provision: "echo p\n",
-        tunnel: "echo t\n",
+        service: (CellRole::Tunnel, "echo t\n"),
         probe: "echo '{}'\n",
     };
     let b = CellScripts {
         provision: "echo p2\n",
-        tunnel: "echo t\n",
+        service: (CellRole::Tunnel, "echo t\n"),
         probe: "echo '{}'\n",
     };
     let digest = aistudio_ssh::cells::notebook_digest(&a);

@@ -4,6 +4,7 @@ use aistudio_ssh::connection::{
     auto_connect_after, connects_by_itself, probe_again_after_ms, ConnectionEvent as E, Phase,
     ProjectStatus, ProjectView, PROBE_INTERVAL_MS, PROBE_TRIES,
 };
+use aistudio_ssh::settings::Route;
 
 const HOST_FP: &str = "SHA256:stable";
 
@@ -332,7 +333,7 @@ fn the_first_tunnel_up_turns_auto_connect_on_once() {
 
 #[test]
 fn the_popup_offers_the_notebook_only_when_the_container_refused_it() {
-    let view = ProjectView::new("7892508", true, None);
+    let view = ProjectView::new("7892508", Some(Route::Direct), None);
     assert_eq!(
         (
             view.host_alias.as_str(),
@@ -355,6 +356,6 @@ fn the_popup_offers_the_notebook_only_when_the_container_refused_it() {
             HOST_FP,
         )
     };
-    assert!(ProjectView::new("p", true, Some(saved(false))).offer_notebook_download);
-    assert!(!ProjectView::new("p", true, Some(saved(true))).offer_notebook_download);
+    assert!(ProjectView::new("p", Some(Route::Relay), Some(saved(false))).offer_notebook_download);
+    assert!(!ProjectView::new("p", Some(Route::Relay), Some(saved(true))).offer_notebook_download);
 }

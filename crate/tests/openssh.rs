@@ -830,12 +830,12 @@ fn ssh_reaches_the_container_through_the_relay_and_keeps_reaching_it() {
         let probe_text = String::from_utf8_lossy(&probe.stdout).into_owned();
         assert_eq!(probe_text.trim_end().lines().count(), 1, "{probe_text}");
         let probe: serde_json::Value = serde_json::from_str(&probe_text).unwrap();
-        if probe["tunnel"]["state"] == "up" || started.elapsed() > Duration::from_secs(10) {
+        if probe["service"]["state"] == "up" || started.elapsed() > Duration::from_secs(10) {
             break probe;
         }
         sleep(Duration::from_millis(500));
     };
-    assert_eq!(probe["tunnel"]["state"], "up", "{probe}");
+    assert_eq!(probe["service"]["state"], "up", "{probe}");
     assert_eq!(probe["sshd"]["mode"], "user");
     assert_eq!(probe["sshd"]["running"], true);
     assert!(probe["provisioned"].as_str().unwrap().starts_with(PROJECT));
@@ -968,7 +968,9 @@ fn relay_script(dir: &Path, relay: &RelayConfig, project: &str, user: &str, remo
         .unwrap()
         .validate()
         .unwrap();
-    settings.relay_user = user.to_owned();
+    let relay_settings = settings.relay.as_mut().expect("the relay route");
+    relay_settings.user = user.to_owned();
+    let relay_settings = relay_settings.clone();
     let seed = project.bytes().map(u64::from).sum();
     let (keys, _) = complete_project_keys(
         project,
@@ -979,7 +981,11 @@ fn relay_script(dir: &Path, relay: &RelayConfig, project: &str, user: &str, remo
     fs::create_dir_all(dir).unwrap();
     fs::write(
         dir.join("relay-setup.sh"),
-        render::render_relay_setup(&settings, &RenderKeys::from_project(&keys).unwrap()),
+        render::render_relay_setup(
+            &settings,
+            &relay_settings,
+            &RenderKeys::from_project(&keys).unwrap(),
+        ),
     )
     .unwrap();
 }

@@ -11,12 +11,15 @@ use aistudio_ssh::error_variant::ErrorVariant;
 use aistudio_ssh::keys::KeyPair;
 use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys, StoredKey};
 use aistudio_ssh::render::{self, PrivateKeys, ProbeReport, RenderError, RenderKeys};
-use aistudio_ssh::settings::{Settings, SettingsInput};
+use aistudio_ssh::settings::{RelaySettings, Settings, SettingsInput};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 const SETTINGS: &str = r#"{"project": "7892508", "relay": {"host": "relay.example.com",
   "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEeLjlB+C7KxjA+eCCR2noVi0Q35q+LndIlvgrS0QFJm relay"}}"#;
+
+/// The same project on the direct route: no relay at all.
+const DIRECT_SETTINGS: &str = r#"{"project": "7892508"}"#;
 
 fn settings() -> Settings {
     SettingsInput::from_json(SETTINGS)
@@ -24,6 +27,19 @@ fn settings() -> Settings {
         .validate()
         .unwrap()
 }
+
+fn direct_settings() -> Settings {
+    SettingsInput::from_json(DIRECT_SETTINGS)
+        .unwrap()
+        .validate()
+        .unwrap()
+}
+
+fn relay(settings: &Settings) -> &RelaySettings {
+    settings.relay.as_ref().expect("the relay route")
+}
+
+const ROLES: [CellRole; 3] = [CellRole::Provision, CellRole::Tunnel, CellRole::Probe];
 
 fn seeded_project_keys() -> ProjectKeys {
     let (keys, _) = complete_project_keys(
@@ -40,22 +56,35 @@ fn seeded_keys() -> RenderKeys {
 }
 
 fn rendered() -> Vec<(&'static str, String)> {
-    let (settings, keys) = (settings(), seeded_keys());
+    let (settings, direct, keys) = (settings(), direct_settings(), seeded_keys());
     vec![
         (
             "provision.sh",
             render::render_provision(&settings, &keys, PrivateKeys::Included),
         ),
-        ("tunnel.sh", render::render_tunnel(&settings)),
+        (
+            "tunnel.sh",
+            render::render_tunnel(&settings, relay(&settings)),
+        ),
         ("bridge.sh", render::render_bridge(&settings)),
         ("attach.py", render::render_attach()),
         ("probe.sh", render::render_probe(&settings)),
         (
             "relay-setup.sh",
-            render::render_relay_setup(&settings, &keys),
+            render::render_relay_setup(&settings, relay(&settings), &keys),
         ),
         ("ssh_config", render::render_ssh_config(&settings)),
         ("known_hosts", render::render_known_hosts(&settings, &keys)),
+        (
+            "direct/provision.sh",
+            render::render_provision(&direct, &keys, PrivateKeys::Included),
+        ),
+        ("direct/probe.sh", render::render_probe(&direct)),
+        ("direct/ssh_config", render::render_ssh_config(&direct)),
+        (
+            "direct/known_hosts",
+            render::render_known_hosts(&direct, &keys),
+        ),
     ]
 }
 
@@ -102,7 +131,7 @@ fn rendered_scripts_pass_shellcheck() {
         .into_iter()
         .filter(|(name, _)| name.ends_with(".sh"))
     {
-        let path = dir.path().join(name);
+        let path = dir.path().join(name.replace('/', "-"));
         fs::write(&path, text).unwrap();
         shellcheck(&path);
     }
@@ -266,7 +295,7 @@ fn stored_keys_are_read_again_before_any_render() {
     let mut keys = good;
     keys.client = Some(StoredKey::from_paste(&fs::read_to_string(&path).unwrap(), None).unwrap());
     let render_keys = RenderKeys::from_project(&keys).unwrap();
-    let script = render::render_relay_setup(&settings(), &render_keys);
+    let script = render::render_relay_setup(&settings(), relay(&settings()), &render_keys);
     let key_lines = script
         .split_once("key_lines='")
         .and_then(|(_, rest)| rest.split_once("'\n"))
@@ -377,11 +406,18 @@ fn a_project_bundle_holds_the_renders_the_cells_and_a_notebook_without_keys() {
         bundle.provision,
         render::render_provision(&settings, &render_keys, PrivateKeys::Included)
     );
-    assert_eq!(bundle.tunnel, render::render_tunnel(&settings));
+    assert_eq!(
+        bundle.service,
+        render::render_tunnel(&settings, relay(&settings))
+    );
     assert_eq!(bundle.probe, render::render_probe(&settings));
     assert_eq!(
         bundle.relay_setup,
-        render::render_relay_setup(&settings, &render_keys)
+        Some(render::render_relay_setup(
+            &settings,
+            relay(&settings),
+            &render_keys
+        ))
     );
     assert_eq!(bundle.ssh_config, render::render_ssh_config(&settings));
     assert_eq!(
@@ -390,18 +426,18 @@ fn a_project_bundle_holds_the_renders_the_cells_and_a_notebook_without_keys() {
     );
     assert_eq!(bundle.host_alias, "aistudio-7892508");
     let steps: Vec<_> = bundle.cells.iter().map(|cell| cell.step).collect();
-    assert_eq!(steps, CellRole::ALL);
+    assert_eq!(steps, ROLES);
     for cell in &bundle.cells {
         let script = match cell.step {
             CellRole::Provision => &bundle.provision,
-            CellRole::Tunnel => &bundle.tunnel,
+            CellRole::Tunnel | CellRole::Bridge => &bundle.service,
             CellRole::Probe => &bundle.probe,
         };
         assert_eq!(cell.source, cells::cell_source(cell.step, script));
     }
     assert_eq!(
-        bundle.stop_tunnel,
-        cells::stop_tunnel_source(&bundle.tunnel)
+        bundle.stop,
+        cells::stop_source(CellRole::Tunnel, &bundle.service)
     );
     assert!(bundle.provision.contains("PRIVATE KEY"));
     assert!(!bundle.notebook.to_string().contains("PRIVATE KEY"));
@@ -415,15 +451,16 @@ fn a_project_bundle_holds_the_renders_the_cells_and_a_notebook_without_keys() {
     let value = serde_json::to_value(&bundle).unwrap();
     let names: Vec<_> = value.as_object().unwrap().keys().cloned().collect();
     let mut expected = [
+        "route",
         "provision",
-        "tunnel",
+        "service",
         "probe",
         "relaySetup",
         "sshConfig",
         "knownHosts",
         "hostAlias",
         "cells",
-        "stopTunnel",
+        "stop",
         "notebookPath",
         "notebook",
         "notebookDigest",
@@ -461,9 +498,9 @@ fn the_cli_writes_the_project_bundle() {
     let bundle = render::project_bundle(&settings(), &keys).unwrap();
     for (file, text) in [
         ("provision.sh", &bundle.provision),
-        ("tunnel.sh", &bundle.tunnel),
+        ("tunnel.sh", &bundle.service),
         ("probe.sh", &bundle.probe),
-        ("relay-setup.sh", &bundle.relay_setup),
+        ("relay-setup.sh", bundle.relay_setup.as_ref().unwrap()),
         ("ssh_config", &bundle.ssh_config),
         ("known_hosts", &bundle.known_hosts),
     ] {
@@ -481,7 +518,7 @@ fn each_action_runs_its_own_cells_and_only_a_connect_saves_the_notebook() {
     let steps = |plan: &render::CellPlan| plan.cells.iter().map(|c| c.step).collect::<Vec<_>>();
 
     let connect = bundle.cell_plan(CellAction::Connect);
-    assert_eq!(steps(&connect), CellRole::ALL);
+    assert_eq!(steps(&connect), ROLES);
     assert_eq!(connect.cells, bundle.cells);
     assert_eq!(connect.notebook_path, Some(cells::COMPANION_NOTEBOOK_PATH));
     assert_eq!(connect.notebook.as_ref(), Some(&bundle.notebook));
@@ -492,7 +529,7 @@ fn each_action_runs_its_own_cells_and_only_a_connect_saves_the_notebook() {
 
     let disconnect = bundle.cell_plan(CellAction::Disconnect);
     assert_eq!(steps(&disconnect), [CellRole::Tunnel, CellRole::Probe]);
-    assert_eq!(disconnect.cells[0].source, bundle.stop_tunnel);
+    assert_eq!(disconnect.cells[0].source, bundle.stop);
     assert_eq!(disconnect.cells[1], bundle.cells[2]);
     assert_eq!(disconnect.notebook, None);
 
@@ -530,7 +567,7 @@ fn the_download_holds_config_known_hosts_key_and_relay_script_in_that_order() {
     assert_eq!(files[0].text, bundle.ssh_config);
     assert_eq!(files[2].text, *client.private_key.as_ref().unwrap());
     assert_eq!(files[3].text, format!("{}\n", client.public.line));
-    assert_eq!(files[4].text, bundle.relay_setup);
+    assert_eq!(Some(&files[4].text), bundle.relay_setup.as_ref());
 
     // A passphrase protects the private file; the key inside is the same.
     let protected = render::client_key_files(client, Some("correct horse"), &mut rng).unwrap();
@@ -567,4 +604,40 @@ fn the_notebook_download_is_the_same_notebook_as_indented_json() {
     assert!(file.text.ends_with("}\n"));
     let read: serde_json::Value = serde_json::from_str(&file.text).unwrap();
     assert_eq!(read, bundle.notebook);
+}
+
+#[test]
+fn a_direct_project_runs_the_bridge_and_downloads_no_relay_script() {
+    let keys = seeded_project_keys();
+    let bundle = render::project_bundle(&direct_settings(), &keys).unwrap();
+    let steps: Vec<_> = bundle.cells.iter().map(|cell| cell.step).collect();
+    assert_eq!(
+        steps,
+        [CellRole::Provision, CellRole::Bridge, CellRole::Probe]
+    );
+    assert_eq!(bundle.service, render::render_bridge(&direct_settings()));
+    assert_eq!(bundle.relay_setup, None);
+    // The container gets no relay key at all, and the probe reads the bridge's status.
+    assert!(!bundle.provision.contains("relay_private='-----BEGIN"));
+    assert!(bundle.probe.contains("\nservice='bridge'\n"));
+    let disconnect = bundle.cell_plan(CellAction::Disconnect);
+    assert_eq!(disconnect.cells[0].step, CellRole::Bridge);
+    assert!(disconnect.cells[0].source.contains("set -- stop"));
+    let client = keys.client.as_ref().unwrap();
+    let key_files =
+        render::client_key_files(client, None, &mut ChaCha20Rng::seed_from_u64(3)).unwrap();
+    let names: Vec<_> = bundle
+        .user_files(key_files)
+        .into_iter()
+        .map(|file| file.name)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ssh_config",
+            "known_hosts",
+            "id_aistudio",
+            "id_aistudio.pub"
+        ]
+    );
 }

@@ -1,6 +1,6 @@
 use aistudio_ssh::error_variant::ErrorVariant;
 use aistudio_ssh::settings::{
-    next_remote_port, FieldError, ProjectInput, RelayInput, SettingsError, SettingsInput,
+    next_remote_port, FieldError, ProjectInput, RelayInput, Route, SettingsError, SettingsInput,
 };
 
 const RELAY_KEY: &str =
@@ -27,13 +27,14 @@ fn invalid_fields(settings: &SettingsInput) -> Vec<&'static str> {
 #[test]
 fn defaults_fill_everything_but_project_host_and_host_key() {
     let settings = input(&minimal()).validate().unwrap();
-    assert_eq!(settings.relay_port, 443);
-    assert_eq!(settings.relay_user, "aistudio-tunnel");
-    assert_eq!(settings.remote_port, 7423);
+    let relay = settings.relay.as_ref().unwrap();
+    assert_eq!(relay.port, 443);
+    assert_eq!(relay.user, "aistudio-tunnel");
+    assert_eq!(relay.remote_port, 7423);
     assert_eq!(settings.container_sshd_port, 2222);
     assert_eq!(settings.container_user, "aistudio");
     assert_eq!(settings.ssh_dir, "~/.ssh/aistudio-7892508");
-    assert_eq!(settings.relay_host_keys.len(), 1);
+    assert_eq!(relay.host_keys.len(), 1);
 }
 
 #[test]
@@ -46,9 +47,9 @@ fn hosts_may_be_names_ipv4_or_ipv6() {
         ("::1", "::1"),
     ] {
         let mut settings = input(&minimal());
-        settings.relay.host = host.into();
+        settings.relay.as_mut().unwrap().host = host.into();
         assert_eq!(
-            settings.validate().unwrap().relay_host,
+            settings.validate().unwrap().relay.unwrap().host,
             normalized,
             "{host}"
         );
@@ -66,7 +67,7 @@ fn hosts_may_be_names_ipv4_or_ipv6() {
         "-oProxyCommand=x",
     ] {
         let mut settings = input(&minimal());
-        settings.relay.host = bad.into();
+        settings.relay.as_mut().unwrap().host = bad.into();
         assert_eq!(invalid_fields(&settings), ["relay.host"], "{bad}");
     }
 }
@@ -114,7 +115,7 @@ fn every_bad_field_is_named_with_its_value_and_what_is_allowed() {
 #[test]
 fn the_relay_account_is_never_root() {
     let mut settings = input(&minimal());
-    settings.relay.user = "root".into();
+    settings.relay.as_mut().unwrap().user = "root".into();
     let error = settings.validate().unwrap_err();
     let SettingsError::Invalid { fields } = &error else {
         panic!("{error:?}")
@@ -133,11 +134,14 @@ fn the_relay_account_is_never_root() {
 #[test]
 fn the_host_key_may_be_ssh_keyscan_output_with_several_keys() {
     let mut settings = input(&minimal());
-    settings.relay.host_key = format!(
+    settings.relay.as_mut().unwrap().host_key = format!(
         "# relay.example.com:443 SSH-2.0-OpenSSH_9.2\n[relay.example.com]:443 {RELAY_KEY}\nrelay.example.com {RELAY_KEY}\n"
     );
-    assert_eq!(settings.validate().unwrap().relay_host_keys.len(), 2);
-    settings.relay.host_key = "# only a comment".into();
+    assert_eq!(
+        settings.validate().unwrap().relay.unwrap().host_keys.len(),
+        2
+    );
+    settings.relay.as_mut().unwrap().host_key = "# only a comment".into();
     assert_eq!(invalid_fields(&settings), ["relay.hostKey"]);
 }
 
@@ -235,12 +239,12 @@ fn blank_project_fields_take_the_defaults() {
     let relay = relay(&format!(
         r#"{{"host": "relay.example.com", "hostKey": "{RELAY_KEY}"}}"#
     ));
-    let settings = SettingsInput::from_parts("p1", relay, part)
+    let settings = SettingsInput::from_parts("p1", Some(relay), part)
         .validate()
         .unwrap();
     assert_eq!(settings.container_user, "aistudio");
     assert_eq!(settings.ssh_dir, "~/.ssh/aistudio-p1");
-    assert_eq!(settings.remote_port, 7425);
+    assert_eq!(settings.relay.unwrap().remote_port, 7425);
     assert_eq!(settings.container_sshd_port, 2222);
 }
 
@@ -249,4 +253,33 @@ fn each_new_project_takes_the_lowest_free_relay_port() {
     assert_eq!(next_remote_port(&[]), 7423);
     assert_eq!(next_remote_port(&[7423, 7424, 7426]), 7425);
     assert_eq!(next_remote_port(&[7424, 9000]), 7423);
+}
+
+#[test]
+fn without_a_relay_the_route_is_direct_and_needs_no_relay_field() {
+    let direct = input(r#"{"project": "7892508"}"#).validate().unwrap();
+    assert_eq!(direct.route(), Route::Direct);
+    assert_eq!(direct.relay, None);
+    // A relay stored for other projects is not this project's business on the direct route,
+    // even an invalid one.
+    let mut settings = input(&minimal());
+    settings.route = Some(Route::Direct);
+    settings.relay.as_mut().unwrap().host = "bad host".into();
+    assert_eq!(settings.validate().unwrap().route(), Route::Direct);
+    // The relay route without a relay names the field.
+    let mut settings = input(r#"{"project": "7892508"}"#);
+    settings.route = Some(Route::Relay);
+    assert_eq!(invalid_fields(&settings), ["relay"]);
+    // A project part stored before routes existed: the relay when the user set one.
+    let part: ProjectInput = serde_json::from_str(r#"{"remotePort": 7425}"#).unwrap();
+    let with_relay = SettingsInput::from_parts(
+        "p1",
+        Some(relay(&format!(
+            r#"{{"host": "relay.example.com", "hostKey": "{RELAY_KEY}"}}"#
+        ))),
+        part.clone(),
+    );
+    assert_eq!(with_relay.validate().unwrap().route(), Route::Relay);
+    let without = SettingsInput::from_parts("p1", None, part);
+    assert_eq!(without.validate().unwrap().route(), Route::Direct);
 }

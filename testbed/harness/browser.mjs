@@ -12,13 +12,19 @@ export const ARTIFACTS_DIR = join(ROOT, 'test-results');
 
 /**
  * Launches Chromium with a fresh profile and the unpacked extension from dist/chromium.
- * @param {{ lang?: string, profile?: string, headless?: boolean }} options `lang` is the browser UI
+ * @param {{ lang?: string, profile?: string, headless?: boolean, env?: NodeJS.ProcessEnv,
+ *   prepareProfile?: (profile: string) => void }} options `lang` is the browser UI
  *   language (`--lang`), which chrome.i18n follows; `profile` reuses a profile directory (kept on
- *   close), to test what survives a browser restart; `headless` defaults to true.
+ *   close), to test what survives a browser restart; `headless` defaults to true; `env` is the
+ *   browser's environment (and so its native messaging hosts'); `prepareProfile` writes into the
+ *   profile before the browser starts (a native messaging host's manifest).
  * @returns {Promise<{ context: import('playwright-core').BrowserContext, extensionId: string, close: () => Promise<void> }>}
  */
-export async function launchWithExtension({ lang = 'en-US', profile: reused, headless = true } = {}) {
+export async function launchWithExtension({
+  lang = 'en-US', profile: reused, headless = true, env = process.env, prepareProfile = () => {},
+} = {}) {
   const profile = reused ?? newProfileDir();
+  prepareProfile(profile);
   const removeProfile = () => reused || rmSync(profile, { recursive: true, force: true });
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -45,7 +51,7 @@ export async function launchWithExtension({ lang = 'en-US', profile: reused, hea
     handleSIGINT: false,
     handleSIGTERM: false,
     handleSIGHUP: false,
-    env: { ...process.env, LANGUAGE: lang.replace('-', '_') },
+    env: { ...env, LANGUAGE: lang.replace('-', '_') },
   });
   try {
     const worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker', { timeout: 20_000 }));

@@ -2,6 +2,7 @@
 // registers the listeners; what each does lives in the modules it delegates to (the requests
 // in requests.ts). Kept minimal: this file cannot be unit-tested.
 import init from '../../build/wasm/aistudio_ssh.js';
+import { connectHelper } from './direct';
 import { generateKey, migrateKeys } from './keys';
 import { ext, keepStorageFromContentScripts } from './platform';
 import { answer, enveloped, senderContext } from './requestTable';
@@ -41,3 +42,7 @@ ext.tabs.onUpdated.addListener((tabId, change, tab) => {
 });
 ext.tabs.onRemoved.addListener((tabId) => void tabClosed(tabId));
 ext.runtime.onConnect.addListener((port) => watchCellsPort(port, core));
+
+// Direct mode: the helper runs while the browser does (its port also keeps this worker
+// alive); `ssh` reaches it through its local socket. Not installed: the popup says how.
+void core.then(connectHelper);

@@ -8,7 +8,7 @@ import { storedProjectKeys } from './keys';
 import type { ContentOrder, TabNotebook } from './messages';
 import { ext } from './platform';
 import { namedError } from './requestTable';
-import { autoConnect, readRelay, setAutoConnect, withRendered } from './settings';
+import { autoConnect, projectSettings, readRelay, setAutoConnect, withRendered } from './settings';
 import {
   AUTO_CONNECT_KEY, allTabNotebooks, readLocal, readStatus, readTabNotebook, serialized, takeConnectWish, wishToConnect,
   writeStatus,
@@ -89,5 +89,7 @@ export async function runInTab(tabId: number, action: CellAction): Promise<Proje
 
 /** What the popup shows; opening it makes no keys (the core names the host without them). */
 export async function projectView(projectId: string): Promise<ProjectView> {
-  return coreProjectView(projectId, Boolean(await readRelay()), (await readStatus(projectId)) ?? null);
+  return coreProjectView(
+    projectId, (await readRelay()) ?? null, await projectSettings(projectId), (await readStatus(projectId)) ?? null,
+  );
 }

@@ -4,7 +4,8 @@
 // No wasm here (a page's CSP may forbid it), and nothing here listens to the page.
 import type { CellPlan, ConnectionEvent } from '../../build/wasm/aistudio_ssh.js';
 import { GatewayError, JupyterServer, jupyterStatus } from './jupyterServer';
-import { CELLS_PORT, type ContentOrder } from './messages';
+import { Carrier } from './carrier';
+import { CARRIER_PORT, CELLS_PORT, type ContentOrder } from './messages';
 import { ext } from './platform';
 import { send } from './send';
 
@@ -95,6 +96,13 @@ function run(plan: CellPlan): Promise<void> {
   });
   return running;
 }
+
+// The background opens a carrier port into the notebook's frame for direct mode.
+ext.runtime.onConnect.addListener((port) => {
+  if (port.name !== CARRIER_PORT || port.sender?.id !== ext.runtime.id || port.sender.tab) return;
+  if (server) new Carrier(server, port);
+  else port.disconnect();
+});
 
 // Orders come from the background only: a page cannot reach runtime.onMessage, and the
 // sender check keeps other extensions' content scripts out too.

@@ -299,9 +299,27 @@ export class OwnKernel implements CellRunner {
   constructor(
     private readonly server: JupyterServer,
     readonly id: string,
-    private readonly session: string,
+    private session: string,
     private socket: WebSocket,
   ) {}
+
+  /** The kernel's WebSocket as it is now (closed after a cut until `execute` or `renew`). */
+  get webSocket(): WebSocket {
+    return this.socket;
+  }
+
+  /**
+   * A WebSocket of a new session in place of the current one: Jupyter Server replays what a
+   * session missed while it was away, which a new one does not want. Fails when the kernel
+   * is gone (the server answers 404).
+   */
+  async renew(): Promise<WebSocket> {
+    this.socket.close();
+    const session = crypto.randomUUID();
+    this.socket = await this.server.socket(`api/kernels/${this.id}/channels?session_id=${session}`, async () => undefined);
+    this.session = session;
+    return this.socket;
+  }
 
   /** Runs `code`; resolves once the reply and the kernel's idle both arrived (all output in). */
   async execute(code: string): Promise<CellResult> {

@@ -1,7 +1,9 @@
 // What the extension's contexts exchange beyond the core's own types (generated from Rust
 // into build/wasm/aistudio_ssh.d.ts): the content script's orders and what the background
 // adds to the core's values. The background's requests are typed by its table (requests.ts).
-import type { CellPlan, KeyAlgorithm, NotebookLocation, ProjectInput } from '../../build/wasm/aistudio_ssh';
+import type {
+  Attachment, CellPlan, KeyAlgorithm, NotebookLocation, ProjectInput,
+} from '../../build/wasm/aistudio_ssh';
 
 /** Where a replacement client key comes from: made here, or the user's own. */
 export type ClientKeySource =
@@ -17,10 +19,66 @@ export interface TabNotebook extends NotebookLocation {
 }
 
 /** Per-project settings as the extension stores them (the fields of `ProjectInput` it writes). */
-export type ProjectSettings = Required<Pick<ProjectInput, 'remotePort'>> & Pick<ProjectInput, 'sshDir' | 'containerUser'>;
+export type ProjectSettings = Required<Pick<ProjectInput, 'remotePort'>> & Pick<ProjectInput, 'sshDir' | 'containerUser' | 'route'>;
 
 /** The port a content script holds open while it runs cells. */
 export const CELLS_PORT = 'cells';
 
 /** The background's orders to the content script of the frame that found the notebook. */
 export type ContentOrder = { kind: 'run'; plan: CellPlan };
+
+/** The native messaging host of the helper (`aistudio-ssh install` registers it). */
+export const HELPER_HOST_NAME = 'io.github.aistudio_ssh';
+
+/** The port the background opens into a notebook tab's frame to carry a direct link. */
+export const CARRIER_PORT = 'carrier';
+
+/** The background's orders on a carrier port. */
+export type CarrierOrder =
+  /** Attach: run `code` in the carrier's kernel (started if need be), then open the comm. */
+  | { kind: 'attach'; code: string; attachment: Attachment }
+  /** Bytes for the bridge (base64): sent after the attachment's data head. */
+  | { kind: 'bytes'; data: string }
+  /** End the current attachment (the next `attach` follows). */
+  | { kind: 'detach' };
+
+/** What the content script reports on a carrier port. */
+export type CarrierReport =
+  | { kind: 'attached' }
+  /** A frame from the kernel: a text frame, or base64 of a binary one. */
+  | { kind: 'frame'; text: string | undefined; binary: string | undefined }
+  /** The WebSocket closed under the attachment. */
+  | { kind: 'detached'; reason: string }
+  /** No carrier can run in this frame (no kernel, the attach code failed). */
+  | { kind: 'failed'; reason: string };
+
+/** What the helper says (see crate/src/native_host.rs). */
+export type FromHelper =
+  | { kind: 'hello'; version: string }
+  | { kind: 'want'; project: string }
+  | { kind: 'bytes'; project: string; data: string }
+  | { kind: 'drop'; project: string; reason: string }
+  | ({ kind: 'status' } & LinkStats);
+
+/** What the extension tells the helper. */
+export type ToHelper =
+  | { kind: 'hello' }
+  | { kind: 'linkUp'; project: string }
+  | { kind: 'linkDown'; project: string; reason: string }
+  | { kind: 'bytes'; project: string; data: string }
+  | { kind: 'noLink'; project: string; reason: string };
+
+/** A project's link as the helper counts it. */
+export interface LinkStats {
+  project: string;
+  streams: number;
+  bytesUp: number;
+  bytesDown: number;
+  linkUp: boolean;
+}
+
+/** Whether the helper answers. */
+export type HelperStatus =
+  | { state: 'unknown' | 'starting' }
+  | { state: 'running'; version: string }
+  | { state: 'missing' | 'exited'; error: string };

@@ -146,6 +146,9 @@ function renderSelfHosted(): Promise<void> {
 async function renderProjectSettings(article: HTMLElement, projectId: string, error: HTMLElement): Promise<void> {
   const form = article.querySelector('form.project-settings') as HTMLFormElement;
   const settings = await send({ kind: 'projectSettings', projectId });
+  const view = await send({ kind: 'projectView', projectId });
+  const route = form.elements.namedItem('route') as HTMLSelectElement;
+  route.value = settings.route ?? view.route ?? 'relay';
   input(form, 'remotePort').value = String(settings.remotePort);
   input(form, 'sshDir').value = settings.sshDir ?? '';
   input(form, 'sshDir').placeholder = `~/.ssh/aistudio-${projectId}`;
@@ -158,6 +161,7 @@ async function renderProjectSettings(article: HTMLElement, projectId: string, er
       const errors = await send({
         kind: 'saveProjectSettings', projectId,
         settings: {
+          route: route.value === 'relay' ? 'relay' : 'direct',
           remotePort: portValue(input(form, 'remotePort').value),
           ...(sshDir ? { sshDir } : {}), ...(containerUser ? { containerUser } : {}),
         },
@@ -167,10 +171,10 @@ async function renderProjectSettings(article: HTMLElement, projectId: string, er
     });
   });
   const script = article.querySelector('pre.script') as HTMLElement;
-  const hasRelay = (await send({ kind: 'relaySettings' })).relay !== null;
-  (article.querySelector('details.relay-script') as HTMLElement).hidden = !hasRelay;
-  (article.querySelector('button.bundle') as HTMLButtonElement).disabled = !hasRelay;
-  if (hasRelay) script.textContent = await send({ kind: 'relayScript', projectId });
+  const throughRelay = view.route === 'relay';
+  (article.querySelector('details.relay-script') as HTMLElement).hidden = !throughRelay;
+  (article.querySelector('button.bundle') as HTMLButtonElement).disabled = !view.route;
+  if (throughRelay) script.textContent = await send({ kind: 'relayScript', projectId });
   article.querySelector('button.copy-script')?.addEventListener('click', () =>
     void act(error, () => navigator.clipboard.writeText(script.textContent ?? '')));
   article.querySelector('button.bundle')?.addEventListener('click', () => {

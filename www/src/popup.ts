@@ -5,6 +5,7 @@ import { download } from './download';
 import { t, localizePage } from './i18n';
 import type { TabNotebook } from './messages';
 import { ext } from './platform';
+import type { Reply } from './requests';
 import { send } from './send';
 import { statusKey, tabKey } from './storage';
 import { act } from './userAction';
@@ -13,8 +14,8 @@ import { showVersions } from './versions';
 const element = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
 /** The state in words: the phase, and the step while cells run. */
-function phaseText(status: ProjectStatus | null, hasRelay: boolean): string {
-  if (!hasRelay) return t('phase_notSetUp');
+function phaseText(status: ProjectStatus | null, ready: boolean): string {
+  if (!ready) return t('phase_notSetUp');
   if (!status) return t('phase_ready');
   if (status.phase === 'running' && status.step) return t('phase_running', t(`step_${status.step}`));
   return t(`phase_${status.phase}`);
@@ -29,26 +30,50 @@ function environmentText(status: ProjectStatus | null): string {
   return t('environmentLine', [kind, environment.hostname]);
 }
 
-function show(view: ProjectView): void {
+/** Direct route: whether the helper answers (if not, the command that installs it), and the link. */
+function showHelper(view: ProjectView, helper: Reply<'helperStatus'> | null): void {
+  element('helper').hidden = view.route !== 'direct' || !helper;
+  if (view.route !== 'direct' || !helper) return;
+  element('route').textContent = t('routeDirectShort');
+  const running = helper.helper.state === 'running';
+  element('helper-state').textContent = running
+    ? t('helperRunning', helper.helper.state === 'running' ? helper.helper.version : '')
+    : t('helperMissing');
+  element('helper-state').dataset.helper = helper.helper.state;
+  element('helper-install').hidden = running;
+  const link = helper.link;
+  element('link-stats').textContent = link
+    ? t('linkStats', [String(link.streams), megabytes(link.bytesUp), megabytes(link.bytesDown)])
+    : '';
+}
+
+const megabytes = (bytes: number) => (bytes / 1e6).toFixed(1);
+
+function show(view: ProjectView, helper: Reply<'helperStatus'> | null): void {
   const { status } = view;
-  element('phase').textContent = phaseText(status, view.hasRelay);
-  element('phase').dataset.phase = view.hasRelay ? status?.phase ?? 'ready' : 'notSetUp';
+  const ready = view.route !== undefined && view.route !== null;
+  element('phase').textContent = phaseText(status, ready);
+  element('phase').dataset.phase = ready ? status?.phase ?? 'ready' : 'notSetUp';
+  showHelper(view, helper);
   const change = status?.change ? `${t(`change_${status.change}`)} ` : '';
   element('reason').textContent = `${change}${status?.reason ?? ''}`;
   element('environment').textContent = environmentText(status);
   element('command').textContent = view.command;
   const running = status?.phase === 'running';
-  element<HTMLButtonElement>('connect').disabled = !view.hasRelay || running;
-  element<HTMLButtonElement>('disconnect').disabled = !view.hasRelay || running || status?.phase === 'disconnected';
-  element<HTMLButtonElement>('bundle').disabled = !view.hasRelay;
+  element<HTMLButtonElement>('connect').disabled = !ready || running;
+  element<HTMLButtonElement>('disconnect').disabled = !ready || running || status?.phase === 'disconnected';
+  element<HTMLButtonElement>('bundle').disabled = !ready;
   element('download-notebook').hidden = !view.offerNotebookDownload;
-  element('options-link').hidden = view.hasRelay;
+  element('options-link').hidden = ready;
 }
 
 async function showProject(tabId: number, notebook: TabNotebook): Promise<void> {
   element('project').hidden = false;
   const errorElement = element('popup-error');
-  const refresh = async () => show(await send({ kind: 'projectView', projectId: notebook.projectId }));
+  const refresh = async () => show(
+    await send({ kind: 'projectView', projectId: notebook.projectId }),
+    await send({ kind: 'helperStatus', projectId: notebook.projectId }).catch(() => null),
+  );
   const onClick = (id: string, work: () => Promise<unknown>) =>
     element(id).addEventListener('click', () => void act(errorElement, t('working'), async () => { await work(); await refresh(); }));
   onClick('connect', () => send({ kind: 'connect', tabId }));
@@ -67,6 +92,8 @@ async function showProject(tabId: number, notebook: TabNotebook): Promise<void> 
   ext.storage.onChanged.addListener((changes, area) => {
     if (area === 'local' && changes[statusKey(notebook.projectId)]) void refresh();
   });
+  // The helper's counts change without a storage event.
+  setInterval(() => void refresh(), 2000);
   await refresh();
 }
 

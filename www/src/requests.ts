@@ -9,6 +9,7 @@ import type {
   AnswerSeen, CellAction, ConnectionEvent, RelayInput, SelfHostedInput, TerminalLine,
 } from '../../build/wasm/aistudio_ssh.js';
 import { projectView, runInTab } from './connection';
+import { helperStatus } from './direct';
 import { clientKeyFrom, ensureProjectKeys, projectsWithKeys, replaceClientKey } from './keys';
 import type { ClientKeySource, ProjectSettings } from './messages';
 import { type ReplyOf, type RequestOf, type RequestTable, type Sender, namedError } from './requestTable';
@@ -142,6 +143,8 @@ export const REQUESTS = {
   connect: { from: 'extensionPages', handle: ({ tabId }: { tabId: number }) => runInTab(tabId, 'connect') },
   /** Stop the tab's tunnel. */
   disconnect: { from: 'extensionPages', handle: ({ tabId }: { tabId: number }) => runInTab(tabId, 'disconnect') },
+  /** Whether the helper answers (started if it is not running), and the project's link. */
+  helperStatus: { from: 'extensionPages', handle: ({ projectId }: ForProject) => helperStatus(checkedProjectId(projectId)) },
   /** The notebook last seen in a tab. */
   tabNotebook: {
     from: 'extensionPages',

@@ -1,7 +1,7 @@
 // Settings in the background: the shared relay, each project's own part, auto-connect, and
 // what the core renders from them. The core validates; this file stores.
 import {
-  RenderedProject, checkProjectSettings, checkRelay, nextRemotePort,
+  RenderedProject, checkProjectSettings, checkRelay, nextRemotePort, projectView,
 } from '../../build/wasm/aistudio_ssh.js';
 import type { FieldError, RelayInput } from '../../build/wasm/aistudio_ssh.js';
 import { ensureProjectKeys } from './keys';
@@ -42,15 +42,16 @@ export async function saveProjectSettings(projectId: string, settings: ProjectSe
 }
 
 /**
- * The project rendered once from its stored parts, or null without a relay. The handle
- * holds wasm memory: `work` reads what it needs synchronously (never awaits: the handle is
- * freed as soon as it returns).
+ * The project rendered once from its stored parts, or null when its settings do not render
+ * (the relay route with no relay set). The handle holds wasm memory: `work` reads what it
+ * needs synchronously (never awaits: the handle is freed as soon as it returns).
  */
 export async function withRendered<T>(projectId: string, work: (project: RenderedProject) => T): Promise<T | null> {
-  const relay = await readRelay();
-  if (!relay) return null;
+  const relay = (await readRelay()) ?? null;
+  const settings = await projectSettings(projectId);
+  if (!projectView(projectId, relay, settings, null).route) return null;
   const keys = await ensureProjectKeys(projectId);
-  const project = new RenderedProject(projectId, relay, await projectSettings(projectId), keys);
+  const project = new RenderedProject(projectId, relay, settings, keys);
   try {
     return work(project);
   } finally {

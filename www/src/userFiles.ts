@@ -8,7 +8,7 @@ import { withRendered } from './settings';
 
 async function fromRendered<T>(projectId: string, read: (project: RenderedProject) => T): Promise<T> {
   const result = await withRendered(projectId, read);
-  if (result === null) throw namedError('NoRelay', 'set up the relay in the options first');
+  if (result === null) throw namedError('NoRelay', 'set up the relay in the options first, or choose the direct route');
   return result;
 }
 
@@ -22,8 +22,11 @@ export const bundleFiles = (projectId: string, passphrase?: string): Promise<Use
   fromRendered(projectId, (project) => project.userFiles(passphrase));
 
 /** The relay setup script for a project. */
-export const relayScript = (projectId: string): Promise<string> =>
-  fromRendered(projectId, (project) => project.relaySetup);
+export const relayScript = async (projectId: string): Promise<string> => {
+  const script = await fromRendered(projectId, (project) => project.relaySetup);
+  if (script === undefined) throw namedError('NoRelay', 'this project connects directly: it needs no relay');
+  return script;
+};
 
 /** The companion notebook as a file, for a container that refused it. */
 export const companionNotebookFiles = (projectId: string): Promise<UserFile[]> =>

@@ -22,7 +22,7 @@ pub const BRIDGE_SOCKET: &str = "/tmp/aistudio-ssh/bridge.sock";
 
 /// The comm target the attach client registers in the kernel: a `comm_open` for it connects
 /// the comm to the bridge.
-pub const ATTACH_COMM_TARGET: &str = "aistudio_ssh_bridge";
+pub const ATTACH_COMM_TARGET: &str = crate::carrier::COMM_TARGET;
 
 /// The bridge cell: writes `bridge.py` into the container's state directory and starts it
 /// (once, detached, supervised with capped backoff) listening on [`BRIDGE_SOCKET`] and

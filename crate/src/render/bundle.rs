@@ -7,31 +7,37 @@ use super::user_files::{
     UserFile, COMPANION_NOTEBOOK_FILE, KNOWN_HOSTS_FILE, RELAY_SETUP_FILE, SSH_CONFIG_FILE,
 };
 use super::{
-    host_alias, render_known_hosts, render_probe, render_provision, render_relay_setup,
-    render_ssh_config, render_tunnel, PrivateKeys, RenderError, RenderKeys,
+    host_alias, render_bridge, render_known_hosts, render_probe, render_provision,
+    render_relay_setup, render_ssh_config, render_tunnel, PrivateKeys, RenderError, RenderKeys,
 };
 use crate::cells::{self, CellAction, CellRole, CellScripts};
 use crate::project_keys::ProjectKeys;
-use crate::settings::Settings;
+use crate::settings::{Route, Settings};
 
 /// A project's scripts, cells, companion notebook and user files (camelCase across wasm).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(rename_all = "camelCase")]
 pub struct ProjectBundle {
+    /// How ssh reaches the container.
+    pub route: Route,
     /// The provisioning script with the container's private keys.
     pub provision: String,
-    pub tunnel: String,
+    /// The route's service in the container: the tunnel's cell (relay) or the bridge's
+    /// (direct); `stop` as its argument stops it.
+    pub service: String,
     pub probe: String,
-    pub relay_setup: String,
+    /// The relay's setup script (the relay route only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_setup: Option<String>,
     pub ssh_config: String,
     pub known_hosts: String,
     /// What the user types: `ssh <host_alias>`.
     pub host_alias: String,
     /// The cells the extension runs, in order.
     pub cells: Vec<RenderedCell>,
-    /// The cell that stops the tunnel.
-    pub stop_tunnel: String,
+    /// The cell that stops the route's service.
+    pub stop: String,
     /// Where the companion notebook lives, relative to the Jupyter root.
     pub notebook_path: &'static str,
     /// The companion notebook (nbformat 4.5); its provisioning cell holds no private key.
@@ -69,7 +75,7 @@ pub struct CellPlan {
 
 impl ProjectBundle {
     /// What `action` runs: a connect every cell (and the notebook), a disconnect the cell
-    /// that stops the tunnel and then a probe, a probe the probe alone.
+    /// that stops the tunnel or the bridge and then a probe, a probe the probe alone.
     pub fn cell_plan(&self, action: CellAction) -> CellPlan {
         let probe = || {
             self.cells
@@ -80,8 +86,8 @@ impl ProjectBundle {
         let cells = match action {
             CellAction::Connect => self.cells.clone(),
             CellAction::Disconnect => std::iter::once(RenderedCell {
-                step: CellRole::Tunnel,
-                source: self.stop_tunnel.clone(),
+                step: self.service_role(),
+                source: self.stop.clone(),
             })
             .chain(probe())
             .collect(),
@@ -97,15 +103,22 @@ impl ProjectBundle {
         }
     }
 
+    /// The cell role of the route's service.
+    pub fn service_role(&self) -> CellRole {
+        service_role(self.route)
+    }
+
     /// The files a user downloads to connect: ssh config, known_hosts, the client key's
-    /// files (see [`super::client_key_files`]) and the relay setup script.
+    /// files (see [`super::client_key_files`]) and, on the relay route, the relay setup script.
     pub fn user_files(&self, client_key: Vec<UserFile>) -> Vec<UserFile> {
         let mut files = vec![
             UserFile::new(SSH_CONFIG_FILE, self.ssh_config.clone()),
             UserFile::new(KNOWN_HOSTS_FILE, self.known_hosts.clone()),
         ];
         files.extend(client_key);
-        files.push(UserFile::new(RELAY_SETUP_FILE, self.relay_setup.clone()));
+        if let Some(relay_setup) = &self.relay_setup {
+            files.push(UserFile::new(RELAY_SETUP_FILE, relay_setup.clone()));
+        }
         files
     }
 
@@ -135,12 +148,16 @@ pub fn project_bundle(
     keys: &ProjectKeys,
 ) -> Result<ProjectBundle, RenderError> {
     let keys = RenderKeys::from_project(keys)?;
+    let route = settings.route();
     let provision = render_provision(settings, &keys, PrivateKeys::Included);
-    let tunnel = render_tunnel(settings);
+    let service = match &settings.relay {
+        Some(relay) => render_tunnel(settings, relay),
+        None => render_bridge(settings),
+    };
     let probe = render_probe(settings);
     let scripts = CellScripts {
         provision: &provision,
-        tunnel: &tunnel,
+        service: (service_role(route), &service),
         probe: &probe,
     };
     let cells = scripts
@@ -157,17 +174,29 @@ pub fn project_bundle(
     let notebook = cells::companion_notebook(&settings.project, &notebook_scripts);
     let notebook_digest = cells::notebook_digest(&notebook_scripts);
     Ok(ProjectBundle {
-        relay_setup: render_relay_setup(settings, &keys),
+        route,
+        relay_setup: settings
+            .relay
+            .as_ref()
+            .map(|relay| render_relay_setup(settings, relay, &keys)),
         ssh_config: render_ssh_config(settings),
         known_hosts: render_known_hosts(settings, &keys),
         host_alias: host_alias(settings),
         cells,
-        stop_tunnel: cells::stop_tunnel_source(&tunnel),
+        stop: cells::stop_source(service_role(route), &service),
         notebook_path: cells::COMPANION_NOTEBOOK_PATH,
         notebook,
         notebook_digest,
         provision,
-        tunnel,
+        service,
         probe,
     })
+}
+
+/// The cell role of `route`'s service in the container.
+fn service_role(route: Route) -> CellRole {
+    match route {
+        Route::Relay => CellRole::Tunnel,
+        Route::Direct => CellRole::Bridge,
+    }
 }

@@ -6,7 +6,7 @@ use super::{
     REPLACE_BLOCK_FUNCTION, SAY_FUNCTION,
 };
 use crate::cells;
-use crate::settings::Settings;
+use crate::settings::{RelaySettings, Settings};
 
 const PROVISION_SOURCE: &str = include_str!("../scripts/provision.sh");
 const TUNNEL_SOURCE: &str = include_str!("../scripts/tunnel.sh");
@@ -32,11 +32,20 @@ pub enum PrivateKeys {
 /// the container's key directory (or says how to get them there).
 pub fn render_provision(settings: &Settings, keys: &RenderKeys, private: PrivateKeys) -> String {
     let client_line = authorized_keys_line("from=\"127.0.0.1,::1\"", &keys.client);
-    let relay_known_hosts = known_hosts_lines(CONTAINER_RELAY_ALIAS, &settings.relay_host_keys);
+    let relay_known_hosts = settings.relay.as_ref().map_or(String::new(), |relay| {
+        known_hosts_lines(CONTAINER_RELAY_ALIAS, &relay.host_keys)
+    });
+    // The direct route gives the container no relay key at all.
+    let relay_public = if settings.relay.is_some() {
+        keys.container_relay.1.line.as_str()
+    } else {
+        ""
+    };
     let (auth_begin, auth_end) =
         block_markers(&format!("aistudio-ssh project {}", settings.project));
     let (rc_begin, rc_end) = block_markers("aistudio-ssh environment");
     let (relay_private, host_private) = match private {
+        PrivateKeys::Included if relay_public.is_empty() => ("", keys.container_host.0.as_str()),
         PrivateKeys::Included => (
             keys.container_relay.0.as_str(),
             keys.container_host.0.as_str(),
@@ -50,7 +59,7 @@ pub fn render_provision(settings: &Settings, keys: &RenderKeys, private: Private
             ("sshd_port", &settings.container_sshd_port.to_string()),
             ("client_line", &client_line),
             ("relay_private", relay_private),
-            ("relay_public", &keys.container_relay.1.line),
+            ("relay_public", relay_public),
             ("host_private", host_private),
             ("host_public", &keys.container_host.1.line),
             ("relay_known_hosts", &relay_known_hosts),
@@ -69,18 +78,18 @@ pub fn render_provision(settings: &Settings, keys: &RenderKeys, private: Private
     )
 }
 
-/// The tunnel cell: starts (once) a detached supervisor that keeps `ssh -R` to the relay up;
+/// The tunnel cell: starts (once) a detached supervisor that keeps `ssh -R` to `relay` up;
 /// `stop` stops it, `status` prints its status file.
-pub fn render_tunnel(settings: &Settings) -> String {
+pub fn render_tunnel(settings: &Settings, relay: &RelaySettings) -> String {
     let supervisor = script(
         TUNNEL_SUPERVISOR_SOURCE,
         &[
             ("project", &settings.project),
-            ("relay_host", &settings.relay_host),
-            ("relay_port", &settings.relay_port.to_string()),
-            ("relay_user", &settings.relay_user),
+            ("relay_host", &relay.host),
+            ("relay_port", &relay.port.to_string()),
+            ("relay_user", &relay.user),
             ("relay_alias", CONTAINER_RELAY_ALIAS),
-            ("remote_port", &settings.remote_port.to_string()),
+            ("remote_port", &relay.remote_port.to_string()),
             ("sshd_port", &settings.container_sshd_port.to_string()),
             ("state_dir", CONTAINER_STATE_DIR),
         ],

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::container::CONTAINER_STATE_DIR;
 use super::{fill_here_document, script};
-use crate::settings::Settings;
+use crate::settings::{Route, Settings};
 
 const PROBE_SOURCE: &str = include_str!("../scripts/probe.sh");
 const PROBE_PROGRAM: &str = include_str!("../scripts/probe.py");
@@ -19,6 +19,7 @@ pub fn render_probe(settings: &Settings) -> String {
         &[
             ("project", &settings.project),
             ("state_dir", CONTAINER_STATE_DIR),
+            ("service", service_name(settings.route())),
         ],
         &[],
     );
@@ -40,7 +41,17 @@ pub struct ProbeReport {
     pub host_keys: ProbeHostKeys,
     #[serde(default)]
     pub sshd: ProbeSshd,
-    pub tunnel: ProbeTunnel,
+    /// The route's service; earlier probes named it `tunnel` (and had no other).
+    #[serde(alias = "tunnel")]
+    pub service: ProbeService,
+}
+
+/// What the probe calls the service of `route`: also the name of its status file.
+fn service_name(route: Route) -> &'static str {
+    match route {
+        Route::Relay => "tunnel",
+        Route::Direct => "bridge",
+    }
 }
 
 /// The accelerator the container has.
@@ -70,13 +81,20 @@ pub struct ProbeSshd {
     pub running: bool,
 }
 
-/// The tunnel supervisor's status.
+/// The status of the route's service: the tunnel's or the bridge's supervisor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProbeTunnel {
+pub struct ProbeService {
+    /// `tunnel` or `bridge`.
+    #[serde(default = "tunnel_name")]
+    pub name: String,
     /// `up`, `connecting`, `down` or `stopped`.
     pub state: String,
     /// What it last saw, in words.
     pub detail: Option<String>,
+}
+
+fn tunnel_name() -> String {
+    service_name(Route::Relay).to_owned()
 }
 
 impl ProbeReport {

@@ -4,7 +4,7 @@
 use super::{
     authorized_keys_line, block_markers, script, RenderKeys, REPLACE_BLOCK_FUNCTION, SAY_FUNCTION,
 };
-use crate::settings::Settings;
+use crate::settings::{RelaySettings, Settings};
 
 const RELAY_SETUP_SOURCE: &str = include_str!("../scripts/relay-setup.sh");
 
@@ -38,23 +38,23 @@ const TUNNEL_ACCOUNT_COMMENT: &str = "AI Studio SSH tunnels";
 /// harmless to repeat). Paths can be redirected for tests and unusual layouts with
 /// `AISTUDIO_SSH_SSHD_CONFIG`, `AISTUDIO_SSH_SSHD_DROPIN_DIR`, `AISTUDIO_SSH_RELAY_KEYS_DIR`
 /// and `AISTUDIO_SSH_SSHD_RELOAD`.
-pub fn render_relay_setup(settings: &Settings, keys: &RenderKeys) -> String {
+pub fn render_relay_setup(settings: &Settings, relay: &RelaySettings, keys: &RenderKeys) -> String {
     let (begin, end) = block_markers(&format!("aistudio-ssh project {}", settings.project));
     let key_lines = format!(
         "{}\n{}",
         authorized_keys_line(
-            &relay_key_options(settings.remote_port),
+            &relay_key_options(relay.remote_port),
             &keys.container_relay.1
         ),
-        authorized_keys_line(&client_key_options(settings.remote_port), &keys.client),
+        authorized_keys_line(&client_key_options(relay.remote_port), &keys.client),
     );
     script(
         RELAY_SETUP_SOURCE,
         &[
             ("project", &settings.project),
-            ("tunnel_user", &settings.relay_user),
-            ("relay_port", &settings.relay_port.to_string()),
-            ("remote_port", &settings.remote_port.to_string()),
+            ("tunnel_user", &relay.user),
+            ("relay_port", &relay.port.to_string()),
+            ("remote_port", &relay.remote_port.to_string()),
             ("key_lines", &key_lines),
             ("block_begin", &begin),
             ("block_end", &end),

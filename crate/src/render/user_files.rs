@@ -67,46 +67,64 @@ pub const KNOWN_HOSTS_FILE: &str = "known_hosts";
 /// The name of the client private key file (the `.pub` beside it).
 pub const CLIENT_KEY_FILE: &str = "id_aistudio";
 
-/// The user's ssh config for the project: the relay as a jump host (tunnel-only account)
-/// and the container behind it, both pinned through `HostKeyAlias` to the project's own
-/// known_hosts; neither is lent the user's agent or X display (a container is shared
-/// with the platform, and `Host *` lines later in the user's config cannot turn them on). Plain OpenSSH syntax that works on Linux, macOS and Windows 10+.
+/// The user's ssh config for the project, pinned through `HostKeyAlias` to the project's own
+/// known_hosts; no host is lent the user's agent or X display (a container is shared with
+/// the platform, and `Host *` lines later in the user's config cannot turn them on). Plain
+/// OpenSSH syntax that works on Linux, macOS and Windows 10+.
+///
+/// Through the relay: the relay as a jump host (tunnel-only account) and the container
+/// behind it. Direct: `ProxyCommand aistudio-ssh proxy %n`, the helper that carries the
+/// bytes through the notebook tab (`%n` is the alias as typed, which names the project).
 pub fn render_ssh_config(settings: &Settings) -> String {
     let identity = config_path(settings, CLIENT_KEY_FILE);
     let known_hosts = config_path(settings, KNOWN_HOSTS_FILE);
-    let relay = relay_alias(settings);
     let container = host_alias(settings);
     let common = format!(
         "    IdentityFile {identity}\n    IdentitiesOnly yes\n    UserKnownHostsFile {known_hosts}\n    \
          StrictHostKeyChecking yes\n    UpdateHostKeys no\n    ForwardAgent no\n    ForwardX11 no\n    \
          ServerAliveInterval 30\n    ServerAliveCountMax 3\n"
     );
-    format!(
-        "# AI Studio SSH: project {project}. Connect with: ssh {container}\n\
-         Host {relay}\n    HostName {relay_host}\n    Port {relay_port}\n    User {relay_user}\n    \
-         HostKeyAlias {relay}\n{common}\n\
-         Host {container}\n    HostName 127.0.0.1\n    Port {remote_port}\n    User {container_user}\n    \
-         ProxyJump {relay}\n    HostKeyAlias {container}\n{common}",
-        project = settings.project,
-        relay_host = settings.relay_host,
-        relay_port = settings.relay_port,
-        relay_user = settings.relay_user,
-        remote_port = settings.remote_port,
-        container_user = settings.container_user,
-    )
+    let project = &settings.project;
+    let container_user = &settings.container_user;
+    match &settings.relay {
+        Some(relay_settings) => {
+            let relay = relay_alias(settings);
+            format!(
+                "# AI Studio SSH: project {project}. Connect with: ssh {container}\n\
+                 Host {relay}\n    HostName {relay_host}\n    Port {relay_port}\n    User {relay_user}\n    \
+                 HostKeyAlias {relay}\n{common}\n\
+                 Host {container}\n    HostName 127.0.0.1\n    Port {remote_port}\n    User {container_user}\n    \
+                 ProxyJump {relay}\n    HostKeyAlias {container}\n{common}",
+                relay_host = relay_settings.host,
+                relay_port = relay_settings.port,
+                relay_user = relay_settings.user,
+                remote_port = relay_settings.remote_port,
+            )
+        }
+        None => format!(
+            "# AI Studio SSH: project {project}, direct (no server): keep the notebook tab open.\n\
+             # Needs the helper: put aistudio-ssh on your PATH and run `aistudio-ssh install` once.\n\
+             # Connect with: ssh {container}\n\
+             Host {container}\n    HostName 127.0.0.1\n    User {container_user}\n    \
+             ProxyCommand aistudio-ssh proxy %n\n    HostKeyAlias {container}\n{common}"
+        ),
+    }
 }
 
-/// The project's known_hosts: the relay's keys and the container's stable host key, under
-/// the aliases of [`render_ssh_config`].
+/// The project's known_hosts: the container's stable host key (and the relay's keys on the
+/// relay route), under the aliases of [`render_ssh_config`].
 pub fn render_known_hosts(settings: &Settings, keys: &RenderKeys) -> String {
-    format!(
-        "{}\n{}\n",
-        known_hosts_lines(&relay_alias(settings), &settings.relay_host_keys),
-        known_hosts_lines(
-            &host_alias(settings),
-            std::slice::from_ref(&keys.container_host.1)
-        )
-    )
+    let container = known_hosts_lines(
+        &host_alias(settings),
+        std::slice::from_ref(&keys.container_host.1),
+    );
+    match &settings.relay {
+        Some(relay) => format!(
+            "{}\n{container}\n",
+            known_hosts_lines(&relay_alias(settings), &relay.host_keys)
+        ),
+        None => format!("{container}\n"),
+    }
 }
 
 /// The client key as the files users expect: `id_aistudio` (protected when a non-empty

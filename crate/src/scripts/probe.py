@@ -1,9 +1,10 @@
 """AI Studio SSH's probe: prints one JSON line about the container (arguments: the state
-directory and the project's key directory). The line's contract, and its parser, are
-`ProbeReport` in crate/src/render/probe.rs. Reads only; changes nothing."""
+directory, the project's key directory and the route's service, `tunnel` or `bridge`). The
+line's contract, and its parser, are `ProbeReport` in crate/src/render/probe.rs. Reads only;
+changes nothing."""
 import json, os, socket, subprocess, sys
 
-STATE, KEYS = sys.argv[1:3]
+STATE, KEYS, SERVICE = sys.argv[1:4]
 
 def run(*command):
     try:
@@ -55,7 +56,8 @@ def accelerator():
         return {"kind": "dcu", "devices": names or ["DCU"]}
     return {"kind": "none", "devices": []}
 
-tunnel = dict(line.split("=", 1) for line in (read(STATE + "/tunnel.status") or "").splitlines() if "=" in line)
+service = dict(line.split("=", 1) for line in (read(STATE + "/" + SERVICE + ".status") or "").splitlines() if "=" in line)
+service_alive = alive(STATE + "/" + SERVICE + ".pid")
 print(json.dumps({
     "hostname": socket.gethostname(),
     "initStarted": init_started(),
@@ -66,8 +68,9 @@ print(json.dumps({
         "stable": fingerprint(KEYS + "/ssh_host_ed25519_key.pub"),
     },
     "sshd": {"mode": read(STATE + "/sshd.mode"), "running": alive(STATE + "/sshd.pid")},
-    "tunnel": {
-        "state": tunnel.get("state", "stopped") if alive(STATE + "/tunnel.pid") else "stopped",
-        "detail": tunnel.get("detail"),
+    "service": {
+        "name": SERVICE,
+        "state": service.get("state", "stopped") if service_alive else "stopped",
+        "detail": service.get("detail"),
     },
 }, ensure_ascii=False))

@@ -61,18 +61,25 @@ done
 mkdir -p "$keys_dir" "$state_dir" "$HOME/.ssh"
 chmod 700 "$keys_dir" "$state_dir" "$HOME/.ssh"
 served_host_key=$(cat "$keys_dir/ssh_host_ed25519_key.pub" 2>/dev/null || true)
-if [ -n "$relay_private" ]; then
-  install_file "$keys_dir/relay_ed25519" "$relay_private" 600
+# The relay key exists only where the route is the relay (it can open the tunnel and nothing
+# else); the direct route needs no key to leave the container.
+if [ -n "$host_private" ]; then
+  [ -z "$relay_private" ] || install_file "$keys_dir/relay_ed25519" "$relay_private" 600
   install_file "$keys_dir/ssh_host_ed25519_key" "$host_private" 600
-elif [ ! -f "$keys_dir/relay_ed25519" ] || [ ! -f "$keys_dir/ssh_host_ed25519_key" ] \
+elif { [ -n "$relay_public" ] && [ ! -f "$keys_dir/relay_ed25519" ]; } || [ ! -f "$keys_dir/ssh_host_ed25519_key" ] \
     || [ "$(cat "$keys_dir/ssh_host_ed25519_key.pub" 2>/dev/null)" != "$host_public" ]; then
   # This copy of the cell carries no private key (it lives in ~/work); a restart clears them.
   say "the container's keys for project $project are not in $keys_dir (a restart clears them): open the project's notebook with the AI Studio SSH extension and press Connect, or run provision.sh from 'aistudio-ssh render'"
   exit 1
 fi
-install_file "$keys_dir/relay_ed25519.pub" "$relay_public" 644
 install_file "$keys_dir/ssh_host_ed25519_key.pub" "$host_public" 644
-install_file "$keys_dir/relay_known_hosts" "$relay_known_hosts" 644
+if [ -n "$relay_public" ]; then
+  install_file "$keys_dir/relay_ed25519.pub" "$relay_public" 644
+  install_file "$keys_dir/relay_known_hosts" "$relay_known_hosts" 644
+elif [ -e "$keys_dir/relay_ed25519" ]; then
+  rm -f "$keys_dir/relay_ed25519" "$keys_dir/relay_ed25519.pub" "$keys_dir/relay_known_hosts"
+  say "removed the relay key from $keys_dir: project $project now connects directly, through the notebook tab"
+fi
 
 replace_block "$HOME/.ssh/authorized_keys" "$auth_begin" "$auth_end" "$client_line" bottom
 chmod 600 "$HOME/.ssh/authorized_keys"

@@ -5,6 +5,7 @@ use serde::Serialize;
 use tsify::Tsify;
 use wasm_bindgen::prelude::*;
 
+use crate::carrier;
 use crate::cells::CellAction;
 use crate::connection::{self, ConnectionEvent, ProjectStatus};
 use crate::error_variant::ErrorVariant;
@@ -13,7 +14,7 @@ use crate::kernel;
 use crate::project_keys;
 use crate::render;
 use crate::self_hosted::{self, SelfHostedInput, SelfHostedJupyter};
-use crate::settings::FieldError;
+use crate::settings::{FieldError, ProjectInput, RelayInput, SettingsInput};
 use crate::terminal;
 
 pub mod keys;
@@ -141,6 +142,28 @@ pub fn read_kernel_message(frame: &str, request_id: &str) -> Result<JsValue, JsV
     to_js(&kernel::read_kernel_message(frame, request_id))
 }
 
+/// The messages of one carrier attachment (see [`carrier::Attachment`]).
+#[wasm_bindgen(js_name = carrierAttachment, unchecked_return_type = "Attachment")]
+pub fn carrier_attachment(comm_id: &str, session: &str, date: &str) -> Result<JsValue, JsValue> {
+    to_js(&carrier::Attachment::new(comm_id, session, date))
+}
+
+/// What a frame from the carrier kernel's WebSocket means: `text` for a text frame, else
+/// `binary` (base64 of a binary one).
+#[wasm_bindgen(js_name = readCarrierFrame, unchecked_return_type = "CarrierEvent")]
+pub fn read_carrier_frame(
+    text: Option<String>,
+    binary: Option<String>,
+    comm_id: &str,
+) -> Result<JsValue, JsValue> {
+    let event = match (text, binary) {
+        (Some(text), _) => carrier::read_text(&text, comm_id),
+        (None, Some(binary)) => carrier::read_binary(&binary, comm_id),
+        (None, None) => carrier::CarrierEvent::Other,
+    };
+    to_js(&event)
+}
+
 /// The project's status after an event (`null` status: a project seen for the first time).
 #[wasm_bindgen(js_name = applyConnectionEvent, unchecked_return_type = "ProjectStatus")]
 pub fn apply_connection_event(
@@ -225,13 +248,21 @@ pub fn auto_connect_after(
     Ok(connection::auto_connect_after(&status, stored))
 }
 
-/// What the popup shows of a project.
+/// What the popup shows of a project, from its stored settings (the shared relay if set,
+/// its own part) and status.
 #[wasm_bindgen(js_name = projectView, unchecked_return_type = "ProjectView")]
 pub fn project_view(
     project_id: &str,
-    has_relay: bool,
+    #[wasm_bindgen(unchecked_param_type = "RelayInput | null")] relay: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "ProjectInput")] project: JsValue,
     #[wasm_bindgen(unchecked_param_type = "ProjectStatus | null")] status: JsValue,
 ) -> Result<JsValue, JsValue> {
+    let relay: Option<RelayInput> = from_js(relay, "relay")?;
+    let project: ProjectInput = from_js(project, "project settings")?;
     let status: Option<ProjectStatus> = from_js(status, "project status")?;
-    to_js(&connection::ProjectView::new(project_id, has_relay, status))
+    let route = SettingsInput::from_parts(project_id, relay, project)
+        .validate()
+        .ok()
+        .map(|settings| settings.route());
+    to_js(&connection::ProjectView::new(project_id, route, status))
 }

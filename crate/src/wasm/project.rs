@@ -54,11 +54,11 @@ impl RenderedProject {
     #[wasm_bindgen(constructor)]
     pub fn new(
         project_id: &str,
-        #[wasm_bindgen(unchecked_param_type = "RelayInput")] relay: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "RelayInput | null")] relay: JsValue,
         #[wasm_bindgen(unchecked_param_type = "ProjectInput")] project: JsValue,
         #[wasm_bindgen(unchecked_param_type = "ProjectKeys")] keys: JsValue,
     ) -> Result<RenderedProject, JsValue> {
-        let relay: RelayInput = from_js(relay, "relay")?;
+        let relay: Option<RelayInput> = from_js(relay, "relay")?;
         let project: ProjectInput = from_js(project, "project settings")?;
         let settings = SettingsInput::from_parts(project_id, relay, project)
             .validate()
@@ -101,9 +101,21 @@ impl RenderedProject {
         to_js(&self.bundle.notebook_file())
     }
 
-    /// The relay setup script.
+    /// How ssh reaches the project.
+    #[wasm_bindgen(getter, unchecked_return_type = "Route")]
+    pub fn route(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.bundle.route)
+    }
+
+    /// The code the carrier's kernel runs before its comm opens (direct route).
+    #[wasm_bindgen(getter, js_name = attachCode)]
+    pub fn attach_code(&self) -> String {
+        render::render_attach()
+    }
+
+    /// The relay setup script (the relay route only).
     #[wasm_bindgen(getter, js_name = relaySetup)]
-    pub fn relay_setup(&self) -> String {
+    pub fn relay_setup(&self) -> Option<String> {
         self.bundle.relay_setup.clone()
     }
 }

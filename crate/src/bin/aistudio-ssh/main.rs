@@ -13,7 +13,7 @@ use aistudio_ssh::project_keys::{complete_project_keys, ProjectKeys};
 use aistudio_ssh::render::{
     self, CLIENT_KEY_FILE, KNOWN_HOSTS_FILE, RELAY_SETUP_FILE, SSH_CONFIG_FILE,
 };
-use aistudio_ssh::settings::SettingsInput;
+use aistudio_ssh::settings::{Route, SettingsInput};
 use rand_core::OsRng;
 
 const USAGE: &str = "usage: aistudio-ssh render --settings SETTINGS.json --out DIR
@@ -119,9 +119,15 @@ fn write_project(
 
     // Holds the container's private keys: the user's eyes only.
     write_with_mode(&out.join("provision.sh"), &bundle.provision, 0o700)?;
-    write_executable(&out.join("tunnel.sh"), &bundle.tunnel)?;
+    let service = match bundle.route {
+        Route::Relay => "tunnel.sh",
+        Route::Direct => "bridge.sh",
+    };
+    write_executable(&out.join(service), &bundle.service)?;
     write_executable(&out.join("probe.sh"), &bundle.probe)?;
-    write_executable(&out.join(RELAY_SETUP_FILE), &bundle.relay_setup)?;
+    if let Some(relay_setup) = &bundle.relay_setup {
+        write_executable(&out.join(RELAY_SETUP_FILE), relay_setup)?;
+    }
     fs::write(out.join(SSH_CONFIG_FILE), &bundle.ssh_config)?;
     fs::write(out.join(KNOWN_HOSTS_FILE), &bundle.known_hosts)?;
     if let Some(client) = &keys.client {

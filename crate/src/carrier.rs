@@ -1,0 +1,293 @@
+//! The carrier of direct mode in the notebook tab: the stream protocol's bytes between the
+//! helper and the container's bridge, as Jupyter comm messages of a kernel of the extension's
+//! own (`api/kernels/<id>/channels`, no subprotocol asked, so every Jupyter Server, 1.x and
+//! 2.x, speaks its legacy binary framing to us).
+//!
+//! Down (to the bridge), each chunk is one `comm_msg` whose first binary buffer holds the
+//! bytes. Every such message of one attachment has the same header, so [`Attachment`] makes
+//! it once: the content script sends `data_head` followed by the bytes, nothing to decide.
+//! Up, the kernel side of the comm (`crate/src/scripts/attach.py`) sends the bridge's bytes
+//! the same way; [`read_binary`] and [`read_text`] say what a frame from the kernel means.
+//!
+//! An attachment is one comm on one WebSocket; any leg dropping ends it (the bytes in flight
+//! with it), and the next one starts the link over with the helper's `Hello`. So a frame of an
+//! older attachment (jupyter_server may still deliver some) is never taken for the current
+//! one: each attachment has a comm id of its own.
+
+use base64ct::{Base64, Encoding};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// The comm target the kernel side registers (`attach.py`).
+pub const COMM_TARGET: &str = "aistudio_ssh_bridge";
+
+/// Messaging protocol version we speak.
+const PROTOCOL_VERSION: &str = "5.3";
+
+/// What the content script sends for one attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    pub comm_id: String,
+    /// The `comm_open` as a text frame.
+    pub comm_open: String,
+    /// The `comm_close` as a text frame (the kernel side closes its bridge connection).
+    pub comm_close: String,
+    /// Base64 of the legacy binary frame's head for a `comm_msg` with one buffer: the bytes to
+    /// carry follow it directly (its offsets do not depend on the buffer's length).
+    pub data_head: String,
+}
+
+fn message(msg_type: &str, msg_id: &str, session: &str, date: &str, content: Value) -> Value {
+    json!({
+        "header": {
+            "msg_id": msg_id,
+            "msg_type": msg_type,
+            "username": "aistudio-ssh",
+            "session": session,
+            "date": date,
+            "version": PROTOCOL_VERSION,
+        },
+        "parent_header": {},
+        "metadata": {},
+        "content": content,
+        "channel": "shell",
+    })
+}
+
+impl Attachment {
+    /// The messages of one attachment: `comm_id` and `session` random per attachment (the
+    /// browser's `crypto.randomUUID()`), `date` its ISO time.
+    pub fn new(comm_id: &str, session: &str, date: &str) -> Self {
+        let open = message(
+            "comm_open",
+            &format!("{comm_id}-open"),
+            session,
+            date,
+            json!({"comm_id": comm_id, "target_name": COMM_TARGET, "data": {}}),
+        );
+        let close = message(
+            "comm_close",
+            &format!("{comm_id}-close"),
+            session,
+            date,
+            json!({"comm_id": comm_id, "data": {}}),
+        );
+        let data = message(
+            "comm_msg",
+            &format!("{comm_id}-data"),
+            session,
+            date,
+            json!({"comm_id": comm_id, "data": {}}),
+        );
+        Self {
+            comm_id: comm_id.to_owned(),
+            comm_open: with_buffers(open, 0).to_string(),
+            comm_close: with_buffers(close, 0).to_string(),
+            data_head: Base64::encode_string(&binary_head(&data.to_string())),
+        }
+    }
+}
+
+fn with_buffers(mut message: Value, count: usize) -> Value {
+    message["buffers"] = json!(vec![Value::Null; count]);
+    message
+}
+
+/// jupyter_server's legacy binary framing, up to the first buffer: the part count (the JSON
+/// and one buffer), each part's offset, then the JSON. All big-endian `u32`.
+fn binary_head(json: &str) -> Vec<u8> {
+    let parts: u32 = 2;
+    let first = 4 * (parts + 1);
+    let json_len = u32::try_from(json.len()).expect("a message head is small");
+    let mut head = Vec::with_capacity(first as usize + json.len());
+    for word in [parts, first, first + json_len] {
+        head.extend_from_slice(&word.to_be_bytes());
+    }
+    head.extend_from_slice(json.as_bytes());
+    head
+}
+
+/// What a frame from the kernel's WebSocket means for the attachment `comm_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum CarrierEvent {
+    /// Bytes from the bridge (base64, as the helper's messages carry them).
+    Bytes { data: String },
+    /// The kernel side closed the comm: it could not reach the bridge, or the bridge closed.
+    Closed { reason: String },
+    /// The kernel restarted or died: the comm is gone with it.
+    KernelGone { state: String },
+    /// Nothing for the carrier (the kernel's busy/idle, an older attachment's frames).
+    Other,
+}
+
+/// Reads a binary frame (base64 of it, as it crossed from the content script).
+pub fn read_binary(frame_base64: &str, comm_id: &str) -> CarrierEvent {
+    let Ok(frame) = Base64::decode_vec(frame_base64) else {
+        return CarrierEvent::Other;
+    };
+    let Some((json, buffers)) = split_binary(&frame) else {
+        return CarrierEvent::Other;
+    };
+    let Ok(message) = serde_json::from_slice::<Value>(json) else {
+        return CarrierEvent::Other;
+    };
+    if msg_type(&message) != "comm_msg" || message["content"]["comm_id"] != comm_id {
+        return CarrierEvent::Other;
+    }
+    match buffers.first() {
+        Some(bytes) if !bytes.is_empty() => CarrierEvent::Bytes {
+            data: Base64::encode_string(bytes),
+        },
+        _ => CarrierEvent::Other,
+    }
+}
+
+/// The JSON part and the buffers of a legacy binary frame.
+fn split_binary(frame: &[u8]) -> Option<(&[u8], Vec<&[u8]>)> {
+    let word = |at: usize| -> Option<usize> {
+        let bytes = frame.get(at..at + 4)?;
+        Some(u32::from_be_bytes(bytes.try_into().ok()?) as usize)
+    };
+    let parts = word(0)?;
+    if parts == 0 || parts > 1024 {
+        return None;
+    }
+    let mut offsets = (0..parts)
+        .map(|i| word(4 + 4 * i))
+        .collect::<Option<Vec<_>>>()?;
+    offsets.push(frame.len());
+    if offsets.windows(2).any(|pair| pair[0] > pair[1]) || offsets[0] < 4 * (parts + 1) {
+        return None;
+    }
+    let slices: Vec<&[u8]> = offsets
+        .windows(2)
+        .map(|pair| &frame[pair[0]..pair[1]])
+        .collect();
+    let (json, buffers) = slices.split_first()?;
+    Some((json, buffers.to_vec()))
+}
+
+/// Reads a text frame: a `comm_close` of the attachment, or the kernel restarting or dead.
+pub fn read_text(frame: &str, comm_id: &str) -> CarrierEvent {
+    let Ok(message) = serde_json::from_str::<Value>(frame) else {
+        return CarrierEvent::Other;
+    };
+    match msg_type(&message) {
+        "comm_close" if message["content"]["comm_id"] == comm_id => CarrierEvent::Closed {
+            reason: message["content"]["data"]["error"]
+                .as_str()
+                .unwrap_or("the kernel closed the channel")
+                .to_owned(),
+        },
+        "status" => match message["content"]["execution_state"].as_str() {
+            Some(state @ ("restarting" | "autorestarting" | "dead")) => CarrierEvent::KernelGone {
+                state: state.to_owned(),
+            },
+            _ => CarrierEvent::Other,
+        },
+        _ => CarrierEvent::Other,
+    }
+}
+
+/// Older servers put `msg_type` only in the header.
+fn msg_type(message: &Value) -> &str {
+    message["msg_type"]
+        .as_str()
+        .or_else(|| message["header"]["msg_type"].as_str())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame as jupyter_server's `serialize_binary_message` makes it.
+    fn server_frame(message: &Value, buffers: &[&[u8]]) -> Vec<u8> {
+        let json = message.to_string();
+        let mut parts: Vec<&[u8]> = vec![json.as_bytes()];
+        parts.extend_from_slice(buffers);
+        let count = parts.len() as u32;
+        let mut offsets = vec![4 * (count + 1)];
+        for part in &parts[..parts.len() - 1] {
+            offsets.push(offsets.last().unwrap() + part.len() as u32);
+        }
+        let mut frame: Vec<u8> = count.to_be_bytes().to_vec();
+        for offset in offsets {
+            frame.extend_from_slice(&offset.to_be_bytes());
+        }
+        for part in parts {
+            frame.extend_from_slice(part);
+        }
+        frame
+    }
+
+    #[test]
+    fn the_data_head_and_the_bytes_make_the_frame_the_server_expects() {
+        let attachment = Attachment::new("c1", "s1", "2026-11-29T00:00:00Z");
+        let mut frame = Base64::decode_vec(&attachment.data_head).unwrap();
+        frame.extend_from_slice(b"\x01\x02ssh bytes");
+        let (json, buffers) = split_binary(&frame).unwrap();
+        let message: Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(message["header"]["msg_type"], "comm_msg");
+        assert_eq!(message["content"]["comm_id"], "c1");
+        assert_eq!(message["channel"], "shell");
+        assert_eq!(buffers, [&b"\x01\x02ssh bytes"[..]]);
+        let open: Value = serde_json::from_str(&attachment.comm_open).unwrap();
+        assert_eq!(open["content"]["target_name"], COMM_TARGET);
+        assert_eq!(open["header"]["session"], "s1");
+    }
+
+    #[test]
+    fn only_the_attachments_own_comm_messages_carry_bytes() {
+        let ours =
+            json!({"msg_type": "comm_msg", "header": {}, "content": {"comm_id": "c2", "data": {}}});
+        let frame = Base64::encode_string(&server_frame(&ours, &[b"abc"]));
+        assert_eq!(
+            read_binary(&frame, "c2"),
+            CarrierEvent::Bytes {
+                data: Base64::encode_string(b"abc")
+            }
+        );
+        // An older attachment's bytes, a frame that is no frame, a buffer-less message.
+        assert_eq!(read_binary(&frame, "c3"), CarrierEvent::Other);
+        assert_eq!(read_binary("AAAA", "c2"), CarrierEvent::Other);
+        assert_eq!(read_binary("not base64!", "c2"), CarrierEvent::Other);
+        let empty = Base64::encode_string(&server_frame(&ours, &[]));
+        assert_eq!(read_binary(&empty, "c2"), CarrierEvent::Other);
+        // Offsets that point backwards or past the end.
+        let mut broken = server_frame(&ours, &[b"abc"]);
+        broken[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(
+            read_binary(&Base64::encode_string(&broken), "c2"),
+            CarrierEvent::Other
+        );
+    }
+
+    #[test]
+    fn a_close_or_a_kernel_restart_ends_the_attachment() {
+        let close = json!({"header": {"msg_type": "comm_close"},
+            "content": {"comm_id": "c4", "data": {"error": "no bridge at /tmp/aistudio-ssh/bridge.sock"}}});
+        assert_eq!(
+            read_text(&close.to_string(), "c4"),
+            CarrierEvent::Closed {
+                reason: "no bridge at /tmp/aistudio-ssh/bridge.sock".into()
+            }
+        );
+        assert_eq!(read_text(&close.to_string(), "c5"), CarrierEvent::Other);
+        for state in ["restarting", "dead"] {
+            let status = json!({"msg_type": "status", "content": {"execution_state": state}});
+            assert_eq!(
+                read_text(&status.to_string(), "c4"),
+                CarrierEvent::KernelGone {
+                    state: state.into()
+                }
+            );
+        }
+        let idle = json!({"msg_type": "status", "content": {"execution_state": "idle"}});
+        assert_eq!(read_text(&idle.to_string(), "c4"), CarrierEvent::Other);
+    }
+}
