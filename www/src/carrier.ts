@@ -1,0 +1,96 @@
+// The carrier of direct mode in a notebook frame: a kernel of the extension's own whose comm
+// takes the helper's bytes to the container's bridge and back. Thin: the background says
+// what to run and which messages to send, the core reads what comes back (each frame goes
+// to the background as it came); this file moves bytes between the port and the WebSocket.
+import type { Attachment } from '../../build/wasm/aistudio_ssh.js';
+import { fromBase64, toBase64 } from './base64';
+import type { JupyterServer, OwnKernel } from './jupyterServer';
+import type { CarrierOrder, CarrierReport } from './messages';
+
+export class Carrier {
+  private kernel: OwnKernel | null = null;
+  /** The current attachment's WebSocket and data head; null between attachments. */
+  private socket: WebSocket | null = null;
+  private head: Uint8Array | null = null;
+  private closed = false;
+
+  constructor(private readonly server: JupyterServer, private readonly port: chrome.runtime.Port) {
+    port.onMessage.addListener((order: CarrierOrder) => this.order(order));
+    port.onDisconnect.addListener(() => void this.close());
+  }
+
+  private report(report: CarrierReport): void {
+    if (!this.closed) this.port.postMessage(report);
+  }
+
+  private order(order: CarrierOrder): void {
+    switch (order.kind) {
+      case 'attach':
+        this.attach(order.code, order.attachment).catch((error: unknown) => {
+          this.report({ kind: 'failed', reason: `the carrier could not start: ${error instanceof Error ? error.message : String(error)}` });
+        });
+        return;
+      case 'bytes': {
+        if (!this.socket || !this.head || this.socket.readyState !== WebSocket.OPEN) return;
+        const bytes = fromBase64(order.data);
+        const frame = new Uint8Array(this.head.length + bytes.length);
+        frame.set(this.head);
+        frame.set(bytes, this.head.length);
+        this.socket.send(frame);
+        return;
+      }
+      case 'detach':
+        this.detach();
+        return;
+    }
+  }
+
+  private detach(): void {
+    const socket = this.socket;
+    this.socket = null;
+    this.head = null;
+    socket?.close();
+  }
+
+  /** Runs the attach code in the kernel (a new one if it is gone), then opens the comm. */
+  private async attach(code: string, attachment: Attachment): Promise<void> {
+    this.detach();
+    this.kernel ??= await this.server.startKernel();
+    try {
+      await this.kernel.renew();
+    } catch {
+      // The kernel is gone (shut down, or the container restarted): a new one.
+      this.kernel = await this.server.startKernel();
+    }
+    const result = await this.kernel.execute(code);
+    if (!result.ok) {
+      this.report({ kind: 'failed', reason: `the carrier's code failed in its kernel: ${result.output.trim()}` });
+      return;
+    }
+    if (this.closed) return;
+    const socket = this.kernel.webSocket;
+    socket.binaryType = 'arraybuffer';
+    socket.addEventListener('message', (message: MessageEvent<string | ArrayBuffer>) => {
+      if (this.socket !== socket) return;
+      if (typeof message.data === 'string') this.report({ kind: 'frame', text: message.data, binary: undefined });
+      else this.report({ kind: 'frame', text: undefined, binary: toBase64(new Uint8Array(message.data)) });
+    });
+    socket.addEventListener('close', () => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.report({ kind: 'detached', reason: 'the kernel WebSocket closed' });
+    });
+    this.socket = socket;
+    this.head = fromBase64(attachment.dataHead);
+    socket.send(attachment.commOpen);
+    this.report({ kind: 'attached' });
+  }
+
+  /** The background or this page went away: nothing of ours is left running in Jupyter. */
+  private async close(): Promise<void> {
+    this.closed = true;
+    this.detach();
+    await this.kernel?.close();
+    this.kernel = null;
+  }
+}

@@ -1,0 +1,231 @@
+// Direct mode in the background: the port to the helper on the user's computer (the native
+// messaging host `aistudio-ssh native-host`) and, per project, the carrier in the notebook tab
+// that takes the helper's bytes to the container's bridge. The worker only forwards: the
+// stream protocol runs end to end between the helper and the bridge, and the core says what
+// each kernel frame means.
+import { carrierAttachment, readCarrierFrame } from '../../build/wasm/aistudio_ssh.js';
+import type { Attachment } from '../../build/wasm/aistudio_ssh.js';
+import {
+  CARRIER_PORT, HELPER_HOST_NAME, type CarrierOrder, type CarrierReport, type FromHelper, type HelperStatus,
+  type LinkStats, type ToHelper, type TabNotebook,
+} from './messages';
+import { ext } from './platform';
+import { withRendered } from './settings';
+import { allTabNotebooks } from './storage';
+
+/** After a leg dropped, the next attachment is tried this much later. */
+const REATTACH_MS = 1000;
+/**
+ * How long a link that lost its tab (a reload) is looked for again: the helper keeps its
+ * streams this long (the stream protocol's grace) waiting for the link to come back.
+ */
+const REOPEN_FOR_MS = 120_000;
+const REOPEN_EVERY_MS = 1000;
+
+/** One project's link: the carrier port into its notebook tab and the current attachment. */
+interface Link {
+  port: chrome.runtime.Port;
+  attachment: Attachment | null;
+  up: boolean;
+  /** Whether the bridge ever answered on this link (a refusal before that ends the link). */
+  heard: boolean;
+  attachCode: string;
+}
+
+let helper: chrome.runtime.Port | null = null;
+let status: HelperStatus = { state: 'unknown' };
+const links = new Map<string, Link>();
+/** Projects whose tab went away while their link was up: until when to look for it again. */
+const reopening = new Map<string, number>();
+let reopenTimer: ReturnType<typeof setInterval> | undefined;
+const stats = new Map<string, LinkStats>();
+
+const tell = (message: ToHelper) => helper?.postMessage(message);
+
+/** Starts the helper (the browser runs it as long as this port is open; the open port also keeps an MV3 worker alive). */
+export function connectHelper(): HelperStatus {
+  if (helper) return status;
+  let port: chrome.runtime.Port;
+  try {
+    port = ext.runtime.connectNative(HELPER_HOST_NAME);
+  } catch (error) {
+    status = { state: 'missing', error: String(error) };
+    return status;
+  }
+  helper = port;
+  status = { state: 'starting' };
+  port.onMessage.addListener((message: FromHelper) => void fromHelper(message));
+  port.onDisconnect.addListener(() => {
+    // "Specified native messaging host not found." when it is not installed.
+    const error = ext.runtime.lastError?.message ?? 'the helper exited';
+    status = status.state === 'running' ? { state: 'exited', error } : { state: 'missing', error };
+    helper = null;
+    for (const project of [...links.keys()]) closeLink(project);
+  });
+  port.postMessage({ kind: 'hello' } satisfies ToHelper);
+  return status;
+}
+
+/** What the popup shows: whether the helper answers, and the project's streams. */
+export function helperStatus(projectId: string): { helper: HelperStatus; link: LinkStats | null } {
+  if (!helper || status.state === 'missing' || status.state === 'exited') connectHelper();
+  return { helper: status, link: stats.get(projectId) ?? null };
+}
+
+async function fromHelper(message: FromHelper): Promise<void> {
+  switch (message.kind) {
+    case 'hello':
+      status = { state: 'running', version: message.version };
+      return;
+    case 'want':
+      return openLink(message.project);
+    case 'bytes': {
+      const link = links.get(message.project);
+      if (link?.up) link.port.postMessage({ kind: 'bytes', data: message.data } satisfies CarrierOrder);
+      return;
+    }
+    case 'drop':
+      return void detach(message.project, message.reason);
+    case 'status':
+      stats.set(message.project, message);
+      return;
+  }
+}
+
+/** The notebook tab (and frame) of a project whose Jupyter answers, if one is open. */
+async function notebookTab(projectId: string): Promise<[number, TabNotebook] | undefined> {
+  return (await allTabNotebooks()).find(
+    ([, notebook]) => notebook.projectId === projectId && notebook.jupyterStarted && notebook.frameId !== undefined,
+  );
+}
+
+/** Projects whose link is being opened (it takes a few awaits). */
+const opening = new Set<string>();
+
+/** The helper wants the project's link: a carrier in its notebook tab, if one is open. */
+async function openLink(projectId: string, quiet = false): Promise<void> {
+  const existing = links.get(projectId);
+  if (existing) {
+    if (existing.up) tell({ kind: 'linkUp', project: projectId });
+    return;
+  }
+  if (opening.has(projectId)) return;
+  opening.add(projectId);
+  try {
+    await startLink(projectId, quiet);
+  } finally {
+    opening.delete(projectId);
+  }
+}
+
+async function startLink(projectId: string, quiet: boolean): Promise<void> {
+  const found = await notebookTab(projectId);
+  if (!found) {
+    if (quiet) return;
+    tell({
+      kind: 'noLink', project: projectId,
+      reason: `no notebook tab of project ${projectId} is open in the browser: open the project's notebook on AI Studio and try again`,
+    });
+    return;
+  }
+  const attachCode = await withRendered(projectId, (project) => (project.route === 'direct' ? project.attachCode : null));
+  if (!attachCode) {
+    tell({
+      kind: 'noLink', project: projectId,
+      reason: `project ${projectId} is set to connect through a relay: choose "Direct" in the extension's options`,
+    });
+    return;
+  }
+  const [tabId, notebook] = found;
+  reopening.delete(projectId);
+  const port = ext.tabs.connect(tabId, { name: CARRIER_PORT, frameId: notebook.frameId });
+  const link: Link = { port, attachment: null, up: false, heard: false, attachCode };
+  links.set(projectId, link);
+  port.onMessage.addListener((report: CarrierReport) => fromCarrier(projectId, link, report));
+  port.onDisconnect.addListener(() => {
+    if (links.get(projectId) !== link) return;
+    const wasUp = link.up;
+    closeLink(projectId);
+    if (wasUp) reopenLater(projectId);
+    else tell({ kind: 'noLink', project: projectId, reason: `the notebook tab of project ${projectId} closed or reloaded` });
+  });
+  attach(link);
+}
+
+/** The tab went away under a link in use (a reload): its sessions wait, so look for the tab again. */
+function reopenLater(projectId: string): void {
+  reopening.set(projectId, Date.now() + REOPEN_FOR_MS);
+  reopenTimer ??= setInterval(() => {
+    for (const [project, until] of reopening) {
+      if (Date.now() > until || !helper) reopening.delete(project);
+      else void openLink(project, true);
+    }
+    if (reopening.size === 0) {
+      clearInterval(reopenTimer);
+      reopenTimer = undefined;
+    }
+  }, REOPEN_EVERY_MS);
+}
+
+function attach(link: Link): void {
+  link.attachment = carrierAttachment(crypto.randomUUID(), crypto.randomUUID(), new Date().toISOString());
+  link.port.postMessage({ kind: 'attach', code: link.attachCode, attachment: link.attachment } satisfies CarrierOrder);
+}
+
+function fromCarrier(projectId: string, link: Link, report: CarrierReport): void {
+  if (links.get(projectId) !== link) return;
+  switch (report.kind) {
+    case 'attached':
+      link.up = true;
+      tell({ kind: 'linkUp', project: projectId });
+      return;
+    case 'frame': {
+      const commId = link.attachment?.commId;
+      if (!commId) return;
+      const event = readCarrierFrame(report.text, report.binary, commId);
+      if (event.kind === 'bytes') {
+        link.heard = true;
+        tell({ kind: 'bytes', project: projectId, data: event.data });
+      } else if (event.kind === 'closed' && !link.heard) {
+        // The bridge never answered (not started, or gone with a container restart).
+        closeLink(projectId);
+        tell({
+          kind: 'noLink', project: projectId,
+          reason: `the bridge in project ${projectId}'s container does not answer (${event.reason}): press Connect in the extension's popup on the notebook tab`,
+        });
+      } else if (event.kind === 'closed') detach(projectId, `the kernel closed the channel: ${event.reason}`);
+      else if (event.kind === 'kernelGone') detach(projectId, `the carrier's kernel is ${event.state}`);
+      return;
+    }
+    case 'detached':
+      detach(projectId, report.reason);
+      return;
+    case 'failed':
+      closeLink(projectId);
+      tell({ kind: 'noLink', project: projectId, reason: report.reason });
+      return;
+  }
+}
+
+/** A leg dropped: the helper forgets the link's bytes in flight, and a new attachment follows. */
+function detach(projectId: string, reason: string): void {
+  const link = links.get(projectId);
+  if (!link?.attachment) return;
+  const wasUp = link.up;
+  link.up = false;
+  link.attachment = null;
+  if (wasUp) tell({ kind: 'linkDown', project: projectId, reason });
+  link.port.postMessage({ kind: 'detach' } satisfies CarrierOrder);
+  setTimeout(() => {
+    if (links.get(projectId) === link && !link.attachment) attach(link);
+  }, REATTACH_MS);
+}
+
+function closeLink(projectId: string): void {
+  const link = links.get(projectId);
+  if (!link) return;
+  links.delete(projectId);
+  stats.delete(projectId);
+  if (link.up) tell({ kind: 'linkDown', project: projectId, reason: 'the carrier closed' });
+  link.port.disconnect();
+}
