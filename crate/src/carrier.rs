@@ -4,8 +4,11 @@
 //! 2.x, speaks its legacy binary framing to us).
 //!
 //! Down (to the bridge), each chunk is one `comm_msg` whose first binary buffer holds the
-//! bytes. Every such message of one attachment has the same header, so [`Attachment`] makes
-//! it once: the content script sends `data_head` followed by the bytes, nothing to decide.
+//! bytes. The messages of one attachment differ only in their `msg_id` (the kernel's session
+//! refuses a message whose signature it has seen, and the signature covers the header), so
+//! [`Attachment`] makes the head once with a fixed-width number in the `msg_id`: the content
+//! script writes the message's number there and sends the head followed by the bytes,
+//! nothing to decide.
 //! Up, the kernel side of the comm (`crate/src/scripts/attach.py`) sends the bridge's bytes
 //! the same way; [`read_binary`] and [`read_text`] say what a frame from the kernel means.
 //!
@@ -37,7 +40,15 @@ pub struct Attachment {
     /// Base64 of the legacy binary frame's head for a `comm_msg` with one buffer: the bytes to
     /// carry follow it directly (its offsets do not depend on the buffer's length).
     pub data_head: String,
+    /// Where in the decoded head the message's number goes: [`COUNTER_DIGITS`] lowercase hex
+    /// digits, a new number for every message of the attachment.
+    pub counter_at: u32,
+    /// [`COUNTER_DIGITS`].
+    pub counter_digits: u32,
 }
+
+/// The width of the message number in a `comm_msg`'s `msg_id`.
+pub const COUNTER_DIGITS: usize = 16;
 
 fn message(msg_type: &str, msg_id: &str, session: &str, date: &str, content: Value) -> Value {
     json!({
@@ -74,20 +85,34 @@ impl Attachment {
             date,
             json!({"comm_id": comm_id, "data": {}}),
         );
+        let counter = format!("{:0width$x}", 0, width = COUNTER_DIGITS);
+        let msg_id = format!("{comm_id}-data-{counter}");
         let data = message(
             "comm_msg",
-            &format!("{comm_id}-data"),
+            &msg_id,
             session,
             date,
             json!({"comm_id": comm_id, "data": {}}),
         );
+        let head = binary_head(&data.to_string());
+        let counter_at = find(&head, msg_id.as_bytes()).expect("the head holds its msg_id")
+            + msg_id.len()
+            - COUNTER_DIGITS;
         Self {
             comm_id: comm_id.to_owned(),
             comm_open: with_buffers(open, 0).to_string(),
             comm_close: with_buffers(close, 0).to_string(),
-            data_head: Base64::encode_string(&binary_head(&data.to_string())),
+            data_head: Base64::encode_string(&head),
+            counter_at: u32::try_from(counter_at).expect("a message head is small"),
+            counter_digits: COUNTER_DIGITS as u32,
         }
     }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 fn with_buffers(mut message: Value, count: usize) -> Value {
@@ -229,9 +254,13 @@ mod tests {
     fn the_data_head_and_the_bytes_make_the_frame_the_server_expects() {
         let attachment = Attachment::new("c1", "s1", "2026-11-29T00:00:00Z");
         let mut frame = Base64::decode_vec(&attachment.data_head).unwrap();
+        // The content script's part: the message's number, then the bytes.
+        let at = attachment.counter_at as usize;
+        frame[at..at + COUNTER_DIGITS].copy_from_slice(format!("{:016x}", 0x2a).as_bytes());
         frame.extend_from_slice(b"\x01\x02ssh bytes");
         let (json, buffers) = split_binary(&frame).unwrap();
         let message: Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(message["header"]["msg_id"], "c1-data-000000000000002a");
         assert_eq!(message["header"]["msg_type"], "comm_msg");
         assert_eq!(message["content"]["comm_id"], "c1");
         assert_eq!(message["channel"], "shell");

@@ -7,11 +7,17 @@ import { fromBase64, toBase64 } from './base64';
 import type { JupyterServer, OwnKernel } from './jupyterServer';
 import type { CarrierOrder, CarrierReport } from './messages';
 
+const encoder = new TextEncoder();
+
 export class Carrier {
   private kernel: OwnKernel | null = null;
   /** The current attachment's WebSocket and data head; null between attachments. */
   private socket: WebSocket | null = null;
   private head: Uint8Array | null = null;
+  /** Where each message's number goes in the head, and the last number used. */
+  private counterAt = 0;
+  private counterDigits = 0;
+  private counter = 0;
   private closed = false;
 
   constructor(private readonly server: JupyterServer, private readonly port: chrome.runtime.Port) {
@@ -35,6 +41,8 @@ export class Carrier {
         const bytes = fromBase64(order.data);
         const frame = new Uint8Array(this.head.length + bytes.length);
         frame.set(this.head);
+        this.counter += 1;
+        frame.set(encoder.encode(this.counter.toString(16).padStart(this.counterDigits, '0')), this.counterAt);
         frame.set(bytes, this.head.length);
         this.socket.send(frame);
         return;
@@ -82,6 +90,9 @@ export class Carrier {
     });
     this.socket = socket;
     this.head = fromBase64(attachment.dataHead);
+    this.counterAt = attachment.counterAt;
+    this.counterDigits = attachment.counterDigits;
+    this.counter = 0;
     socket.send(attachment.commOpen);
     this.report({ kind: 'attached' });
   }
