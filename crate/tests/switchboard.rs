@@ -1,0 +1,346 @@
+//! The helper's decisions ([`Switchboard`]) with no I/O: the extension and the bridge are
+//! played by the test, the bridge by a real acceptor [`Endpoint`].
+#![cfg(not(target_arch = "wasm32"))]
+
+use aistudio_ssh::native_host::switchboard::{LINK_WAIT_MS, MAX_BATCH};
+use aistudio_ssh::native_host::{
+    Output, ProxyAction, ProxyAnswer, ProxyId, Switchboard, ToExtension, HOST_NAME,
+    MAX_MESSAGE_TO_BROWSER,
+};
+use aistudio_ssh::stream::{Config, Decoder, Endpoint, Event, StreamId};
+use base64ct::{Base64, Encoding};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+
+type Board = Switchboard<ChaCha8Rng>;
+
+fn board() -> Board {
+    Switchboard::new(ChaCha8Rng::seed_from_u64(14), Config::default())
+}
+
+fn drain(board: &mut Board, now: u64) -> Vec<Output> {
+    std::iter::from_fn(|| board.poll_output(now)).collect()
+}
+
+fn request(project: &str) -> String {
+    json!({ "project": project }).to_string()
+}
+
+fn wants(outputs: &[Output]) -> usize {
+    outputs
+        .iter()
+        .filter(|o| matches!(o, Output::ToExtension(ToExtension::Want { .. })))
+        .count()
+}
+
+fn actions(outputs: &[Output], proxy: ProxyId) -> Vec<ProxyAction> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::ToProxy { proxy: p, action } if *p == proxy => Some(action.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The bytes the board sends the extension, each message checked against the browser's
+/// limit.
+fn bytes_out(outputs: &[Output]) -> Vec<Vec<u8>> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::ToExtension(message @ ToExtension::Bytes { data, .. }) => {
+                let json = serde_json::to_string(message).unwrap();
+                assert!(json.len() < MAX_MESSAGE_TO_BROWSER, "{} bytes", json.len());
+                let raw = Base64::decode_vec(data).unwrap();
+                assert!(raw.len() <= MAX_BATCH);
+                Some(raw)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The bridge: an acceptor endpoint and its decoder.
+struct Bridge {
+    ep: Endpoint,
+    decoder: Decoder,
+}
+
+impl Bridge {
+    fn new() -> Self {
+        let mut ep = Endpoint::acceptor(Config::default(), 0);
+        ep.link_up(0);
+        Self {
+            ep,
+            decoder: Decoder::new(),
+        }
+    }
+
+    fn take(&mut self, outputs: &[Output], now: u64) {
+        for bytes in bytes_out(outputs) {
+            self.decoder.push(&bytes);
+            while let Some(frame) = self.decoder.next_frame().unwrap() {
+                self.ep.handle(frame, now);
+            }
+        }
+    }
+
+    /// What it sends, in `bytes` messages of `split` bytes (not frame-aligned).
+    fn give(&mut self, board: &mut Board, project: &str, now: u64, split: usize) {
+        let mut wire = Vec::new();
+        while let Some(frame) = self.ep.poll_transmit(now) {
+            frame.encode(&mut wire).unwrap();
+        }
+        for piece in wire.chunks(split) {
+            let message =
+                json!({"kind": "bytes", "project": project, "data": Base64::encode_string(piece)});
+            board.handle_message(&message, now);
+        }
+    }
+}
+
+/// A board with proxy 1 of project `p` connected over an up link.
+fn connected() -> (Board, Bridge, StreamId) {
+    let mut board = board();
+    let proxy = ProxyId(1);
+    board.proxy_request(proxy, &request("p"), 0);
+    assert_eq!(wants(&drain(&mut board, 0)), 1);
+    board.handle_message(&json!({"kind": "linkUp", "project": "p"}), 1);
+    let mut bridge = Bridge::new();
+    bridge.take(&drain(&mut board, 1), 1);
+    bridge.give(&mut board, "p", 2, 3);
+    let out = drain(&mut board, 2);
+    assert_eq!(
+        actions(&out, proxy)[..2],
+        [
+            ProxyAction::Answer(ProxyAnswer::ok()),
+            ProxyAction::ReadMore
+        ]
+    );
+    bridge.take(&out, 2);
+    let opened = std::iter::from_fn(|| bridge.ep.poll_event())
+        .find_map(|event| match event {
+            Event::StreamOpened { stream, target } => {
+                assert_eq!(target, "ssh");
+                Some(stream)
+            }
+            _ => None,
+        })
+        .expect("the bridge sees the stream");
+    (board, bridge, opened)
+}
+
+#[test]
+fn a_proxy_waits_for_its_link_and_asks_for_it_at_most_once_a_second() {
+    let mut board = board();
+    board.proxy_request(ProxyId(1), &request("p"), 0);
+    let out = drain(&mut board, 0);
+    assert_eq!(wants(&out), 1);
+    assert!(
+        actions(&out, ProxyId(1)).is_empty(),
+        "no answer before the link"
+    );
+    board.proxy_request(ProxyId(2), &request("p"), 500);
+    assert_eq!(wants(&drain(&mut board, 500)), 0);
+    board.proxy_request(ProxyId(3), &request("p"), 1000);
+    assert_eq!(wants(&drain(&mut board, 1000)), 1);
+    board.proxy_request(ProxyId(4), &request("q"), 1000);
+    assert_eq!(
+        wants(&drain(&mut board, 1000)),
+        1,
+        "another project asks apart"
+    );
+
+    // The extension cannot: every proxy of p hears why at once, q's waits on.
+    board.handle_message(
+        &json!({"kind": "noLink", "project": "p", "reason": "no notebook tab of project p is open"}),
+        1200,
+    );
+    let out = drain(&mut board, 1200);
+    for proxy in [1, 2, 3] {
+        assert_eq!(
+            actions(&out, ProxyId(proxy)),
+            [
+                ProxyAction::Answer(ProxyAnswer::error("no notebook tab of project p is open")),
+                ProxyAction::Close
+            ]
+        );
+    }
+    assert!(actions(&out, ProxyId(4)).is_empty());
+    // No link within the wait: q's proxy hears that.
+    assert_eq!(board.next_timeout(), Some(1000 + LINK_WAIT_MS));
+    board.handle_timeout(1000 + LINK_WAIT_MS);
+    let out = drain(&mut board, 1000 + LINK_WAIT_MS);
+    match &actions(&out, ProxyId(4))[..] {
+        [ProxyAction::Answer(answer), ProxyAction::Close] => {
+            assert!(!answer.ok);
+            assert!(
+                answer.error.as_ref().unwrap().contains("within 20 s"),
+                "{answer:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bytes_cross_both_ways_and_close_follows_the_data() {
+    let (mut board, mut bridge, stream) = connected();
+    let proxy = ProxyId(1);
+    board.proxy_data(proxy, b"SSH-2.0-client\r\n".to_vec());
+    board.proxy_eof(proxy);
+    let out = drain(&mut board, 3);
+    bridge.take(&out, 3);
+    let mut got = Vec::new();
+    bridge.ep.read(stream, &mut got).unwrap();
+    assert_eq!(got, b"SSH-2.0-client\r\n");
+
+    bridge.ep.write(stream, b"SSH-2.0-server\r\n").unwrap();
+    bridge.ep.close(stream).unwrap();
+    bridge.give(&mut board, "p", 4, 7);
+    let out = drain(&mut board, 4);
+    let got = actions(&out, proxy);
+    assert_eq!(
+        got[..2],
+        [
+            ProxyAction::Data(b"SSH-2.0-server\r\n".to_vec()),
+            ProxyAction::ShutdownWrite
+        ]
+    );
+    board.proxy_written(proxy, 16);
+    // Once both ends have everything (acknowledgements may still have to cross), the proxy
+    // is closed.
+    let mut closed = got.get(2) == Some(&ProxyAction::Close);
+    for now in 5..50 {
+        bridge.take(&drain(&mut board, now), now);
+        bridge.give(&mut board, "p", now, 1000);
+        let out = drain(&mut board, now + 20);
+        closed |= actions(&out, proxy).contains(&ProxyAction::Close);
+        bridge.take(&out, now + 20);
+    }
+    assert!(closed);
+}
+
+#[test]
+fn frames_are_batched_under_the_browser_limit() {
+    let (mut board, mut bridge, stream) = connected();
+    let proxy = ProxyId(1);
+    let sent: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    board.proxy_data(proxy, sent.clone());
+    let out = drain(&mut board, 3);
+    assert!(
+        actions(&out, proxy).contains(&ProxyAction::ReadMore),
+        "the reader goes on once its chunk is in the send buffer"
+    );
+    let batches = bytes_out(&out);
+    // The first 64 KiB credit, then the bridge's first Ack opens its 4 MiB window.
+    bridge.take(&out, 3);
+    bridge.give(&mut board, "p", 4, 100_000);
+    let out = drain(&mut board, 4);
+    let more = bytes_out(&out);
+    assert!(
+        more.iter().any(|batch| batch.len() > 400 * 1024),
+        "several frames per message: {:?}",
+        more.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert!(batches.iter().chain(&more).all(|b| b.len() <= MAX_BATCH));
+    bridge.take(&out, 4);
+    let mut got = Vec::new();
+    bridge.ep.read(stream, &mut got).unwrap();
+    assert_eq!(got, sent);
+}
+
+#[test]
+fn invalid_projects_and_unknown_kinds_are_refused() {
+    let mut board = board();
+    board.handle_message(&json!({"kind": "linkUp", "project": "a b"}), 0);
+    board.handle_message(
+        &json!({"kind": "bytes", "project": "../x", "data": "AAAA"}),
+        0,
+    );
+    let out = drain(&mut board, 0);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(out
+        .iter()
+        .all(|o| matches!(o, Output::Log(line) if line.contains("not a project id"))));
+
+    board.proxy_request(ProxyId(1), &request("a;b"), 0);
+    board.proxy_request(ProxyId(2), "GET / HTTP/1.1", 0);
+    let out = drain(&mut board, 0);
+    for proxy in [1, 2] {
+        assert!(matches!(
+            &actions(&out, ProxyId(proxy))[..],
+            [
+                ProxyAction::Answer(ProxyAnswer { ok: false, .. }),
+                ProxyAction::Close
+            ]
+        ));
+    }
+    assert_eq!(wants(&out), 0);
+
+    board.handle_message(&json!({"kind": "hello"}), 0);
+    board.handle_message(&json!({"kind": "what"}), 0);
+    let out = drain(&mut board, 0);
+    let messages: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::ToExtension(m) => Some(serde_json::to_value(m).unwrap()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        messages[0],
+        json!({"kind": "hello", "host": HOST_NAME, "version": env!("CARGO_PKG_VERSION")})
+    );
+    assert_eq!(
+        messages[1],
+        json!({"kind": "error", "error": "unknown message kind 'what'"})
+    );
+}
+
+#[test]
+fn a_silent_link_is_dropped_and_a_new_one_resumes_the_stream() {
+    let (mut board, mut bridge, stream) = connected();
+    let proxy = ProxyId(1);
+    // 40 s with nothing from the bridge (pings go out, no pong comes).
+    let mut dropped = None;
+    let mut now = 3;
+    while dropped.is_none() && now < 60_000 {
+        now = board.next_timeout().unwrap().max(now + 1);
+        board.handle_timeout(now);
+        dropped = drain(&mut board, now).into_iter().find_map(|o| match o {
+            Output::ToExtension(ToExtension::Drop { project, reason }) => Some((project, reason)),
+            _ => None,
+        });
+    }
+    let (project, reason) = dropped.expect("a drop");
+    assert_eq!(project, "p");
+    assert!(reason.contains("40 s"), "{reason}");
+    // The extension closes the link and opens another; the same bridge endpoint resumes.
+    board.handle_message(
+        &json!({"kind": "linkDown", "project": "p", "reason": "dropped"}),
+        now,
+    );
+    board.handle_message(&json!({"kind": "linkUp", "project": "p"}), now);
+    bridge.ep.link_lost(now);
+    bridge.ep.link_up(now);
+    board.proxy_data(proxy, b"after".to_vec());
+    bridge.take(&drain(&mut board, now), now);
+    bridge.give(&mut board, "p", now, 5);
+    let out = drain(&mut board, now);
+    bridge.take(&out, now);
+    let mut got = Vec::new();
+    bridge.ep.read(stream, &mut got).unwrap();
+    assert_eq!(got, b"after");
+    // The popup hears of it within a second.
+    let out = drain(&mut board, now + 1000);
+    let status = out.iter().rev().find_map(|o| match o {
+        Output::ToExtension(ToExtension::Status {
+            streams, link_up, ..
+        }) => Some((*streams, *link_up)),
+        _ => None,
+    });
+    assert_eq!(status, Some((1, true)));
+}
