@@ -148,6 +148,7 @@ enum ExtensionInput {
 /// What the test's extension saw.
 #[derive(Default)]
 struct Seen {
+    hellos: usize,
     wants: usize,
     drops: usize,
     statuses: Vec<Value>,
@@ -162,12 +163,16 @@ struct Host {
     to_extension: Sender<ExtensionInput>,
     seen: Arc<Mutex<Seen>>,
     extension: thread::JoinHandle<()>,
-    runtime: tempfile::TempDir,
+    /// Shared by hosts that compete for one socket.
+    runtime: Arc<tempfile::TempDir>,
 }
 
 impl Host {
     fn start(answer: Answer) -> Self {
-        let runtime = tempfile::tempdir().unwrap();
+        Self::start_in(answer, Arc::new(tempfile::tempdir().unwrap()))
+    }
+
+    fn start_in(answer: Answer, runtime: Arc<tempfile::TempDir>) -> Self {
         let mut child = Command::new(BINARY)
             .arg("native-host")
             .env("XDG_RUNTIME_DIR", runtime.path())
@@ -194,16 +199,21 @@ impl Host {
             extension,
             runtime,
         };
-        let socket = host.runtime.path().join("aistudio-ssh/helper.sock");
+        // Its hello answered: its socket is there (it listens before it reads stdin).
+        host.input.lock().unwrap().send(json!({"kind": "hello"}));
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "the host makes its socket");
+        while host.seen.lock().unwrap().hellos == 0 {
+            assert!(Instant::now() < deadline, "the host answers hello");
             thread::sleep(Duration::from_millis(10));
         }
         host
     }
 
-    /// The browser goes away: the host ends and removes its socket; the test's extension
+    fn socket(&self) -> PathBuf {
+        self.runtime.path().join("aistudio-ssh/helper.sock")
+    }
+
+    /// The browser goes away: the host ends (and removes its socket); the test's extension
     /// ends with it, and its bridge process with that.
     fn close(mut self) {
         {
@@ -213,11 +223,6 @@ impl Host {
         }
         let status = wait_exit(&mut self.child.0, Duration::from_secs(5));
         assert!(status.success(), "{status}");
-        assert!(!self
-            .runtime
-            .path()
-            .join("aistudio-ssh/helper.sock")
-            .exists());
         drop(self.to_extension);
         self.extension.join().unwrap();
     }
@@ -304,6 +309,10 @@ fn extension(
                 continue;
             }
         };
+        if message["kind"] == "hello" {
+            seen.lock().unwrap().hellos += 1;
+            continue;
+        }
         assert_eq!(message["project"], PROJECT, "{message}");
         match message["kind"].as_str().unwrap() {
             "want" => {
@@ -438,7 +447,9 @@ fn eight_mib_cross_proxy_host_and_bridge_and_come_back_equal() {
         assert!(Instant::now() < deadline, "last status: {last:?}");
         thread::sleep(Duration::from_millis(20));
     }
+    let socket = host.socket();
     host.close();
+    assert!(!socket.exists(), "the host removes its socket");
 }
 
 #[test]
@@ -538,4 +549,54 @@ fn without_a_helper_the_proxy_says_to_open_the_browser() {
         .unwrap();
     assert_eq!(out.status.code(), Some(255));
     assert!(String::from_utf8_lossy(&out.stderr).contains("names no project"));
+}
+
+#[test]
+fn a_socket_folder_others_may_enter_is_refused_by_host_and_proxy() {
+    use std::os::unix::fs::PermissionsExt;
+    let runtime = tempfile::tempdir().unwrap();
+    let folder = runtime.path().join("aistudio-ssh");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = proxy(runtime.path()).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is open to other users (mode 755)"),
+        "{stderr}"
+    );
+    let host = Command::new(BINARY)
+        .arg("native-host")
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(host.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&host.stderr).contains("is open to other users"));
+    assert!(!folder.join("helper.sock").exists());
+}
+
+#[test]
+fn the_newest_host_takes_the_socket_and_the_older_one_leaves_it() {
+    let older = Host::start(Answer::NoLink("the older host".into()));
+    let newer = Host::start_in(
+        Answer::NoLink("the newer host".into()),
+        older.runtime.clone(),
+    );
+    let out = proxy(older.runtime.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "aistudio-ssh: the newer host\n"
+    );
+    let socket = newer.socket();
+    older.close();
+    assert!(
+        socket.exists(),
+        "the older host leaves the newer one's socket"
+    );
+    newer.close();
+    assert!(!socket.exists());
 }

@@ -2,7 +2,7 @@
 //! played by the test, the bridge by a real acceptor [`Endpoint`].
 #![cfg(not(target_arch = "wasm32"))]
 
-use aistudio_ssh::native_host::switchboard::{LINK_WAIT_MS, MAX_BATCH};
+use aistudio_ssh::native_host::switchboard::{LINK_WAIT_MS, MAX_BATCH, MAX_QUEUED_DOWN};
 use aistudio_ssh::native_host::{
     Output, ProxyAction, ProxyAnswer, ProxyId, Switchboard, ToExtension, HOST_NAME,
     MAX_MESSAGE_TO_BROWSER,
@@ -343,4 +343,80 @@ fn a_silent_link_is_dropped_and_a_new_one_resumes_the_stream() {
         _ => None,
     });
     assert_eq!(status, Some((1, true)));
+}
+
+#[test]
+fn a_slow_ssh_holds_a_bounded_queue_then_the_window_stops_the_bridge() {
+    let (mut board, mut bridge, stream) = connected();
+    let proxy = ProxyId(1);
+    let window = Config::default().window as usize;
+    let sent: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 253) as u8).collect();
+    let mut written = 0;
+    let mut got = Vec::new();
+    for now in 3..40 {
+        written += bridge.ep.write(stream, &sent[written..]).unwrap();
+        bridge.give(&mut board, "p", now, 200_000);
+        let out = drain(&mut board, now);
+        for action in actions(&out, proxy) {
+            if let ProxyAction::Data(bytes) = action {
+                got.extend_from_slice(&bytes);
+            }
+        }
+        bridge.take(&out, now);
+    }
+    // A read takes all the stream holds: the queue stops past MAX_QUEUED_DOWN, one window
+    // more at most.
+    let given = got.len();
+    assert!(
+        (MAX_QUEUED_DOWN..=MAX_QUEUED_DOWN + window).contains(&given),
+        "{given} bytes queued for a proxy that wrote none"
+    );
+    // ssh takes them: the rest follows.
+    board.proxy_written(proxy, given);
+    for now in 40..200 {
+        written += bridge.ep.write(stream, &sent[written..]).unwrap();
+        bridge.give(&mut board, "p", now, 200_000);
+        let out = drain(&mut board, now);
+        for action in actions(&out, proxy) {
+            if let ProxyAction::Data(bytes) = action {
+                board.proxy_written(proxy, bytes.len());
+                got.extend_from_slice(&bytes);
+            }
+        }
+        bridge.take(&out, now);
+    }
+    assert!(
+        got == sent,
+        "{} of {} bytes, in order",
+        got.len(),
+        sent.len()
+    );
+}
+
+#[test]
+fn bytes_that_are_not_frames_fail_the_link_with_an_error_frame_then_a_drop() {
+    let (mut board, _bridge, _) = connected();
+    let garbage = Base64::encode_string(&[0xee; 16]);
+    board.handle_message(
+        &json!({"kind": "bytes", "project": "p", "data": garbage}),
+        3,
+    );
+    let out = drain(&mut board, 3);
+    let kinds: Vec<&str> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::ToExtension(ToExtension::Bytes { .. }) => Some("bytes"),
+            Output::ToExtension(ToExtension::Drop { .. }) => Some("drop"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["bytes", "drop"], "{out:?}");
+    let error = &bytes_out(&out)[0];
+    assert_eq!(error[0], 0x02, "an Error frame tells the bridge why");
+    // Bytes of that link after it are not read.
+    board.handle_message(
+        &json!({"kind": "bytes", "project": "p", "data": garbage}),
+        4,
+    );
+    assert!(bytes_out(&drain(&mut board, 4)).is_empty());
 }

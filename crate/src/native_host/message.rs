@@ -4,6 +4,15 @@
 //!
 //! The extension is written against these exact shapes; a name changed here breaks it, so
 //! the tests pin every shape as JSON text.
+//!
+//! # A link's first bytes
+//!
+//! `bytes` carry no link number, so after the extension sends `linkDown` then `linkUp`,
+//! `bytes` of the old link the host sent before it read them may still arrive (dozens of
+//! messages at full speed, `crate/tests/native_link.rs` counts them). Each `bytes` message
+//! from the host holds whole frames, and the host's first message on a new link starts
+//! with its `Hello` (type `0x01`, then `ASSH` at offset 5): so after a `linkUp` the
+//! extension forwards the host's `bytes` only from the first message that starts that way.
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -39,7 +48,9 @@ pub enum ToExtension {
     /// A proxy waits for the project and its link is not up: open it (answered by
     /// [`ToHost::LinkUp`] or [`ToHost::NoLink`]).
     Want { project: String },
-    /// What the host's end transmits (standard base64): whole frames, several per message.
+    /// What the host's end transmits (standard base64): whole frames, several per message,
+    /// at most [`super::switchboard::MAX_BATCH`] bytes before base64; the first message of a
+    /// link starts with its `Hello` (see the module's doc).
     Bytes { project: String, data: String },
     /// The link is dead to the host's end (silent, or broken): close it and open a new one.
     Drop { project: String, reason: String },

@@ -25,8 +25,9 @@ pub const WANT_INTERVAL_MS: u64 = 1_000;
 /// `status` goes out at most this often per project.
 pub const STATUS_INTERVAL_MS: u64 = 1_000;
 
-/// Bytes read from the link and not yet written to a proxy's socket: past this the link's
-/// credit stops the bridge instead of the helper's memory filling behind a slow `ssh`.
+/// Bytes read from the link and not yet written to a proxy's socket: past this the stream is
+/// not read, so its window stops the bridge instead of the helper's memory filling behind a
+/// slow `ssh`. A read takes all the stream holds, so the queue may reach this plus a window.
 pub const MAX_QUEUED_DOWN: usize = 1024 * 1024;
 
 /// One `proxy` connection, numbered by the binary.

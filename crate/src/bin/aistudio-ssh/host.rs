@@ -97,12 +97,18 @@ pub fn serve() -> Result<(), String> {
     }
     let listener = UnixListener::bind(&path)
         .map_err(|error| format!("cannot listen on {}: {error}", path.display()))?;
+    let ours = fs::metadata(&path)
+        .map(|meta| (meta.dev(), meta.ino()))
+        .ok();
     let (tx, rx) = mpsc::channel();
     spawn_browser_reader(tx.clone());
     spawn_acceptor(listener, tx);
     let result = run(rx);
-    // Only ours: a newer host may have taken the path meanwhile.
-    let _ = fs::remove_file(&path);
+    // Only ours: a newer host (another browser) may have taken the path meanwhile.
+    let still_ours = fs::metadata(&path).is_ok_and(|meta| ours == Some((meta.dev(), meta.ino())));
+    if still_ours {
+        let _ = fs::remove_file(&path);
+    }
     result
 }
 
