@@ -26,6 +26,8 @@ use serde_json::Value;
 
 /// What a proxy's reader takes from its socket at once.
 const CHUNK: usize = 64 * 1024;
+/// Inputs taken in before the loop sends what they caused.
+const MAX_INPUTS_PER_TURN: usize = 64;
 /// A request line longer than this is not ours.
 const MAX_REQUEST_LINE: u64 = 4096;
 
@@ -238,7 +240,8 @@ fn run(rx: Receiver<Input>) -> Result<(), String> {
         let wait = board
             .next_timeout()
             .map_or(Duration::from_secs(3600), |at| {
-                Duration::from_millis(at.saturating_sub(now()))
+                // At least a millisecond: a timer the core cannot clear must not spin the CPU.
+                Duration::from_millis(at.saturating_sub(now()).max(1))
             });
         let mut next = match rx.recv_timeout(wait) {
             Ok(input) => Some(input),
@@ -248,8 +251,11 @@ fn run(rx: Receiver<Input>) -> Result<(), String> {
             }
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
-        // Everything already waiting goes in before anything goes out: bigger batches.
+        // What is already waiting goes in before anything goes out (bigger batches), within
+        // a bound so that a flood of input cannot hold output back.
+        let mut taken = 0;
         while let Some(input) = next {
+            taken += 1;
             match input {
                 Input::FromBrowser(message) => board.handle_message(&message, now()),
                 Input::BrowserGone(error) => {
@@ -269,7 +275,11 @@ fn run(rx: Receiver<Input>) -> Result<(), String> {
                 Input::Written(proxy, n) => board.proxy_written(proxy, n),
                 Input::Gone(proxy) => board.proxy_gone(proxy),
             }
-            next = rx.try_recv().ok();
+            next = if taken < MAX_INPUTS_PER_TURN {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
         }
         while let Some(output) = board.poll_output(now()) {
             match output {
