@@ -600,3 +600,33 @@ fn the_newest_host_takes_the_socket_and_the_older_one_leaves_it() {
     newer.close();
     assert!(!socket.exists());
 }
+
+#[test]
+fn an_absent_sshd_fails_the_proxy_with_the_bridges_reason() {
+    // A port that was just free: nothing listens there.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = Host::start(Answer::Link(Box::new(stdio_bridge(closed))));
+    let start = Instant::now();
+    let out = proxy(host.runtime.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(255));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "aistudio-ssh: the container refused the connection: sshd on 127.0.0.1:{closed}"
+        )),
+        "{stderr}"
+    );
+    host.close();
+}

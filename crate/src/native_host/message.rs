@@ -77,8 +77,10 @@ pub struct ProxyRequest {
     pub project: String,
 }
 
-/// The host's one-line answer to a [`ProxyRequest`]: `{"ok":true}` once the stream is open
-/// (raw bytes follow both ways), or `{"ok":false,"error":"..."}`.
+/// The host's one-line answer to a [`ProxyRequest`]: `{"ok":true}` once the project's link
+/// is up and the bridge took the stream (it reached sshd; raw bytes follow both ways), or
+/// `{"ok":false,"error":"..."}`: no link (the extension's reason), none within 20 s, or the
+/// bridge's refusal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProxyAnswer {
     pub ok: bool,

@@ -16,7 +16,8 @@ use crate::stream::{Config, Decoder, Endpoint, Event, LinkId, ResetCode, StreamI
 /// stay under the browser's 1 MiB limit ([`super::MAX_MESSAGE_TO_BROWSER`]).
 pub const MAX_BATCH: usize = 512 * 1024;
 
-/// How long a proxy waits for its project's link before it is told it will not come.
+/// How long a proxy waits for its project's link and the bridge's word on its stream
+/// before it is told it will not come.
 pub const LINK_WAIT_MS: u64 = 20_000;
 
 /// `want` goes out at most this often per project: the extension is already opening the link.
@@ -66,6 +67,8 @@ struct Proxy {
     project: String,
     /// `None` while waiting for the link.
     stream: Option<StreamId>,
+    /// Told `ok`: the bridge took the stream (it connected sshd).
+    answered: bool,
     /// When waiting ends with an error.
     deadline_ms: u64,
     /// Bytes from the socket the stream's send buffer did not take yet.
@@ -140,7 +143,7 @@ impl<R: RngCore> Switchboard<R> {
         let waits = self
             .proxies
             .values()
-            .filter(|p| p.stream.is_none())
+            .filter(|p| !p.answered)
             .map(|p| p.deadline_ms);
         endpoints.chain(waits).min()
     }
@@ -150,21 +153,29 @@ impl<R: RngCore> Switchboard<R> {
         for project in self.projects.values_mut() {
             project.endpoint.handle_timeout(now_ms);
         }
-        let expired: Vec<(ProxyId, String)> = self
+        let expired: Vec<(ProxyId, String, Option<StreamId>)> = self
             .proxies
             .iter()
-            .filter(|(_, p)| p.stream.is_none() && now_ms >= p.deadline_ms)
-            .map(|(&id, p)| (id, p.project.clone()))
+            .filter(|(_, p)| !p.answered && now_ms >= p.deadline_ms)
+            .map(|(&id, p)| (id, p.project.clone(), p.stream))
             .collect();
-        for (id, project) in expired {
-            self.refuse(
-                id,
-                format!(
-                    "the link to project {project} did not come up within {} s: is a notebook \
-                     tab of the project open, with the extension's kernel running?",
-                    LINK_WAIT_MS / 1000
+        for (id, project, stream) in expired {
+            let seconds = LINK_WAIT_MS / 1000;
+            let reason = match stream {
+                None => format!(
+                    "the link to project {project} did not come up within {seconds} s: is a \
+                     notebook tab of the project open, with the extension's kernel running?"
                 ),
-            );
+                Some(_) => format!(
+                    "the bridge of project {project} did not take the connection within \
+                     {seconds} s"
+                ),
+            };
+            if let (Some(stream), Some(p)) = (stream, self.projects.get_mut(&project)) {
+                p.streams.remove(&stream);
+                let _ = p.endpoint.reset(stream, ResetCode::APPLICATION, &reason);
+            }
+            self.refuse(id, reason);
         }
     }
 
@@ -367,7 +378,7 @@ impl<R: RngCore> Switchboard<R> {
         })
     }
 
-    /// The link is up: the proxy's stream opens and it hears `ok`.
+    /// The link is up: the proxy's stream opens; it hears `ok` once the bridge takes it.
     fn start(&mut self, proxy: ProxyId) {
         let Some(p) = self.proxies.get_mut(&proxy) else {
             return;
@@ -379,8 +390,28 @@ impl<R: RngCore> Switchboard<R> {
         project.streams.insert(stream, proxy);
         project.status_changed = true;
         p.stream = Some(stream);
+    }
+
+    /// Tells the proxy `ok` once the bridge has taken its stream (an `Ack` comes only after
+    /// the bridge connected sshd; a refusal comes as a `Reset` with the reason instead).
+    fn confirm(&mut self, proxy: ProxyId) -> bool {
+        let Some(p) = self.proxies.get_mut(&proxy) else {
+            return false;
+        };
+        let (Some(stream), Some(project)) = (p.stream, self.projects.get(&p.project)) else {
+            return false;
+        };
+        let confirmed = project
+            .endpoint
+            .stream_info(stream)
+            .is_some_and(|info| info.confirmed);
+        if p.answered || !confirmed {
+            return false;
+        }
+        p.answered = true;
         self.tell_proxy(proxy, ProxyAction::Answer(ProxyAnswer::ok()));
         self.tell_proxy(proxy, ProxyAction::ReadMore);
+        true
     }
 
     /// A proxy still waiting hears why no stream comes, and is closed.
@@ -436,7 +467,7 @@ impl<R: RngCore> Switchboard<R> {
         let (Some(stream), Some(project)) = (p.stream, self.projects.get_mut(&p.project)) else {
             return false;
         };
-        if p.queued_down >= MAX_QUEUED_DOWN || p.shutdown_sent {
+        if !p.answered || p.queued_down >= MAX_QUEUED_DOWN || p.shutdown_sent {
             return false;
         }
         let mut bytes = Vec::new();
@@ -475,6 +506,8 @@ impl<R: RngCore> Switchboard<R> {
                 let proxies: Vec<ProxyId> =
                     self.projects[&name].streams.values().copied().collect();
                 for proxy in proxies {
+                    // Before any byte: the answer line comes first on the socket.
+                    progress |= self.confirm(proxy);
                     progress |= self.write_up(proxy);
                     progress |= self.read_down(proxy);
                 }
@@ -538,6 +571,7 @@ impl<R: RngCore> Switchboard<R> {
                     if let Some(proxy) = project.streams.remove(&stream) {
                         project.status_changed = true;
                         // The last bytes and the shutdown are queued before this.
+                        self.confirm(proxy);
                         self.read_down(proxy);
                         self.proxies.remove(&proxy);
                         self.tell_proxy(proxy, ProxyAction::Close);
@@ -546,8 +580,13 @@ impl<R: RngCore> Switchboard<R> {
                 Event::Reset { stream, reason, .. } => {
                     if let Some(proxy) = project.streams.remove(&stream) {
                         project.status_changed = true;
-                        self.proxies.remove(&proxy);
+                        let answered = self.proxies.remove(&proxy).is_some_and(|p| p.answered);
                         self.log(format!("project {name}: {stream} was reset: {reason}"));
+                        if !answered {
+                            // Still before `ok`: ssh can show why.
+                            let reason = format!("the container refused the connection: {reason}");
+                            self.tell_proxy(proxy, ProxyAction::Answer(ProxyAnswer::error(reason)));
+                        }
                         self.tell_proxy(proxy, ProxyAction::Close);
                     }
                 }
