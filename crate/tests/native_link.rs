@@ -372,11 +372,11 @@ fn proxy(runtime: &Path) -> Command {
     command
 }
 
-/// Pushes [`SIZE`] random bytes through `aistudio-ssh proxy` and checks the echo; `progress`
+/// Pushes `size` random bytes through `aistudio-ssh proxy` and checks the echo; `progress`
 /// counts what came back. Returns the time it took.
-fn echo_through_proxy(runtime: &Path, progress: Arc<AtomicUsize>) -> Duration {
-    let mut sent = vec![0; SIZE];
-    ChaCha8Rng::seed_from_u64(14).fill_bytes(&mut sent);
+fn echo_through_proxy(runtime: &Path, size: usize, progress: Arc<AtomicUsize>) -> Duration {
+    let mut sent = vec![0; size];
+    ChaCha8Rng::seed_from_u64(size as u64).fill_bytes(&mut sent);
     let start = Instant::now();
     let mut child = Reaped(
         proxy(runtime)
@@ -394,7 +394,7 @@ fn echo_through_proxy(runtime: &Path, progress: Arc<AtomicUsize>) -> Duration {
     let mut stdout = child.0.stdout.take().unwrap();
     let (done, received) = mpsc::channel();
     thread::spawn(move || {
-        let mut got = Vec::with_capacity(SIZE);
+        let mut got = Vec::with_capacity(size);
         let mut buf = vec![0; 256 * 1024];
         while let Ok(n) = stdout.read(&mut buf) {
             if n == 0 {
@@ -409,7 +409,7 @@ fn echo_through_proxy(runtime: &Path, progress: Arc<AtomicUsize>) -> Duration {
         .recv_timeout(Duration::from_secs(60))
         .expect("the echo comes back within 60 s");
     let took = start.elapsed();
-    assert_eq!(got.len(), SIZE);
+    assert_eq!(got.len(), size);
     assert!(got == sent, "the echo differs from what was sent");
     let status = wait_exit(&mut child.0, Duration::from_secs(5));
     assert!(status.success(), "{status}");
@@ -423,14 +423,26 @@ fn mb_per_s(bytes: usize, took: Duration) -> f64 {
 #[test]
 fn eight_mib_cross_proxy_host_and_bridge_and_come_back_equal() {
     let host = Host::start(Answer::Link(Box::new(stdio_bridge(echo_server()))));
-    let took = echo_through_proxy(host.runtime.path(), Arc::default());
+    let took = echo_through_proxy(host.runtime.path(), SIZE, Arc::default());
     eprintln!(
         "8 MiB each way through proxy -> host -> bridge -> echo: {} ms, {:.1} MB/s each way",
         took.as_millis(),
         mb_per_s(SIZE, took)
     );
-    // A second ssh on the same link.
-    echo_through_proxy(host.runtime.path(), Arc::default());
+    // A second ssh on the same link, and then three at once.
+    echo_through_proxy(host.runtime.path(), SIZE, Arc::default());
+    let runtime = host.runtime.clone();
+    let parallel: Vec<_> = (1..=3)
+        .map(|i| {
+            let runtime = runtime.clone();
+            thread::spawn(move || {
+                echo_through_proxy(runtime.path(), i * 1024 * 1024, Arc::default())
+            })
+        })
+        .collect();
+    for ssh in parallel {
+        ssh.join().unwrap();
+    }
     {
         let seen = host.seen.lock().unwrap();
         assert_eq!(seen.wants, 1, "the link stays up for the next proxy");
@@ -440,7 +452,8 @@ fn eight_mib_cross_proxy_host_and_bridge_and_come_back_equal() {
     let deadline = Instant::now() + Duration::from_secs(3);
     let expected = json!({
         "kind": "status", "project": PROJECT, "streams": 0,
-        "bytesUp": 2 * SIZE, "bytesDown": 2 * SIZE, "linkUp": true,
+        "bytesUp": 2 * SIZE + 6 * 1024 * 1024, "bytesDown": 2 * SIZE + 6 * 1024 * 1024,
+        "linkUp": true,
     });
     while host.seen.lock().unwrap().statuses.last() != Some(&expected) {
         let last = host.seen.lock().unwrap().statuses.last().cloned();
@@ -484,7 +497,7 @@ fn a_transfer_survives_the_link_dropping_twice() {
             2
         })
     };
-    let took = echo_through_proxy(host.runtime.path(), progress);
+    let took = echo_through_proxy(host.runtime.path(), SIZE, progress);
     assert_eq!(cutter.join().unwrap(), 2, "both cuts happened mid-transfer");
     {
         let seen = host.seen.lock().unwrap();
