@@ -186,9 +186,12 @@ fn the_binary_answers_as_a_host_when_a_browser_starts_it() {
         "s.json"
     ])));
     assert!(!native_host::started_by_browser(&[]));
-    // As Chromium starts it: the caller's origin as the only argument.
+    // As Chromium starts it: the caller's origin as the only argument. Its proxy socket
+    // goes in a folder of the test's, not the user's.
+    let runtime = tempfile::tempdir().unwrap();
     let mut host = Command::new(BINARY)
         .arg(format!("chrome-extension://{CHROMIUM_EXTENSION_ID}/"))
+        .env("XDG_RUNTIME_DIR", runtime.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -213,4 +216,8 @@ fn the_binary_answers_as_a_host_when_a_browser_starts_it() {
         "{error}"
     );
     assert_eq!(read_message(&mut replies).unwrap(), None);
+    assert!(
+        !runtime.path().join("aistudio-ssh/helper.sock").exists(),
+        "the host removes its socket when the browser leaves"
+    );
 }

@@ -180,6 +180,10 @@ pub struct StreamInfo {
     pub read: u64,
     /// Bytes received and not yet read, past gaps included.
     pub buffered: usize,
+    /// The peer has spoken of the stream (an `Ack`, data, a `Close`, or its `Hello`): it
+    /// took the `Open`. The helper waits for this before telling `ssh` it is connected, so
+    /// a target the bridge refuses is an error `ssh` can show.
+    pub confirmed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -374,6 +378,7 @@ impl Endpoint {
             received: s.recv.received(),
             read: s.recv.read_offset(),
             buffered: s.recv.buffered(),
+            confirmed: s.confirmed,
         })
     }
 

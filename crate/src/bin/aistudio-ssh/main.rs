@@ -1,8 +1,13 @@
 //! `aistudio-ssh`: the extension's core from a terminal. Renders a project's scripts,
 //! ssh config and keys from a settings JSON file; registers itself with the user's browsers
-//! and serves them as their native messaging host (direct mode).
+//! and serves them as their native messaging host, and is ssh's `ProxyCommand` through it
+//! (direct mode).
 
+#[cfg(unix)]
+mod host;
 mod native;
+#[cfg(unix)]
+mod proxy;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -34,6 +39,7 @@ fn main() -> ExitCode {
         Some("install") => return native::install(&args[1..]),
         Some("uninstall") => return native::uninstall(&args[1..]),
         Some("native-host") => return native::native_host(),
+        Some("proxy") => return proxy(&args[1..]),
         _ if native_host::started_by_browser(args) => return native::native_host(),
         _ => {}
     }
@@ -76,6 +82,17 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+#[cfg(unix)]
+fn proxy(args: &[String]) -> ExitCode {
+    proxy::proxy(args)
+}
+
+#[cfg(not(unix))]
+fn proxy(_args: &[String]) -> ExitCode {
+    eprintln!("aistudio-ssh: proxy runs on Linux and macOS only for now");
+    ExitCode::from(255)
 }
 
 fn parse_args(args: &[String]) -> Option<(PathBuf, PathBuf)> {

@@ -2,25 +2,27 @@
 //! messaging host (`install`, `uninstall`), and being that host (`native-host`).
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use aistudio_ssh::error_variant::ErrorVariant;
 use aistudio_ssh::native_host::{
-    self, host_manifest, is_extension_id, Browser, BrowserFamily, NativeMessageError, BROWSERS,
-    HOST_NAME,
+    self, host_manifest, is_extension_id, Browser, BrowserFamily, BROWSERS, HOST_NAME,
 };
 
 pub const USAGE: &str =
     "       aistudio-ssh install [--extension-id ID]... [--dir DIR --browser chromium|firefox]
        aistudio-ssh uninstall [--dir DIR]
        aistudio-ssh native-host
+       aistudio-ssh proxy aistudio-PROJECT
 
 install registers this program as the browsers' native messaging host for the extension
 (Chrome, Chromium, Edge, Brave, Firefox on Linux and macOS: each one whose settings folder
 exists), or in DIR only; --extension-id adds a store's id. It prints every file it wrote.
-uninstall removes exactly those files. native-host is what the browser starts.";
+uninstall removes exactly those files. native-host is what the browser starts; it
+serves proxy on a socket of this user's ($XDG_RUNTIME_DIR/aistudio-ssh/helper.sock, else
+$TMPDIR/aistudio-ssh-UID/helper.sock). proxy is ssh's ProxyCommand in direct mode
+(ProxyCommand aistudio-ssh proxy %n): it connects stdin and stdout to the project's sshd
+through the browser; it exits 255 with the reason when it cannot.";
 
 /// Where `install` writes: a browser's manifest folder, or the one the user named.
 struct Target {
@@ -185,22 +187,25 @@ fn fail(code: u8, error: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Answers the extension's messages until the browser closes stdin.
+/// Serves the browser (the extension's messages) and `aistudio-ssh proxy` connections until
+/// the browser closes stdin.
 pub fn native_host() -> ExitCode {
     match serve() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // stderr reaches the browser's log; stdout belongs to the protocol.
-            eprintln!("aistudio-ssh native-host: {} ({error})", error.variant());
+            eprintln!("aistudio-ssh native-host: {error}");
             ExitCode::from(1)
         }
     }
 }
 
-fn serve() -> Result<(), NativeMessageError> {
-    let (mut input, mut output) = (io::stdin().lock(), io::stdout().lock());
-    while let Some(message) = native_host::read_message(&mut input)? {
-        native_host::write_message(&mut output, &native_host::answer(&message))?;
-    }
-    Ok(())
+#[cfg(unix)]
+fn serve() -> Result<(), String> {
+    crate::host::serve()
+}
+
+#[cfg(not(unix))]
+fn serve() -> Result<(), String> {
+    Err("direct mode's helper runs on Linux and macOS only for now".into())
 }

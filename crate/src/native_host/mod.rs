@@ -1,15 +1,26 @@
 //! The helper on the user's computer as browsers see it (direct mode, issue 14): its name,
 //! the extension ids allowed to start it, the host manifests `aistudio-ssh install` writes
-//! and where each browser reads them, and native messaging's framing on stdio.
+//! and where each browser reads them, and native messaging's framing on stdio; what it says
+//! to the extension and to `aistudio-ssh proxy` ([`message`]), and how it connects the two
+//! ([`switchboard`]: the decisions, sans-IO, so they are tested without a browser).
 //!
 //! Browsers start a native messaging host only for the extension ids its manifest lists, so
 //! those ids are known in advance: the unpacked Chromium build's id follows from the
 //! manifest's `key` ([`chromium_extension_id`]), Firefox's is the gecko id.
 
+pub mod message;
+pub mod switchboard;
+
 use std::io::{self, Read, Write};
 
 use serde_json::{json, Value};
+
+pub use message::{
+    project_of_alias, socket_path, ProxyAnswer, ProxyRequest, ToExtension, ToHost, SOCKET_DIR,
+    SOCKET_FILE,
+};
 use sha2::{Digest, Sha256};
+pub use switchboard::{Output, ProxyAction, ProxyId, Switchboard};
 
 /// The host's name, the file name of its manifests (`<name>.json`). Browsers allow lowercase
 /// letters, digits, `_` and `.`.
@@ -246,20 +257,4 @@ pub fn write_message(output: &mut impl Write, message: &Value) -> Result<(), Nat
         .and_then(|()| output.write_all(body.as_bytes()))
         .and_then(|()| output.flush())
         .map_err(io_error)
-}
-
-/// The host's answer to one message from the extension. Today it says who it is; the
-/// stream relay for `aistudio-ssh proxy` comes next.
-pub fn answer(message: &Value) -> Value {
-    match message["kind"].as_str() {
-        Some("hello") => json!({
-            "kind": "hello",
-            "host": HOST_NAME,
-            "version": crate::VERSION,
-        }),
-        other => json!({
-            "kind": "error",
-            "error": format!("unknown message kind {}", other.map_or("(none)".into(), |k| format!("'{k}'"))),
-        }),
-    }
 }

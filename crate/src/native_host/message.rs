@@ -1,0 +1,286 @@
+//! The messages of direct mode's helper: native messages between the extension and the host
+//! (JSON, `kind`-tagged), and the one-line handshake of `aistudio-ssh proxy` on the local
+//! socket.
+//!
+//! The extension is written against these exact shapes; a name changed here breaks it, so
+//! the tests pin every shape as JSON text.
+//!
+//! # A link's first bytes
+//!
+//! `bytes` carry no link number, so after the extension sends `linkDown` then `linkUp`,
+//! `bytes` of the old link the host sent before it read them may still arrive (dozens of
+//! messages at full speed, `crate/tests/native_link.rs` counts them). Each `bytes` message
+//! from the host holds whole frames, and the host's first message on a new link starts
+//! with its `Hello` (type `0x01`, then `ASSH` at offset 5): so after a `linkUp` the
+//! extension forwards the host's `bytes` only from the first message that starts that way.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A message from the extension to the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum ToHost {
+    /// Who is there: answered with [`ToExtension::Hello`].
+    Hello,
+    /// The path to the project's bridge is open: the host's end says `Hello` on it.
+    LinkUp { project: String },
+    /// A leg of the path dropped: the host forgets any partial frame and waits for `linkUp`.
+    LinkDown { project: String, reason: String },
+    /// Bytes from the bridge (standard base64), an arbitrary split of the link's byte
+    /// stream: not aligned to frames.
+    Bytes { project: String, data: String },
+    /// The answer to [`ToExtension::Want`] when the link cannot be opened (no notebook tab
+    /// of the project, or it failed): every proxy waiting for it fails with `reason`.
+    NoLink { project: String, reason: String },
+}
+
+/// A message from the host to the extension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum ToExtension {
+    /// The answer to [`ToHost::Hello`]: the host's name and the crate version.
+    Hello { host: String, version: String },
+    /// A proxy waits for the project and its link is not up: open it (answered by
+    /// [`ToHost::LinkUp`] or [`ToHost::NoLink`]).
+    Want { project: String },
+    /// What the host's end transmits (standard base64): whole frames, several per message,
+    /// at most [`super::switchboard::MAX_BATCH`] bytes before base64; the first message of a
+    /// link starts with its `Hello` (see the module's doc).
+    Bytes { project: String, data: String },
+    /// The link is dead to the host's end (silent, or broken): close it and open a new one.
+    Drop { project: String, reason: String },
+    /// Counters for the popup, at most once a second while they change.
+    #[serde(rename_all = "camelCase")]
+    Status {
+        project: String,
+        /// `proxy` connections with an open stream.
+        streams: u64,
+        /// Bytes from `ssh` taken into the link.
+        bytes_up: u64,
+        /// Bytes from the link given to `ssh`.
+        bytes_down: u64,
+        /// Both ends' `Hello`s crossed on the current link.
+        link_up: bool,
+    },
+    /// A message the host does not understand (an extension newer than the host).
+    Error { error: String },
+}
+
+/// The line `aistudio-ssh proxy` writes first on the helper's socket: `{"project":"P"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyRequest {
+    pub project: String,
+}
+
+/// The host's one-line answer to a [`ProxyRequest`]: `{"ok":true}` once the project's link
+/// is up and the bridge took the stream (it reached sshd; raw bytes follow both ways), or
+/// `{"ok":false,"error":"..."}`: no link (the extension's reason), none within 20 s, or the
+/// bridge's refusal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyAnswer {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ProxyAnswer {
+    /// The stream is open.
+    pub fn ok() -> Self {
+        Self {
+            ok: true,
+            error: None,
+        }
+    }
+
+    /// No stream, for this reason (shown to the user by `aistudio-ssh proxy`).
+    pub fn error(reason: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: Some(reason.into()),
+        }
+    }
+
+    /// The answer as its line on the socket, newline included.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_else(|_| r#"{"ok":false}"#.into());
+        line.push('\n');
+        line
+    }
+}
+
+impl ProxyRequest {
+    /// The request as its line on the socket, newline included.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_default();
+        line.push('\n');
+        line
+    }
+}
+
+/// The prefix of a project's `Host` alias in the rendered ssh config (see
+/// `render::host_alias_of`; a test keeps the two in step).
+const ALIAS_PREFIX: &str = "aistudio-";
+
+/// The project `aistudio-ssh proxy <alias>` means: `aistudio-<project>` as the rendered ssh
+/// config's `Host` (ssh's `%n`), or a bare project id. `None` when it names no valid project.
+pub fn project_of_alias(alias: &str) -> Option<&str> {
+    let project = alias.strip_prefix(ALIAS_PREFIX).unwrap_or(alias);
+    crate::fields::is_project_id(project).then_some(project)
+}
+
+/// The folder name inside `XDG_RUNTIME_DIR` (already the user's own).
+pub const SOCKET_DIR: &str = "aistudio-ssh";
+/// The socket's file name.
+pub const SOCKET_FILE: &str = "helper.sock";
+
+/// Where the host listens and the proxy connects: `$XDG_RUNTIME_DIR/aistudio-ssh/helper.sock`
+/// (a per-user folder the system cleans at logout), else `$TMPDIR` (else `/tmp`)
+/// `/aistudio-ssh-<uid>/helper.sock`. Both sides compute it from the same environment; the
+/// folder must be the user's own and closed to others (the binary checks before use).
+pub fn socket_path(xdg_runtime_dir: Option<&OsStr>, tmpdir: Option<&OsStr>, uid: u32) -> PathBuf {
+    let nonempty = |value: Option<&OsStr>| value.filter(|v| !v.is_empty()).map(PathBuf::from);
+    let folder = match nonempty(xdg_runtime_dir) {
+        Some(runtime) => runtime.join(SOCKET_DIR),
+        None => nonempty(tmpdir)
+            .unwrap_or_else(|| PathBuf::from("/tmp"))
+            .join(format!("{SOCKET_DIR}-{uid}")),
+    };
+    folder.join(SOCKET_FILE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn from(value: Value) -> ToHost {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn extension_messages_have_the_agreed_shapes() {
+        assert_eq!(from(json!({"kind": "hello"})), ToHost::Hello);
+        assert_eq!(
+            from(json!({"kind": "linkUp", "project": "P"})),
+            ToHost::LinkUp {
+                project: "P".into()
+            }
+        );
+        assert_eq!(
+            from(json!({"kind": "linkDown", "project": "P", "reason": "tab closed"})),
+            ToHost::LinkDown {
+                project: "P".into(),
+                reason: "tab closed".into()
+            }
+        );
+        assert_eq!(
+            from(json!({"kind": "bytes", "project": "P", "data": "AAE="})),
+            ToHost::Bytes {
+                project: "P".into(),
+                data: "AAE=".into()
+            }
+        );
+        assert_eq!(
+            from(json!({"kind": "noLink", "project": "P", "reason": "no tab"})),
+            ToHost::NoLink {
+                project: "P".into(),
+                reason: "no tab".into()
+            }
+        );
+    }
+
+    #[test]
+    fn host_messages_have_the_agreed_shapes() {
+        let text = |message: ToExtension| serde_json::to_string(&message).unwrap();
+        assert_eq!(
+            text(ToExtension::Hello {
+                host: "h".into(),
+                version: "1.2.3".into()
+            }),
+            r#"{"kind":"hello","host":"h","version":"1.2.3"}"#
+        );
+        assert_eq!(
+            text(ToExtension::Want {
+                project: "P".into()
+            }),
+            r#"{"kind":"want","project":"P"}"#
+        );
+        assert_eq!(
+            text(ToExtension::Bytes {
+                project: "P".into(),
+                data: "AAE=".into()
+            }),
+            r#"{"kind":"bytes","project":"P","data":"AAE="}"#
+        );
+        assert_eq!(
+            text(ToExtension::Drop {
+                project: "P".into(),
+                reason: "silent".into()
+            }),
+            r#"{"kind":"drop","project":"P","reason":"silent"}"#
+        );
+        assert_eq!(
+            text(ToExtension::Status {
+                project: "P".into(),
+                streams: 2,
+                bytes_up: 3,
+                bytes_down: 4,
+                link_up: true
+            }),
+            r#"{"kind":"status","project":"P","streams":2,"bytesUp":3,"bytesDown":4,"linkUp":true}"#
+        );
+        // And back, as a test double of the extension reads them.
+        let status: ToExtension = serde_json::from_str(
+            r#"{"kind":"status","project":"P","streams":0,"bytesUp":0,"bytesDown":9,"linkUp":false}"#,
+        )
+        .unwrap();
+        assert!(matches!(status, ToExtension::Status { bytes_down: 9, .. }));
+    }
+
+    #[test]
+    fn the_proxy_handshake_is_one_json_line_each_way() {
+        let request = ProxyRequest {
+            project: "7892508".into(),
+        };
+        assert_eq!(request.to_line(), "{\"project\":\"7892508\"}\n");
+        assert_eq!(ProxyAnswer::ok().to_line(), "{\"ok\":true}\n");
+        assert_eq!(
+            ProxyAnswer::error("no tab").to_line(),
+            "{\"ok\":false,\"error\":\"no tab\"}\n"
+        );
+        let parsed: ProxyAnswer = serde_json::from_str(r#"{"ok":true}"#).unwrap();
+        assert_eq!(parsed, ProxyAnswer::ok());
+    }
+
+    #[test]
+    fn an_alias_names_its_project() {
+        let alias = crate::render::host_alias_of("7892508");
+        assert_eq!(project_of_alias(&alias), Some("7892508"));
+        assert_eq!(project_of_alias("my_project-2"), Some("my_project-2"));
+        assert_eq!(project_of_alias("aistudio-"), None);
+        assert_eq!(project_of_alias("aistudio-a b"), None);
+        assert_eq!(project_of_alias("../x"), None);
+    }
+
+    #[test]
+    fn the_socket_sits_in_the_users_runtime_folder_or_a_uid_folder_in_tmp() {
+        let os = |s: &'static str| Some(OsStr::new(s));
+        assert_eq!(
+            socket_path(os("/run/user/1000"), os("/var/tmp"), 1000),
+            PathBuf::from("/run/user/1000/aistudio-ssh/helper.sock")
+        );
+        assert_eq!(
+            socket_path(None, os("/var/tmp"), 1000),
+            PathBuf::from("/var/tmp/aistudio-ssh-1000/helper.sock")
+        );
+        assert_eq!(
+            socket_path(os(""), None, 501),
+            PathBuf::from("/tmp/aistudio-ssh-501/helper.sock")
+        );
+    }
+}

@@ -1,0 +1,645 @@
+//! Direct mode from `ssh`'s `ProxyCommand` to sshd, every program real except the browser:
+//! the built `aistudio-ssh native-host` and `aistudio-ssh proxy`, `bridge.py` under python3,
+//! and a TCP echo server standing in for sshd. The test plays the extension: it answers
+//! `want`, and carries `bytes` between the host's stdio and the bridge.
+#![cfg(unix)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use aistudio_ssh::native_host::{read_message, write_message};
+use base64ct::{Base64, Encoding};
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_aistudio-ssh");
+const PROJECT: &str = "7892508";
+const SIZE: usize = 8 * 1024 * 1024;
+
+fn bridge_py() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src/scripts/bridge.py")
+}
+
+/// sshd's stand-in: echoes every byte, half-closes after its peer does.
+fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            thread::spawn(move || {
+                let mut buf = vec![0; 64 * 1024];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = conn.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+/// A child killed and reaped when dropped, whatever the test did.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One path from the extension to the bridge.
+struct Carrier {
+    reader: Box<dyn Read + Send>,
+    writer: Box<dyn Write + Send>,
+    /// Cut both ways when the carrier is dropped.
+    socket: Option<UnixStream>,
+    /// A stdio bridge, which lives as long as its one link.
+    _child: Option<Reaped>,
+}
+
+impl Drop for Carrier {
+    fn drop(&mut self) {
+        if let Some(socket) = &self.socket {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// A bridge of its own per link, on stdin/stdout.
+fn stdio_bridge(sshd_port: u16) -> impl FnMut() -> Carrier + Send {
+    move || {
+        let mut child = Command::new("python3")
+            .arg(bridge_py())
+            .args(["--sshd-port", &sshd_port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        Carrier {
+            reader: Box::new(child.stdout.take().unwrap()),
+            writer: Box::new(child.stdin.take().unwrap()),
+            socket: None,
+            _child: Some(Reaped(child)),
+        }
+    }
+}
+
+/// Links to one bridge listening on a Unix socket: each connection resumes the last.
+fn socket_bridge(path: PathBuf) -> impl FnMut() -> Carrier + Send {
+    move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let socket = loop {
+            match UnixStream::connect(&path) {
+                Ok(socket) => break socket,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                Err(e) => panic!("the bridge listens on {}: {e}", path.display()),
+            }
+        };
+        Carrier {
+            reader: Box::new(socket.try_clone().unwrap()),
+            writer: Box::new(socket.try_clone().unwrap()),
+            socket: Some(socket),
+            _child: None,
+        }
+    }
+}
+
+/// How the test's extension answers `want`.
+enum Answer {
+    Link(Box<dyn FnMut() -> Carrier + Send>),
+    NoLink(String),
+}
+
+/// The host's stdin and which carrier may write to it: an old carrier's reader stops the
+/// moment the link is taken down.
+struct HostInput {
+    /// `None` once the browser is gone.
+    stdin: Option<ChildStdin>,
+    generation: u64,
+}
+
+impl HostInput {
+    fn send(&mut self, message: Value) {
+        if let Some(stdin) = &mut self.stdin {
+            // The host gone is for the test to notice, not this writer.
+            let _ = write_message(stdin, &message);
+        }
+    }
+}
+
+enum ExtensionInput {
+    FromHost(Value),
+    Cut,
+}
+
+/// What the test's extension saw.
+#[derive(Default)]
+struct Seen {
+    hellos: usize,
+    wants: usize,
+    drops: usize,
+    statuses: Vec<Value>,
+    /// Host messages of a link already taken down, not forwarded.
+    stale: usize,
+}
+
+/// The host process and the test's extension driving it.
+struct Host {
+    child: Reaped,
+    input: Arc<Mutex<HostInput>>,
+    to_extension: Sender<ExtensionInput>,
+    seen: Arc<Mutex<Seen>>,
+    extension: thread::JoinHandle<()>,
+    /// Shared by hosts that compete for one socket.
+    runtime: Arc<tempfile::TempDir>,
+}
+
+impl Host {
+    fn start(answer: Answer) -> Self {
+        Self::start_in(answer, Arc::new(tempfile::tempdir().unwrap()))
+    }
+
+    fn start_in(answer: Answer, runtime: Arc<tempfile::TempDir>) -> Self {
+        let mut child = Command::new(BINARY)
+            .arg("native-host")
+            .env("XDG_RUNTIME_DIR", runtime.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input = Arc::new(Mutex::new(HostInput {
+            stdin: child.stdin.take(),
+            generation: 0,
+        }));
+        let (to_extension, from) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let forward = to_extension.clone();
+        thread::spawn(move || read_host(stdout, forward));
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (input2, seen2) = (input.clone(), seen.clone());
+        let extension = thread::spawn(move || extension(from, input2, answer, seen2));
+        let host = Self {
+            child: Reaped(child),
+            input,
+            to_extension,
+            seen,
+            extension,
+            runtime,
+        };
+        // Its hello answered: its socket is there (it listens before it reads stdin).
+        host.input.lock().unwrap().send(json!({"kind": "hello"}));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while host.seen.lock().unwrap().hellos == 0 {
+            assert!(Instant::now() < deadline, "the host answers hello");
+            thread::sleep(Duration::from_millis(10));
+        }
+        host
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.runtime.path().join("aistudio-ssh/helper.sock")
+    }
+
+    /// The browser goes away: the host ends (and removes its socket); the test's extension
+    /// ends with it, and its bridge process with that.
+    fn close(mut self) {
+        {
+            let mut input = self.input.lock().unwrap();
+            input.generation = u64::MAX;
+            input.stdin = None;
+        }
+        let status = wait_exit(&mut self.child.0, Duration::from_secs(5));
+        assert!(status.success(), "{status}");
+        drop(self.to_extension);
+        self.extension.join().unwrap();
+    }
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "exits within {limit:?}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn read_host(mut stdout: ChildStdout, to: Sender<ExtensionInput>) {
+    while let Ok(Some(message)) = read_message(&mut stdout) {
+        if to.send(ExtensionInput::FromHost(message)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Whether a `bytes` message starts a link: its first frame is a `Hello`.
+fn starts_with_hello(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&1) && bytes.get(5..9) == Some(b"ASSH")
+}
+
+/// The test's extension: answers `want`, carries `bytes`, remakes the link on `drop` or
+/// when the test cuts it.
+fn extension(
+    from: mpsc::Receiver<ExtensionInput>,
+    input: Arc<Mutex<HostInput>>,
+    mut answer: Answer,
+    seen: Arc<Mutex<Seen>>,
+) {
+    let mut carrier: Option<Carrier> = None;
+    // After a linkUp, the host's messages of the old link may still be on their way; its
+    // new link starts with a message whose first frame is its Hello.
+    let mut await_hello = false;
+    let open = |carrier: &mut Option<Carrier>, connect: &mut Box<dyn FnMut() -> Carrier + Send>| {
+        drop(carrier.take());
+        let mut next = connect();
+        let mut reader = std::mem::replace(&mut next.reader, Box::new(std::io::empty()));
+        let generation = {
+            let mut host = input.lock().unwrap();
+            host.generation += 1;
+            host.send(json!({"kind": "linkUp", "project": PROJECT}));
+            host.generation
+        };
+        let input = input.clone();
+        thread::spawn(move || {
+            let mut buf = vec![0; 100_000];
+            while let Ok(n) = reader.read(&mut buf) {
+                let mut host = input.lock().unwrap();
+                if n == 0 || host.generation != generation {
+                    return;
+                }
+                // Any split: here whatever one read gave.
+                let data = Base64::encode_string(&buf[..n]);
+                host.send(json!({"kind": "bytes", "project": PROJECT, "data": data}));
+            }
+        });
+        *carrier = Some(next);
+    };
+    for message in from {
+        let message = match message {
+            ExtensionInput::FromHost(message) => message,
+            ExtensionInput::Cut => {
+                let Answer::Link(connect) = &mut answer else {
+                    continue;
+                };
+                if carrier.is_none() {
+                    continue;
+                }
+                {
+                    let mut host = input.lock().unwrap();
+                    host.generation += 1;
+                    host.send(json!({"kind": "linkDown", "project": PROJECT, "reason": "cut by the test"}));
+                }
+                open(&mut carrier, connect);
+                await_hello = true;
+                continue;
+            }
+        };
+        if message["kind"] == "hello" {
+            seen.lock().unwrap().hellos += 1;
+            continue;
+        }
+        assert_eq!(message["project"], PROJECT, "{message}");
+        match message["kind"].as_str().unwrap() {
+            "want" => {
+                seen.lock().unwrap().wants += 1;
+                match &mut answer {
+                    Answer::NoLink(reason) => input
+                        .lock()
+                        .unwrap()
+                        .send(json!({"kind": "noLink", "project": PROJECT, "reason": reason})),
+                    Answer::Link(connect) => {
+                        if carrier.is_none() {
+                            open(&mut carrier, connect);
+                            await_hello = true;
+                        }
+                    }
+                }
+            }
+            "bytes" => {
+                let bytes = Base64::decode_vec(message["data"].as_str().unwrap()).unwrap();
+                if await_hello {
+                    if !starts_with_hello(&bytes) {
+                        seen.lock().unwrap().stale += 1;
+                        continue;
+                    }
+                    await_hello = false;
+                }
+                if let Some(carrier) = &mut carrier {
+                    // A carrier cut under this write is what the drop test is about.
+                    let _ = carrier.writer.write_all(&bytes);
+                }
+            }
+            "drop" => {
+                seen.lock().unwrap().drops += 1;
+                let Answer::Link(connect) = &mut answer else {
+                    continue;
+                };
+                {
+                    let mut host = input.lock().unwrap();
+                    host.generation += 1;
+                    let reason = message["reason"].clone();
+                    host.send(json!({"kind": "linkDown", "project": PROJECT, "reason": reason}));
+                }
+                open(&mut carrier, connect);
+                await_hello = true;
+            }
+            "status" => seen.lock().unwrap().statuses.push(message),
+            other => panic!("the host sent {other}: {message}"),
+        }
+    }
+}
+
+fn proxy(runtime: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(["proxy", &format!("aistudio-{PROJECT}")])
+        .env("XDG_RUNTIME_DIR", runtime);
+    command
+}
+
+/// Pushes `size` random bytes through `aistudio-ssh proxy` and checks the echo; `progress`
+/// counts what came back. Returns the time it took.
+fn echo_through_proxy(runtime: &Path, size: usize, progress: Arc<AtomicUsize>) -> Duration {
+    let mut sent = vec![0; size];
+    ChaCha8Rng::seed_from_u64(size as u64).fill_bytes(&mut sent);
+    let start = Instant::now();
+    let mut child = Reaped(
+        proxy(runtime)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = child.0.stdin.take().unwrap();
+    let to_send = sent.clone();
+    thread::spawn(move || {
+        let _ = stdin.write_all(&to_send);
+        // Dropped: ssh's stdin ends.
+    });
+    let mut stdout = child.0.stdout.take().unwrap();
+    let (done, received) = mpsc::channel();
+    thread::spawn(move || {
+        let mut got = Vec::with_capacity(size);
+        let mut buf = vec![0; 256 * 1024];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            progress.store(got.len(), Ordering::SeqCst);
+        }
+        let _ = done.send(got);
+    });
+    let got = received
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the echo comes back within 60 s");
+    let took = start.elapsed();
+    assert_eq!(got.len(), size);
+    assert!(got == sent, "the echo differs from what was sent");
+    let status = wait_exit(&mut child.0, Duration::from_secs(5));
+    assert!(status.success(), "{status}");
+    took
+}
+
+fn mb_per_s(bytes: usize, took: Duration) -> f64 {
+    bytes as f64 / 1e6 / took.as_secs_f64()
+}
+
+#[test]
+fn eight_mib_cross_proxy_host_and_bridge_and_come_back_equal() {
+    let host = Host::start(Answer::Link(Box::new(stdio_bridge(echo_server()))));
+    let took = echo_through_proxy(host.runtime.path(), SIZE, Arc::default());
+    eprintln!(
+        "8 MiB each way through proxy -> host -> bridge -> echo: {} ms, {:.1} MB/s each way",
+        took.as_millis(),
+        mb_per_s(SIZE, took)
+    );
+    // A second ssh on the same link, and then three at once.
+    echo_through_proxy(host.runtime.path(), SIZE, Arc::default());
+    let runtime = host.runtime.clone();
+    let parallel: Vec<_> = (1..=3)
+        .map(|i| {
+            let runtime = runtime.clone();
+            thread::spawn(move || {
+                echo_through_proxy(runtime.path(), i * 1024 * 1024, Arc::default())
+            })
+        })
+        .collect();
+    for ssh in parallel {
+        ssh.join().unwrap();
+    }
+    {
+        let seen = host.seen.lock().unwrap();
+        assert_eq!(seen.wants, 1, "the link stays up for the next proxy");
+        assert_eq!(seen.drops, 0);
+    }
+    // The popup's counters catch up within a second (they go out at most once a second).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let expected = json!({
+        "kind": "status", "project": PROJECT, "streams": 0,
+        "bytesUp": 2 * SIZE + 6 * 1024 * 1024, "bytesDown": 2 * SIZE + 6 * 1024 * 1024,
+        "linkUp": true,
+    });
+    while host.seen.lock().unwrap().statuses.last() != Some(&expected) {
+        let last = host.seen.lock().unwrap().statuses.last().cloned();
+        assert!(Instant::now() < deadline, "last status: {last:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let socket = host.socket();
+    host.close();
+    assert!(!socket.exists(), "the host removes its socket");
+}
+
+#[test]
+fn a_transfer_survives_the_link_dropping_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("bridge.sock");
+    let _bridge = Reaped(
+        Command::new("python3")
+            .arg(bridge_py())
+            .args(["--sshd-port", &echo_server().to_string()])
+            .arg("--listen")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("python3 runs"),
+    );
+    let host = Host::start(Answer::Link(Box::new(socket_bridge(socket))));
+    let progress = Arc::new(AtomicUsize::new(0));
+    let cutter = {
+        let (progress, to_extension) = (progress.clone(), host.to_extension.clone());
+        thread::spawn(move || {
+            let start = Instant::now();
+            for at in [SIZE / 4, SIZE / 2] {
+                while progress.load(Ordering::SeqCst) < at {
+                    if start.elapsed() > Duration::from_secs(60) {
+                        return 0;
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
+                to_extension.send(ExtensionInput::Cut).unwrap();
+            }
+            2
+        })
+    };
+    let took = echo_through_proxy(host.runtime.path(), SIZE, progress);
+    assert_eq!(cutter.join().unwrap(), 2, "both cuts happened mid-transfer");
+    {
+        let seen = host.seen.lock().unwrap();
+        eprintln!(
+            "8 MiB each way with 2 link cuts: {} ms; {} stale host messages dropped",
+            took.as_millis(),
+            seen.stale
+        );
+        assert_eq!(seen.wants, 1);
+    }
+    host.close();
+}
+
+#[test]
+fn no_link_fails_the_proxy_at_once_with_the_extensions_reason() {
+    let reason = format!("no notebook tab of project {PROJECT} is open");
+    let host = Host::start(Answer::NoLink(reason.clone()));
+    let start = Instant::now();
+    let out = proxy(host.runtime.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("aistudio-ssh: {reason}\n")
+    );
+    assert!(out.stdout.is_empty());
+    host.close();
+}
+
+#[test]
+fn without_a_helper_the_proxy_says_to_open_the_browser() {
+    let runtime = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = proxy(runtime.path()).stdin(Stdio::null()).output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(out.status.code(), Some(255));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("aistudio-ssh: the helper is not running: open your browser"),
+        "{stderr}"
+    );
+    // A socket left by a host that died: the same.
+    let folder = runtime.path().join("aistudio-ssh");
+    let stale = std::os::unix::net::UnixListener::bind(folder.join("helper.sock")).unwrap();
+    drop(stale);
+    let out = proxy(runtime.path()).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the helper is not running"));
+
+    // A bad alias is refused before any connection.
+    let out = Command::new(BINARY)
+        .args(["proxy", "aistudio-a;b"])
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("names no project"));
+}
+
+#[test]
+fn a_socket_folder_others_may_enter_is_refused_by_host_and_proxy() {
+    use std::os::unix::fs::PermissionsExt;
+    let runtime = tempfile::tempdir().unwrap();
+    let folder = runtime.path().join("aistudio-ssh");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = proxy(runtime.path()).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(255));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is open to other users (mode 755)"),
+        "{stderr}"
+    );
+    let host = Command::new(BINARY)
+        .arg("native-host")
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(host.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&host.stderr).contains("is open to other users"));
+    assert!(!folder.join("helper.sock").exists());
+}
+
+#[test]
+fn the_newest_host_takes_the_socket_and_the_older_one_leaves_it() {
+    let older = Host::start(Answer::NoLink("the older host".into()));
+    let newer = Host::start_in(
+        Answer::NoLink("the newer host".into()),
+        older.runtime.clone(),
+    );
+    let out = proxy(older.runtime.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "aistudio-ssh: the newer host\n"
+    );
+    let socket = newer.socket();
+    older.close();
+    assert!(
+        socket.exists(),
+        "the older host leaves the newer one's socket"
+    );
+    newer.close();
+    assert!(!socket.exists());
+}
+
+#[test]
+fn an_absent_sshd_fails_the_proxy_with_the_bridges_reason() {
+    // A port that was just free: nothing listens there.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let host = Host::start(Answer::Link(Box::new(stdio_bridge(closed))));
+    let start = Instant::now();
+    let out = proxy(host.runtime.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(255));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!(
+            "aistudio-ssh: the container refused the connection: sshd on 127.0.0.1:{closed}"
+        )),
+        "{stderr}"
+    );
+    host.close();
+}
