@@ -247,11 +247,6 @@ fn read_host(mut stdout: ChildStdout, to: Sender<ExtensionInput>) {
     }
 }
 
-/// Whether a `bytes` message starts a link: its first frame is a `Hello`.
-fn starts_with_hello(bytes: &[u8]) -> bool {
-    bytes.first() == Some(&1) && bytes.get(5..9) == Some(b"ASSH")
-}
-
 /// The test's extension: answers `want`, carries `bytes`, remakes the link on `drop` or
 /// when the test cuts it.
 fn extension(
@@ -261,9 +256,8 @@ fn extension(
     seen: Arc<Mutex<Seen>>,
 ) {
     let mut carrier: Option<Carrier> = None;
-    // After a linkUp, the host's messages of the old link may still be on their way; its
-    // new link starts with a message whose first frame is its Hello.
-    let mut await_hello = false;
+    // After a linkUp, the host's messages of the old link may still be on their way: each
+    // names the linkUp it follows.
     let open = |carrier: &mut Option<Carrier>, connect: &mut Box<dyn FnMut() -> Carrier + Send>| {
         drop(carrier.take());
         let mut next = connect();
@@ -271,8 +265,9 @@ fn extension(
         let generation = {
             let mut host = input.lock().unwrap();
             host.generation += 1;
-            host.send(json!({"kind": "linkUp", "project": PROJECT}));
-            host.generation
+            let generation = host.generation;
+            host.send(json!({"kind": "linkUp", "project": PROJECT, "link": generation}));
+            generation
         };
         let input = input.clone();
         thread::spawn(move || {
@@ -305,7 +300,6 @@ fn extension(
                     host.send(json!({"kind": "linkDown", "project": PROJECT, "reason": "cut by the test"}));
                 }
                 open(&mut carrier, connect);
-                await_hello = true;
                 continue;
             }
         };
@@ -325,19 +319,15 @@ fn extension(
                     Answer::Link(connect) => {
                         if carrier.is_none() {
                             open(&mut carrier, connect);
-                            await_hello = true;
                         }
                     }
                 }
             }
             "bytes" => {
                 let bytes = Base64::decode_vec(message["data"].as_str().unwrap()).unwrap();
-                if await_hello {
-                    if !starts_with_hello(&bytes) {
-                        seen.lock().unwrap().stale += 1;
-                        continue;
-                    }
-                    await_hello = false;
+                if message["link"] != input.lock().unwrap().generation {
+                    seen.lock().unwrap().stale += 1;
+                    continue;
                 }
                 if let Some(carrier) = &mut carrier {
                     // A carrier cut under this write is what the drop test is about.
@@ -356,7 +346,6 @@ fn extension(
                     host.send(json!({"kind": "linkDown", "project": PROJECT, "reason": reason}));
                 }
                 open(&mut carrier, connect);
-                await_hello = true;
             }
             "status" => seen.lock().unwrap().statuses.push(message),
             other => panic!("the host sent {other}: {message}"),

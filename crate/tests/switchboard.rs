@@ -107,7 +107,7 @@ fn connected() -> (Board, Bridge, StreamId) {
     let proxy = ProxyId(1);
     board.proxy_request(proxy, &request("p"), 0);
     assert_eq!(wants(&drain(&mut board, 0)), 1);
-    board.handle_message(&json!({"kind": "linkUp", "project": "p"}), 1);
+    board.handle_message(&json!({"kind": "linkUp", "project": "p", "link": 1}), 1);
     let mut bridge = Bridge::new();
     bridge.take(&drain(&mut board, 1), 1);
     bridge.give(&mut board, "p", 2, 3);
@@ -145,7 +145,7 @@ fn a_stream_the_bridge_refuses_is_an_error_for_the_proxy() {
     let mut board = board();
     let proxy = ProxyId(1);
     board.proxy_request(proxy, &request("p"), 0);
-    board.handle_message(&json!({"kind": "linkUp", "project": "p"}), 1);
+    board.handle_message(&json!({"kind": "linkUp", "project": "p", "link": 1}), 1);
     let mut bridge = Bridge::new();
     bridge.take(&drain(&mut board, 1), 1);
     bridge.give(&mut board, "p", 2, 1000);
@@ -291,7 +291,7 @@ fn frames_are_batched_under_the_browser_limit() {
 #[test]
 fn invalid_projects_and_unknown_kinds_are_refused() {
     let mut board = board();
-    board.handle_message(&json!({"kind": "linkUp", "project": "a b"}), 0);
+    board.handle_message(&json!({"kind": "linkUp", "project": "a b", "link": 1}), 0);
     board.handle_message(
         &json!({"kind": "bytes", "project": "../x", "data": "AAAA"}),
         0,
@@ -359,7 +359,7 @@ fn a_silent_link_is_dropped_and_a_new_one_resumes_the_stream() {
         &json!({"kind": "linkDown", "project": "p", "reason": "dropped"}),
         now,
     );
-    board.handle_message(&json!({"kind": "linkUp", "project": "p"}), now);
+    board.handle_message(&json!({"kind": "linkUp", "project": "p", "link": 1}), now);
     bridge.ep.link_lost(now);
     bridge.ep.link_up(now);
     board.proxy_data(proxy, b"after".to_vec());

@@ -4,10 +4,10 @@
 // stream protocol runs end to end between the helper and the bridge, and the core says what
 // each kernel frame means.
 import { carrierAttachment, readCarrierFrame } from '../../build/wasm/aistudio_ssh.js';
-import type { Attachment } from '../../build/wasm/aistudio_ssh.js';
+import type { Attachment, ToExtension, ToHost } from '../../build/wasm/aistudio_ssh.js';
 import {
-  CARRIER_PORT, HELPER_HOST_NAME, type CarrierOrder, type CarrierReport, type FromHelper, type HelperStatus,
-  type LinkStats, type ToHelper, type TabNotebook,
+  CARRIER_PORT, HELPER_HOST_NAME, type CarrierOrder, type CarrierReport, type HelperStatus, type LinkStats,
+  type TabNotebook,
 } from './messages';
 import { ext } from './platform';
 import { withRendered } from './settings';
@@ -26,6 +26,8 @@ const REOPEN_EVERY_MS = 1000;
 interface Link {
   port: chrome.runtime.Port;
   attachment: Attachment | null;
+  /** The number of the attachment's `linkUp`: the helper's bytes name the one they are for. */
+  number: number;
   up: boolean;
   /** Whether the bridge ever answered on this link (a refusal before that ends the link). */
   heard: boolean;
@@ -40,7 +42,7 @@ const reopening = new Map<string, number>();
 let reopenTimer: ReturnType<typeof setInterval> | undefined;
 const stats = new Map<string, LinkStats>();
 
-const tell = (message: ToHelper) => helper?.postMessage(message);
+const tell = (message: ToHost) => helper?.postMessage(message);
 
 /** Starts the helper (the browser runs it as long as this port is open; the open port also keeps an MV3 worker alive). */
 export function connectHelper(): HelperStatus {
@@ -54,7 +56,7 @@ export function connectHelper(): HelperStatus {
   }
   helper = port;
   status = { state: 'starting' };
-  port.onMessage.addListener((message: FromHelper) => void fromHelper(message));
+  port.onMessage.addListener((message: ToExtension) => void fromHelper(message));
   port.onDisconnect.addListener(() => {
     // "Specified native messaging host not found." when it is not installed.
     const error = ext.runtime.lastError?.message ?? 'the helper exited';
@@ -62,7 +64,7 @@ export function connectHelper(): HelperStatus {
     helper = null;
     for (const project of [...links.keys()]) closeLink(project);
   });
-  port.postMessage({ kind: 'hello' } satisfies ToHelper);
+  port.postMessage({ kind: 'hello' } satisfies ToHost);
   return status;
 }
 
@@ -72,7 +74,7 @@ export function helperStatus(projectId: string): { helper: HelperStatus; link: L
   return { helper: status, link: stats.get(projectId) ?? null };
 }
 
-async function fromHelper(message: FromHelper): Promise<void> {
+async function fromHelper(message: ToExtension): Promise<void> {
   switch (message.kind) {
     case 'hello':
       status = { state: 'running', version: message.version };
@@ -81,13 +83,18 @@ async function fromHelper(message: FromHelper): Promise<void> {
       return openLink(message.project);
     case 'bytes': {
       const link = links.get(message.project);
-      if (link?.up) link.port.postMessage({ kind: 'bytes', data: message.data } satisfies CarrierOrder);
+      if (link?.up && message.link === link.number) {
+        link.port.postMessage({ kind: 'bytes', data: message.data } satisfies CarrierOrder);
+      }
       return;
     }
     case 'drop':
       return void detach(message.project, message.reason);
     case 'status':
       stats.set(message.project, message);
+      return;
+    case 'error':
+      console.warn('AI Studio SSH: the helper did not understand a message:', message.error);
       return;
   }
 }
@@ -104,12 +111,8 @@ const opening = new Set<string>();
 
 /** The helper wants the project's link: a carrier in its notebook tab, if one is open. */
 async function openLink(projectId: string, quiet = false): Promise<void> {
-  const existing = links.get(projectId);
-  if (existing) {
-    if (existing.up) tell({ kind: 'linkUp', project: projectId });
-    return;
-  }
-  if (opening.has(projectId)) return;
+  // A link being attached says linkUp as soon as it is.
+  if (links.has(projectId) || opening.has(projectId)) return;
   opening.add(projectId);
   try {
     await startLink(projectId, quiet);
@@ -139,7 +142,7 @@ async function startLink(projectId: string, quiet: boolean): Promise<void> {
   const [tabId, notebook] = found;
   reopening.delete(projectId);
   const port = ext.tabs.connect(tabId, { name: CARRIER_PORT, frameId: notebook.frameId });
-  const link: Link = { port, attachment: null, up: false, heard: false, attachCode };
+  const link: Link = { port, attachment: null, number: 0, up: false, heard: false, attachCode };
   links.set(projectId, link);
   port.onMessage.addListener((report: CarrierReport) => fromCarrier(projectId, link, report));
   port.onDisconnect.addListener(() => {
@@ -177,7 +180,8 @@ function fromCarrier(projectId: string, link: Link, report: CarrierReport): void
   switch (report.kind) {
     case 'attached':
       link.up = true;
-      tell({ kind: 'linkUp', project: projectId });
+      link.number += 1;
+      tell({ kind: 'linkUp', project: projectId, link: link.number });
       return;
     case 'frame': {
       const commId = link.attachment?.commId;

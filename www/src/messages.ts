@@ -2,7 +2,7 @@
 // into build/wasm/aistudio_ssh.d.ts): the content script's orders and what the background
 // adds to the core's values. The background's requests are typed by its table (requests.ts).
 import type {
-  Attachment, CellPlan, KeyAlgorithm, NotebookLocation, ProjectInput,
+  Attachment, CellPlan, KeyAlgorithm, NotebookLocation, ProjectInput, ToExtension,
 } from '../../build/wasm/aistudio_ssh';
 
 /** Where a replacement client key comes from: made here, or the user's own. */
@@ -52,30 +52,8 @@ export type CarrierReport =
   /** No carrier can run in this frame (no kernel, the attach code failed). */
   | { kind: 'failed'; reason: string };
 
-/** What the helper says (see crate/src/native_host.rs). */
-export type FromHelper =
-  | { kind: 'hello'; version: string }
-  | { kind: 'want'; project: string }
-  | { kind: 'bytes'; project: string; data: string }
-  | { kind: 'drop'; project: string; reason: string }
-  | ({ kind: 'status' } & LinkStats);
-
-/** What the extension tells the helper. */
-export type ToHelper =
-  | { kind: 'hello' }
-  | { kind: 'linkUp'; project: string }
-  | { kind: 'linkDown'; project: string; reason: string }
-  | { kind: 'bytes'; project: string; data: string }
-  | { kind: 'noLink'; project: string; reason: string };
-
 /** A project's link as the helper counts it. */
-export interface LinkStats {
-  project: string;
-  streams: number;
-  bytesUp: number;
-  bytesDown: number;
-  linkUp: boolean;
-}
+export type LinkStats = Extract<ToExtension, { kind: 'status' }>;
 
 /** Whether the helper answers. */
 export type HelperStatus =

@@ -5,14 +5,13 @@
 //! The extension is written against these exact shapes; a name changed here breaks it, so
 //! the tests pin every shape as JSON text.
 //!
-//! # A link's first bytes
+//! # Which link bytes are for
 //!
-//! `bytes` carry no link number, so after the extension sends `linkDown` then `linkUp`,
-//! `bytes` of the old link the host sent before it read them may still arrive (dozens of
-//! messages at full speed, `crate/tests/native_link.rs` counts them). Each `bytes` message
-//! from the host holds whole frames, and the host's first message on a new link starts
-//! with its `Hello` (type `0x01`, then `ASSH` at offset 5): so after a `linkUp` the
-//! extension forwards the host's `bytes` only from the first message that starts that way.
+//! After the extension sends `linkDown` then `linkUp`, `bytes` the host sent before it read
+//! them may still arrive (dozens of messages at full speed, `crate/tests/native_link.rs`
+//! counts them): so `linkUp` carries a number the extension counts up, and every `bytes`
+//! from the host names the `linkUp` it follows. The extension forwards only those of its
+//! current link.
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -26,8 +25,10 @@ use serde::{Deserialize, Serialize};
 pub enum ToHost {
     /// Who is there: answered with [`ToExtension::Hello`].
     Hello,
-    /// The path to the project's bridge is open: the host's end says `Hello` on it.
-    LinkUp { project: String },
+    /// The path to the project's bridge is open: the host's end says `Hello` on it. `link`
+    /// numbers the attachment (the extension counts up): the host's `bytes` name the one
+    /// they are for, so bytes sent before the host heard of a new attachment are dropped.
+    LinkUp { project: String, link: u32 },
     /// A leg of the path dropped: the host forgets any partial frame and waits for `linkUp`.
     LinkDown { project: String, reason: String },
     /// Bytes from the bridge (standard base64), an arbitrary split of the link's byte
@@ -50,8 +51,13 @@ pub enum ToExtension {
     Want { project: String },
     /// What the host's end transmits (standard base64): whole frames, several per message,
     /// at most [`super::switchboard::MAX_BATCH`] bytes before base64; the first message of a
-    /// link starts with its `Hello` (see the module's doc).
-    Bytes { project: String, data: String },
+    /// link starts with its `Hello` (see the module's doc). `link` is the number of the
+    /// [`ToHost::LinkUp`] they follow.
+    Bytes {
+        project: String,
+        link: u32,
+        data: String,
+    },
     /// The link is dead to the host's end (silent, or broken): close it and open a new one.
     Drop { project: String, reason: String },
     /// Counters for the popup, at most once a second while they change.
@@ -166,9 +172,10 @@ mod tests {
     fn extension_messages_have_the_agreed_shapes() {
         assert_eq!(from(json!({"kind": "hello"})), ToHost::Hello);
         assert_eq!(
-            from(json!({"kind": "linkUp", "project": "P"})),
+            from(json!({"kind": "linkUp", "project": "P", "link": 3})),
             ToHost::LinkUp {
-                project: "P".into()
+                project: "P".into(),
+                link: 3
             }
         );
         assert_eq!(
@@ -213,9 +220,10 @@ mod tests {
         assert_eq!(
             text(ToExtension::Bytes {
                 project: "P".into(),
+                link: 3,
                 data: "AAE=".into()
             }),
-            r#"{"kind":"bytes","project":"P","data":"AAE="}"#
+            r#"{"kind":"bytes","project":"P","link":3,"data":"AAE="}"#
         );
         assert_eq!(
             text(ToExtension::Drop {

@@ -87,6 +87,8 @@ struct Project {
     decoder: Decoder,
     /// The extension says the path to the bridge is open (and the host has not dropped it).
     carrier: bool,
+    /// The number of the extension's last `linkUp`, which the host's `bytes` carry.
+    link: u32,
     last_want_ms: Option<u64>,
     streams: BTreeMap<StreamId, ProxyId>,
     bytes_up: u64,
@@ -205,7 +207,7 @@ impl<R: RngCore> Switchboard<R> {
                     version: crate::VERSION.into(),
                 })
             }
-            ToHost::LinkUp { project }
+            ToHost::LinkUp { project, .. }
             | ToHost::LinkDown { project, .. }
             | ToHost::Bytes { project, .. }
             | ToHost::NoLink { project, .. } => project.clone(),
@@ -217,9 +219,10 @@ impl<R: RngCore> Switchboard<R> {
         }
         match parsed {
             ToHost::Hello => {}
-            ToHost::LinkUp { .. } => {
+            ToHost::LinkUp { link, .. } => {
                 let p = self.project(&project, now_ms);
                 p.carrier = true;
+                p.link = link;
                 p.decoder = Decoder::new();
                 p.endpoint.link_up(now_ms);
                 p.status_changed = true;
@@ -368,6 +371,7 @@ impl<R: RngCore> Switchboard<R> {
                 endpoint: Endpoint::initiator(LinkId(id), config.clone(), now_ms),
                 decoder: Decoder::new(),
                 carrier: false,
+                link: 0,
                 last_want_ms: None,
                 streams: BTreeMap::new(),
                 bytes_up: 0,
@@ -616,6 +620,7 @@ impl<R: RngCore> Switchboard<R> {
         let Some(project) = self.projects.get_mut(name) else {
             return false;
         };
+        let link = project.link;
         let mut batch = Vec::new();
         let mut batches = Vec::new();
         while let Some(frame) = project.endpoint.poll_transmit(now_ms) {
@@ -638,6 +643,7 @@ impl<R: RngCore> Switchboard<R> {
         for batch in batches {
             self.tell_extension(ToExtension::Bytes {
                 project: name.to_owned(),
+                link,
                 data: Base64::encode_string(&batch),
             });
         }
