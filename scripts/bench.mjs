@@ -153,8 +153,14 @@ async function echoRoundTrips(env, config, alias, count) {
   const { spawn } = await import('node:child_process');
   const child = spawn('ssh', ['-F', config, '-o', 'BatchMode=yes', '-T', alias, 'cat'], { env, stdio: ['pipe', 'pipe', 'ignore'] });
   let waiting = null;
-  child.stdout.on('data', () => { waiting?.(); waiting = null; });
-  const echo = () => new Promise((resolve) => { waiting = resolve; child.stdin.write('x'); });
+  let exited = null;
+  child.stdout.on('data', () => { waiting?.resolve(); waiting = null; });
+  child.on('exit', (code) => { exited = new Error(`ssh ${alias} cat exited with ${code}`); waiting?.reject(exited); });
+  const echo = () => new Promise((resolve, reject) => {
+    if (exited) return reject(exited);
+    waiting = { resolve, reject };
+    child.stdin.write('x');
+  });
   try {
     // The session's first bytes also wait for its setup: warm up first.
     for (let i = 0; i < 20; i++) await echo();
@@ -219,9 +225,9 @@ async function direct() {
     const relay = await measure(relayFiles.ssh_config);
     await popup.click('#disconnect');
     const options = await openExtensionPage(browser, 'options.html');
-    await options.evaluate((projectId) => chrome.runtime.sendMessage({
-      kind: 'saveProjectSettings', projectId, settings: { route: 'direct', remotePort: 7423 },
-    }), simulator.projectId);
+    await options.evaluate(([projectId, sshDir]) => chrome.runtime.sendMessage({
+      kind: 'saveProjectSettings', projectId, settings: { route: 'direct', remotePort: 7423, sshDir },
+    }), [simulator.projectId, directDir]);
     await options.close();
     const { popup: directPopup } = await connectFromPopup(browser, simulator);
     const directFiles = await collectDownloads(directPopup, 4, () => directPopup.click('#bundle'), directDir);

@@ -103,9 +103,12 @@ for (const jupyterlab of ['3.6', '4']) {
       const listing = await sftpWith(user.env, files.ssh_config, alias, 'ls -1\n');
       assert.match(listing, /up\.bin/);
 
-      // Three sessions at once.
-      const three = await Promise.all([1, 2, 3].map((n) => ssh(`sleep 1; echo session-${n}`)));
-      assert.deepEqual(three.map((out) => out.trim()), ['session-1', 'session-2', 'session-3']);
+      // Three sessions at once: each waits (at most 30 s) until all three have started.
+      const meet = `meet-${Date.now()}`;
+      const three = await Promise.all([1, 2, 3].map((n) => ssh(
+        `mkdir -p ${meet}; touch ${meet}/${n}; for i in $(seq 300); do [ "$(ls ${meet} | wc -l)" = 3 ] && break; sleep 0.1; done; ls ${meet} | wc -l; echo session-${n}`,
+      )));
+      assert.deepEqual(three.map((out) => out.trim().split('\n')), [1, 2, 3].map((n) => ['3', `session-${n}`]));
 
       // `ssh -L` to a web server in the container.
       const containerPort = await freePort();
@@ -157,8 +160,10 @@ for (const jupyterlab of ['3.6', '4']) {
       // apart from any kernel; the extension attaches again to the restarted kernel).
       const ticking = ssh('for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done');
       await new Promise((resolve) => setTimeout(resolve, 1500));
+      const socketsBeforeKill = kernelSockets();
       await execFileAsync('pkill', ['-9', '-u', CONTAINER_USER, '-f', 'ipykernel_launcher']);
       assert.equal((await ticking).trim().split('\n').length, 6);
+      assert.ok(kernelSockets() > socketsBeforeKill, 'the carrier attached again after the kill');
 
       // The tab closed: ssh fails within seconds, saying why.
       await ide.close();

@@ -21,11 +21,10 @@ use base64ct::{Base64, Encoding};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::kernel::shell_message as message;
+
 /// The comm target the kernel side registers (`attach.py`).
 pub const COMM_TARGET: &str = "aistudio_ssh_bridge";
-
-/// Messaging protocol version we speak.
-const PROTOCOL_VERSION: &str = "5.3";
 
 /// What the content script sends for one attachment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,23 +48,6 @@ pub struct Attachment {
 
 /// The width of the message number in a `comm_msg`'s `msg_id`.
 pub const COUNTER_DIGITS: usize = 16;
-
-fn message(msg_type: &str, msg_id: &str, session: &str, date: &str, content: Value) -> Value {
-    json!({
-        "header": {
-            "msg_id": msg_id,
-            "msg_type": msg_type,
-            "username": "aistudio-ssh",
-            "session": session,
-            "date": date,
-            "version": PROTOCOL_VERSION,
-        },
-        "parent_header": {},
-        "metadata": {},
-        "content": content,
-        "channel": "shell",
-    })
-}
 
 impl Attachment {
     /// The messages of one attachment: `comm_id` and `session` random per attachment (the

@@ -8,13 +8,18 @@ use serde_json::{json, Value};
 /// Messaging protocol version we speak (5.0 and later understand these fields).
 const PROTOCOL_VERSION: &str = "5.3";
 
-/// An `execute_request` on the shell channel. `msg_id` and `session` come from the caller
-/// (random in the browser); the code runs without history and without stdin.
-pub fn execute_request(msg_id: &str, session: &str, code: &str, date: &str) -> Value {
+/// A message of ours on the shell channel (no buffers: the caller adds them if any).
+pub(crate) fn shell_message(
+    msg_type: &str,
+    msg_id: &str,
+    session: &str,
+    date: &str,
+    content: Value,
+) -> Value {
     json!({
         "header": {
             "msg_id": msg_id,
-            "msg_type": "execute_request",
+            "msg_type": msg_type,
             "username": "aistudio-ssh",
             "session": session,
             "date": date,
@@ -22,17 +27,30 @@ pub fn execute_request(msg_id: &str, session: &str, code: &str, date: &str) -> V
         },
         "parent_header": {},
         "metadata": {},
-        "content": {
+        "content": content,
+        "channel": "shell",
+    })
+}
+
+/// An `execute_request` on the shell channel. `msg_id` and `session` come from the caller
+/// (random in the browser); the code runs without history and without stdin.
+pub fn execute_request(msg_id: &str, session: &str, code: &str, date: &str) -> Value {
+    let mut message = shell_message(
+        "execute_request",
+        msg_id,
+        session,
+        date,
+        json!({
             "code": code,
             "silent": false,
             "store_history": false,
             "user_expressions": {},
             "allow_stdin": false,
             "stop_on_error": true,
-        },
-        "channel": "shell",
-        "buffers": [],
-    })
+        }),
+    );
+    message["buffers"] = json!([]);
+    message
 }
 
 /// What a message from the kernel means for a request we sent.

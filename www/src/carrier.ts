@@ -2,7 +2,6 @@
 // takes the helper's bytes to the container's bridge and back. Thin: the background says
 // what to run and which messages to send, the core reads what comes back (each frame goes
 // to the background as it came); this file moves bytes between the port and the WebSocket.
-import type { Attachment } from '../../build/wasm/aistudio_ssh.js';
 import { fromBase64, toBase64 } from './base64';
 import type { JupyterServer, OwnKernel } from './jupyterServer';
 import type { CarrierOrder, CarrierReport } from './messages';
@@ -19,6 +18,8 @@ export class Carrier {
   private counterDigits = 0;
   private counter = 0;
   private closed = false;
+  /** Attachments run one after another (a drop can order one while another starts). */
+  private attaching: Promise<void> = Promise.resolve();
 
   constructor(private readonly server: JupyterServer, private readonly port: chrome.runtime.Port) {
     port.onMessage.addListener((order: CarrierOrder) => this.order(order));
@@ -32,7 +33,7 @@ export class Carrier {
   private order(order: CarrierOrder): void {
     switch (order.kind) {
       case 'attach':
-        this.attach(order.code, order.attachment).catch((error: unknown) => {
+        this.attaching = this.attaching.then(() => this.attach(order)).catch((error: unknown) => {
           this.report({ kind: 'failed', reason: `the carrier could not start: ${error instanceof Error ? error.message : String(error)}` });
         });
         return;
@@ -60,15 +61,30 @@ export class Carrier {
     socket?.close();
   }
 
+  /** A kernel of our own, shut down again if this carrier closed meanwhile. */
+  private async startKernel(): Promise<OwnKernel | null> {
+    const kernel = await this.server.startKernel();
+    if (!this.closed) return kernel;
+    await kernel.close();
+    return null;
+  }
+
   /** Runs the attach code in the kernel (a new one if it is gone), then opens the comm. */
-  private async attach(code: string, attachment: Attachment): Promise<void> {
+  private async attach({ code, attachment, staleKernel }: Extract<CarrierOrder, { kind: 'attach' }>): Promise<void> {
     this.detach();
-    this.kernel ??= await this.server.startKernel();
+    if (this.closed) return;
+    // A carrier of this page before a reload: nobody closed its kernel.
+    if (staleKernel && staleKernel !== this.kernel?.id) {
+      await this.server.request(`api/kernels/${staleKernel}`, 'DELETE').catch(() => undefined);
+    }
+    this.kernel ??= await this.startKernel();
+    if (!this.kernel) return;
     try {
       await this.kernel.renew();
     } catch {
       // The kernel is gone (shut down, or the container restarted): a new one.
-      this.kernel = await this.server.startKernel();
+      this.kernel = await this.startKernel();
+      if (!this.kernel) return;
     }
     const result = await this.kernel.execute(code);
     if (!result.ok) {
@@ -94,7 +110,7 @@ export class Carrier {
     this.counterDigits = attachment.counterDigits;
     this.counter = 0;
     socket.send(attachment.commOpen);
-    this.report({ kind: 'attached' });
+    this.report({ kind: 'attached', kernelId: this.kernel.id });
   }
 
   /** The background or this page went away: nothing of ours is left running in Jupyter. */

@@ -29,7 +29,7 @@ interface Link {
   /** The number of the attachment's `linkUp`: the helper's bytes name the one they are for. */
   number: number;
   up: boolean;
-  /** Whether the bridge ever answered on this link (a refusal before that ends the link). */
+  /** Whether the bridge answered on this attachment (a refusal before that ends the link). */
   heard: boolean;
   attachCode: string;
 }
@@ -41,6 +41,10 @@ const links = new Map<string, Link>();
 const reopening = new Map<string, number>();
 let reopenTimer: ReturnType<typeof setInterval> | undefined;
 const stats = new Map<string, LinkStats>();
+/** Per project: the last `linkUp` number (never reused while the worker lives). */
+const linkNumbers = new Map<string, number>();
+/** Per project: the carrier's last kernel, which a reloaded page's carrier shuts down. */
+const carrierKernels = new Map<string, string>();
 
 const tell = (message: ToHost) => helper?.postMessage(message);
 
@@ -55,7 +59,8 @@ export function connectHelper(): HelperStatus {
     return status;
   }
   helper = port;
-  status = { state: 'starting' };
+  // A retry keeps saying what the last attempt found until this one answers or fails.
+  if (status.state === 'unknown') status = { state: 'starting' };
   port.onMessage.addListener((message: ToExtension) => void fromHelper(message));
   port.onDisconnect.addListener(() => {
     // "Specified native messaging host not found." when it is not installed.
@@ -140,7 +145,6 @@ async function startLink(projectId: string, quiet: boolean): Promise<void> {
     return;
   }
   const [tabId, notebook] = found;
-  reopening.delete(projectId);
   const port = ext.tabs.connect(tabId, { name: CARRIER_PORT, frameId: notebook.frameId });
   const link: Link = { port, attachment: null, number: 0, up: false, heard: false, attachCode };
   links.set(projectId, link);
@@ -149,10 +153,14 @@ async function startLink(projectId: string, quiet: boolean): Promise<void> {
     if (links.get(projectId) !== link) return;
     const wasUp = link.up;
     closeLink(projectId);
+    // A reload: its sessions wait; the tab is looked for until a carrier attaches again
+    // (a page still loading may hold an old record or no content script yet).
     if (wasUp) reopenLater(projectId);
-    else tell({ kind: 'noLink', project: projectId, reason: `the notebook tab of project ${projectId} closed or reloaded` });
+    else if (!reopening.has(projectId)) {
+      tell({ kind: 'noLink', project: projectId, reason: `the notebook tab of project ${projectId} closed or reloaded` });
+    }
   });
-  attach(link);
+  attach(link, projectId);
 }
 
 /** The tab went away under a link in use (a reload): its sessions wait, so look for the tab again. */
@@ -170,17 +178,23 @@ function reopenLater(projectId: string): void {
   }, REOPEN_EVERY_MS);
 }
 
-function attach(link: Link): void {
+function attach(link: Link, projectId: string): void {
+  link.heard = false;
   link.attachment = carrierAttachment(crypto.randomUUID(), crypto.randomUUID(), new Date().toISOString());
-  link.port.postMessage({ kind: 'attach', code: link.attachCode, attachment: link.attachment } satisfies CarrierOrder);
+  link.port.postMessage({
+    kind: 'attach', code: link.attachCode, attachment: link.attachment, staleKernel: carrierKernels.get(projectId) ?? null,
+  } satisfies CarrierOrder);
 }
 
 function fromCarrier(projectId: string, link: Link, report: CarrierReport): void {
   if (links.get(projectId) !== link) return;
   switch (report.kind) {
     case 'attached':
+      reopening.delete(projectId);
+      carrierKernels.set(projectId, report.kernelId);
       link.up = true;
-      link.number += 1;
+      link.number = (linkNumbers.get(projectId) ?? 0) + 1;
+      linkNumbers.set(projectId, link.number);
       tell({ kind: 'linkUp', project: projectId, link: link.number });
       return;
     case 'frame': {
@@ -191,7 +205,9 @@ function fromCarrier(projectId: string, link: Link, report: CarrierReport): void
         link.heard = true;
         tell({ kind: 'bytes', project: projectId, data: event.data });
       } else if (event.kind === 'closed' && !link.heard) {
-        // The bridge never answered (not started, or gone with a container restart).
+        // The bridge does not answer (not started, stopped by Disconnect, or gone with a
+        // container restart): no use attaching again.
+        reopening.delete(projectId);
         closeLink(projectId);
         tell({
           kind: 'noLink', project: projectId,
@@ -205,6 +221,7 @@ function fromCarrier(projectId: string, link: Link, report: CarrierReport): void
       detach(projectId, report.reason);
       return;
     case 'failed':
+      reopening.delete(projectId);
       closeLink(projectId);
       tell({ kind: 'noLink', project: projectId, reason: report.reason });
       return;
@@ -221,7 +238,7 @@ function detach(projectId: string, reason: string): void {
   if (wasUp) tell({ kind: 'linkDown', project: projectId, reason });
   link.port.postMessage({ kind: 'detach' } satisfies CarrierOrder);
   setTimeout(() => {
-    if (links.get(projectId) === link && !link.attachment) attach(link);
+    if (links.get(projectId) === link && !link.attachment) attach(link, projectId);
   }, REATTACH_MS);
 }
 

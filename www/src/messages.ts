@@ -35,8 +35,11 @@ export const CARRIER_PORT = 'carrier';
 
 /** The background's orders on a carrier port. */
 export type CarrierOrder =
-  /** Attach: run `code` in the carrier's kernel (started if need be), then open the comm. */
-  | { kind: 'attach'; code: string; attachment: Attachment }
+  /**
+   * Attach: run `code` in the carrier's kernel (started if need be), then open the comm;
+   * `staleKernel` is an earlier carrier's kernel (a page since reloaded) to shut down.
+   */
+  | { kind: 'attach'; code: string; attachment: Attachment; staleKernel: string | null }
   /** Bytes for the bridge (base64): sent after the attachment's data head. */
   | { kind: 'bytes'; data: string }
   /** End the current attachment (the next `attach` follows). */
@@ -44,7 +47,7 @@ export type CarrierOrder =
 
 /** What the content script reports on a carrier port. */
 export type CarrierReport =
-  | { kind: 'attached' }
+  | { kind: 'attached'; kernelId: string }
   /** A frame from the kernel: a text frame, or base64 of a binary one. */
   | { kind: 'frame'; text: string | undefined; binary: string | undefined }
   /** The WebSocket closed under the attachment. */

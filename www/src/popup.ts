@@ -35,12 +35,13 @@ function showHelper(view: ProjectView, helper: Reply<'helperStatus'> | null): vo
   element('helper').hidden = view.route !== 'direct' || !helper;
   if (view.route !== 'direct' || !helper) return;
   element('route').textContent = t('routeDirectShort');
-  const running = helper.helper.state === 'running';
-  element('helper-state').textContent = running
-    ? t('helperRunning', helper.helper.state === 'running' ? helper.helper.version : '')
-    : t('helperMissing');
-  element('helper-state').dataset.helper = helper.helper.state;
-  element('helper-install').hidden = running;
+  const state = helper.helper;
+  element('helper-state').textContent = state.state === 'running' ? t('helperRunning', state.version)
+    : state.state === 'missing' ? t('helperMissing')
+      : state.state === 'exited' ? t('helperExited', state.error)
+        : t('helperChecking');
+  element('helper-state').dataset.helper = state.state;
+  element('helper-install').hidden = state.state !== 'missing';
   const link = helper.link;
   element('link-stats').textContent = link
     ? t('linkStats', [String(link.streams), megabytes(link.bytesUp), megabytes(link.bytesDown)])

@@ -21,7 +21,10 @@ export async function projectSettings(projectId: string): Promise<ProjectSetting
     const stored = await readProjectSettings(projectId);
     if (stored) return stored;
     const taken = (await allProjectSettings()).map((settings) => settings.remotePort);
-    const settings = { remotePort: nextRemotePort(taken) };
+    // The route is stored from the start, so adding a relay later changes no project's route:
+    // a new project connects directly unless the user keeps a relay for their projects.
+    const route = (await readRelay()) ? 'relay' : 'direct';
+    const settings: ProjectSettings = { remotePort: nextRemotePort(taken), route };
     await writeProjectSettings(projectId, settings);
     return settings;
   });

@@ -73,12 +73,23 @@ elif { [ -n "$relay_public" ] && [ ! -f "$keys_dir/relay_ed25519" ]; } || [ ! -f
   exit 1
 fi
 install_file "$keys_dir/ssh_host_ed25519_key.pub" "$host_public" 644
+# The other route's service stops: a route the user left keeps nothing open.
+stop_service() {
+  local name=$1 pid
+  pid=$(cat "$state_dir/$name.pid" 2>/dev/null) || return 0
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill "$pid" && say "stopped the $name: project $project now connects $2"
+}
 if [ -n "$relay_public" ]; then
   install_file "$keys_dir/relay_ed25519.pub" "$relay_public" 644
   install_file "$keys_dir/relay_known_hosts" "$relay_known_hosts" 644
-elif [ -e "$keys_dir/relay_ed25519" ]; then
-  rm -f "$keys_dir/relay_ed25519" "$keys_dir/relay_ed25519.pub" "$keys_dir/relay_known_hosts"
-  say "removed the relay key from $keys_dir: project $project now connects directly, through the notebook tab"
+  stop_service bridge "through the relay"
+else
+  stop_service tunnel "directly, through the notebook tab"
+  if [ -e "$keys_dir/relay_ed25519" ]; then
+    rm -f "$keys_dir/relay_ed25519" "$keys_dir/relay_ed25519.pub" "$keys_dir/relay_known_hosts"
+    say "removed the relay key from $keys_dir: project $project now connects directly, through the notebook tab"
+  fi
 fi
 
 replace_block "$HOME/.ssh/authorized_keys" "$auth_begin" "$auth_end" "$client_line" bottom

@@ -44,7 +44,10 @@ fn fail(error: &str) -> ExitCode {
 fn connect(project: &str) -> Result<ExitCode, String> {
     let path = crate::host::socket_path()?;
     let socket = UnixStream::connect(&path).map_err(|error| match error.kind() {
-        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => NOT_RUNNING.to_owned(),
+        // The path too: a shell whose XDG_RUNTIME_DIR differs from the browser's looks elsewhere.
+        io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+            format!("{NOT_RUNNING} (no helper at {})", path.display())
+        }
         _ => format!("cannot reach the helper at {}: {error}", path.display()),
     })?;
     let request = ProxyRequest {
