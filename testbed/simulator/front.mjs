@@ -319,7 +319,10 @@ export class Front {
     const { port, token } = jupyter;
     const target = serving ? Number(serving[1]) : port;
     const path = serving ? `/${rest.slice(serving[0].length)}` : request.url;
+    // As nginx (tcp_nodelay on, its default), the front sends what it gets at once.
+    socket.setNoDelay(true);
     const upstream = net.connect(target, '127.0.0.1', () => {
+      upstream.setNoDelay(true);
       const headers = serving ? request.headers : { ...request.headers, authorization: `token ${token}` };
       const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
       upstream.write(`${request.method} ${path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`);

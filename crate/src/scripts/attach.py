@@ -126,8 +126,39 @@ class _Attach(object):
             self.current = None
 
 
+def _quiet_comm_status(kernel):
+    """No busy/idle around the carrier's comm_msg: the server would write that status right
+    before the bytes it answers with, and the small write ahead holds the bytes back (Nagle's
+    algorithm waits for the browser's delayed ACK): tens of ms per keystroke. This kernel is
+    the extension's own; nobody watches its status."""
+    publish = getattr(kernel, "_publish_status", None)
+    if publish is None or getattr(publish, "_aistudio_ssh", False):
+        return
+
+    def quiet(status, *args, **kwargs):
+        parent = kwargs.get("parent")
+        if parent is None:
+            get_parent = getattr(kernel, "get_parent", None)
+            try:
+                parent = get_parent(args[0] if args else "shell") if get_parent else None
+            except Exception:  # an ipykernel whose get_parent differs: publish as always
+                parent = None
+        header = (parent or {}).get("header") or {}
+        content = (parent or {}).get("content") or {}
+        attach = getattr(kernel, "_aistudio_ssh_attach", None)
+        current = attach.current if attach is not None else None
+        if (header.get("msg_type") == "comm_msg" and current is not None
+                and content.get("comm_id") == getattr(current.comm, "comm_id", None)):
+            return None
+        return publish(status, *args, **kwargs)
+
+    quiet._aistudio_ssh = True
+    kernel._publish_status = quiet
+
+
 def _register(path, target):
     kernel = get_ipython().kernel
+    _quiet_comm_status(kernel)
     old = getattr(kernel, "_aistudio_ssh_attach", None)
     if old is not None:
         old.close_current("replaced by a newer attach client")
