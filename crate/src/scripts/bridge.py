@@ -402,7 +402,7 @@ class Acceptor(object):
     finished, reset), and `read`/`write`/`close`/`reset` for stream bytes."""
 
     def __init__(self, now_ms, window=4 * 1024 * 1024, send_buffer=4 * 1024 * 1024,
-                 max_chunk=64 * 1024, max_streams=256, grace_ms=120000, ack_delay_ms=10,
+                 max_chunk=64 * 1024, max_streams=256, grace_ms=120000, ack_delay_ms=50,
                  ping_interval_ms=10000, silence_ms=40000):
         self.window = max(window, INITIAL_WINDOW)
         self.send_buffer = max(send_buffer, 1)
@@ -782,6 +782,9 @@ class Acceptor(object):
 
     def _owed_ack(self, now_ms):
         quarter = self.window // 4
+        # Data goes out now anyway: owed Acks ride along in the same write (a separate small
+        # write before data makes a leg without nodelay hold the data for a delayed ACK).
+        delay = 0 if any(s.sendable() for s in self.streams.values()) else self.ack_delay_ms
         for sid in sorted(self.streams):
             s = self.streams[sid]
             ack = s.ack(sid)
@@ -795,7 +798,7 @@ class Acceptor(object):
                       or limit - s.advertised[1] >= quarter or ack.received - s.advertised[0] >= quarter)
             if s.ack_owed_since is None:
                 s.ack_owed_since = now_ms
-            if urgent or now_ms >= s.ack_owed_since + self.ack_delay_ms:
+            if urgent or now_ms >= s.ack_owed_since + delay:
                 s.advertised = now
                 s.ack_owed_since = None
                 self._finish_if_done(sid)

@@ -25,7 +25,8 @@ pub struct Config {
     pub max_streams: usize,
     /// How long a lost link may stay down before its streams are reset.
     pub grace_ms: u64,
-    /// How long an acknowledgement may wait to be combined with later ones.
+    /// How long an acknowledgement may wait to be combined with later ones (or with data,
+    /// which takes every owed one along at once).
     pub ack_delay_ms: u64,
     /// A `Ping` goes out when nothing was sent for this long (keeps every leg and the
     /// extension's worker awake).
@@ -42,7 +43,7 @@ impl Default for Config {
             max_chunk: 64 * 1024,
             max_streams: 256,
             grace_ms: 120_000,
-            ack_delay_ms: 10,
+            ack_delay_ms: 50,
             ping_interval_ms: 10_000,
             silence_ms: 40_000,
         }
@@ -1002,7 +1003,11 @@ impl Endpoint {
 
     fn owed_ack(&mut self, now_ms: u64) -> Option<Frame> {
         let quarter = u64::from(self.config.window / 4);
-        let delay = self.config.ack_delay_ms;
+        // Data goes out now anyway: owed Acks ride along in the same write. A separate small
+        // write just before data makes a TCP leg without nodelay hold the data back until
+        // the other side's delayed ACK (jupyter_server's kernel WebSocket is one).
+        let sending = self.streams.values().any(|s| s.sendable());
+        let delay = if sending { 0 } else { self.config.ack_delay_ms };
         let mut owed = None;
         for (&id, s) in &mut self.streams {
             let ack = s.ack(id);
