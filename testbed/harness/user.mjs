@@ -40,8 +40,8 @@ export async function fillRelay(options, relay) {
 }
 
 /**
- * The whole setup through the options page: relay, the project (with `sshDir` as its
- * folder on "my computer"), and the relay script run on the simulator's relay.
+ * The whole setup through the options page: relay, the project (through the relay, with
+ * `sshDir` as its folder on "my computer"), and the relay script run on the simulator's relay.
  * Returns the options page and what the relay script printed.
  */
 export async function setUpProject(browser, simulator, projectId, sshDir) {
@@ -51,10 +51,14 @@ export async function setUpProject(browser, simulator, projectId, sshDir) {
   if (errors.length) throw new Error(`relay refused: ${JSON.stringify(errors)}`);
   await options.fill('#add-project input[name=projectId]', projectId);
   await options.click('#add-project button');
-  const article = projectArticle(options, projectId);
-  await article.locator('pre.script').filter({ hasText: 'AI Studio SSH' }).waitFor({ state: 'attached' });
-  await article.locator('form.project-settings input[name=sshDir]').fill(sshDir);
-  await article.locator('form.project-settings button[type=submit]').click();
+  const form = projectArticle(options, projectId).locator('form.project-settings');
+  // Rendered once its stored settings are in (a project the extension saw before the relay
+  // was set connects directly): the user chooses the relay for it.
+  await eventually(() => form.locator('input[name=remotePort]').inputValue(), (port) => port !== '',
+    { what: 'the project settings shown' });
+  await form.locator('select[name=route]').selectOption('relay');
+  await form.locator('input[name=sshDir]').fill(sshDir);
+  await form.locator('button[type=submit]').click();
   const script = projectArticle(options, projectId).locator('pre.script');
   await eventually(() => script.textContent(), (text) => text.includes(`project ${projectId}`), { what: 'the relay script' });
   await projectArticle(options, projectId).locator('details.relay-script summary').click();
