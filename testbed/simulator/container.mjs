@@ -20,6 +20,11 @@ function ensureContainerUser() {
   return execFileSync('getent', ['passwd', CONTAINER_USER], { encoding: 'utf8' }).split(':')[5];
 }
 
+/** The container's /tmp is this machine's: what its user left there goes with the container. */
+export function wipeContainerTmp() {
+  spawnSync('find', ['/tmp', '-xdev', '-mindepth', '1', '-user', CONTAINER_USER, '-delete']);
+}
+
 /** Zones by accelerator; AI Studio's zone names vary, and are not a reliable CPU/GPU signal. */
 const ZONES = { cpu: 'bd-cpu-01', gpu: 'bd-gpu-01', dcu: 'bd-gpu-04' };
 /** A stand-in for a Sugon/Hygon DCU's `hy-smi` (rocm-smi's product lines); on PATH only on DCU machines. */
@@ -185,7 +190,7 @@ export class Container extends EventEmitter {
     for (const entry of readdirSync(this.home)) {
       if (!kept.includes(entry)) rmSync(join(this.home, entry), { recursive: true, force: true });
     }
-    spawnSync('find', ['/tmp', '-xdev', '-mindepth', '1', '-user', CONTAINER_USER, '-delete']);
+    wipeContainerTmp();
   }
 
   /** A new container on the same machine (an environment restart). */

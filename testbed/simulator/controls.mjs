@@ -3,7 +3,7 @@
 // cut WebSockets) or look inside the container.
 import { rmSync } from 'node:fs';
 import { AISTUDIO_HOST, SELF_HOSTED_HOST } from './front.mjs';
-import { killContainerUserProcesses } from './container.mjs';
+import { killContainerUserProcesses, wipeContainerTmp } from './container.mjs';
 
 /**
  * The test-facing simulator over its parts, all started.
@@ -51,8 +51,10 @@ export function simulatorControls({ front, container, relay, dir, jupyterlab, pr
     async stop() {
       front.stopCuts();
       await container.stop();
-      // Whatever else the container ran (the tunnel, a user-mode sshd) ends with it.
+      // Whatever else the container ran (the tunnel, the bridge, a user-mode sshd) ends with
+      // it, and so does what it left in /tmp (the machine's).
       killContainerUserProcesses();
+      wipeContainerTmp();
       relay.stop();
       await front.close();
       rmSync(dir, { recursive: true, force: true });
