@@ -1,7 +1,8 @@
 // User story: I have no server. I install the extension and the helper, open my notebook,
 // press Connect, and `ssh aistudio-<project>` works through the notebook tab: ssh, scp both
-// ways, sftp, `ssh -L`, several sessions at once, through a page reload and the platform
-// cutting WebSockets; closing the tab makes ssh fail at once with a message that says so.
+// ways, sftp, `ssh -L`, several sessions at once, through a page reload, the platform
+// cutting WebSockets and the extension's worker stopping; closing the tab makes ssh fail at
+// once with a message that says so.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -164,6 +165,34 @@ for (const jupyterlab of ['3.6', '4']) {
       await execFileAsync('pkill', ['-9', '-u', CONTAINER_USER, '-f', 'ipykernel_launcher']);
       assert.equal((await ticking).trim().split('\n').length, 6);
       assert.ok(kernelSockets() > socketsBeforeKill, 'the carrier attached again after the kill');
+
+      // The extension's worker stopped mid-transfer (browsers stop MV3 workers, and Chromium
+      // then kills the native host): the helper's keeper holds the sessions, the notebook's
+      // content script wakes the worker (no popup open to do it), and the transfer completes.
+      await popup.close();
+      const keeper = user.keeperPid();
+      assert.ok(keeper, 'a keeper runs');
+      const oldWorker = browser.context.serviceWorkers()[0];
+      await oldWorker.evaluate(() => { globalThis.beforeTheStop = true; });
+      const devtools = await openExtensionPage(browser, 'options.html');
+      const cdp = await browser.context.newCDPSession(devtools);
+      await cdp.send('ServiceWorker.enable');
+      const held = randomFile(home, 'held.bin', 30);
+      const open = catSession(user.env, files.ssh_config, alias);
+      assert.equal(await open.echo('before the stop'), 'before the stop');
+      let heldDone = false;
+      const heldTransfer = scpWith(user.env, files.ssh_config, held, `${alias}:held.bin`).then(() => { heldDone = true; });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await cdp.send('ServiceWorker.stopAllWorkers');
+      assert.equal(heldDone, false, 'the transfer was still running when the worker stopped');
+      await devtools.close();
+      await heldTransfer;
+      assert.equal((await ssh('sha256sum held.bin')).split(' ')[0], sha256File(held));
+      assert.equal(await open.echo('after the stop'), 'after the stop');
+      open.close();
+      const worker = browser.context.serviceWorkers()[0];
+      assert.equal(await worker.evaluate(() => globalThis.beforeTheStop), undefined, 'a new worker runs');
+      assert.equal(user.keeperPid(), keeper, 'the same keeper held the sessions');
 
       // The tab closed: ssh fails within seconds, saying why.
       await ide.close();

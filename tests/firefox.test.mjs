@@ -1,12 +1,16 @@
 // User story, in Firefox: the same extension, built for Firefox, connects my notebook just as
 // in Chromium. Debian's Firefox ESR, driven over Marionette; JupyterLab 4 on the simulator.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { eventually } from '../testbed/harness/browser.mjs';
 import { launchFirefox } from '../testbed/harness/firefox.mjs';
+import {
+  helperEnvironment, installHelperForFirefox, scpWith, sha256File, sshWith,
+} from '../testbed/harness/helper.mjs';
 import { cutTerminalMidCell, ssh } from '../testbed/harness/user.mjs';
 import { CONTAINER_USER, SELF_HOSTED_HOST, startSimulator } from '../testbed/simulator/simulator.mjs';
 
@@ -124,6 +128,62 @@ test('Firefox ESR: a self-hosted server added on a click (permissions.request in
     assert.equal(found.baseUrl, simulator.selfHostedBaseUrl);
   } catch (error) {
     await firefox.screenshot('firefox-self-hosted-failure.png').catch(() => undefined);
+    throw new Error(`${error.message}\n--- Firefox log (tail) ---\n${firefox.log().slice(-3000)}`, { cause: error });
+  }
+});
+
+test('Firefox ESR: direct, ssh and scp through the notebook tab with the helper, no relay', async (t) => {
+  const simulator = await startSimulator({ jupyterlab: '4' });
+  const user = helperEnvironment();
+  const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-user-'));
+  const sshDir = join(home, '.ssh', `aistudio-${simulator.projectId}`);
+  mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+  t.after(async () => {
+    await simulator.stop();
+    user.remove();
+    rmSync(home, { recursive: true, force: true });
+  });
+  // Firefox reads a user's native messaging hosts in ~/.mozilla: the test's own home.
+  assert.match(installHelperForFirefox(home), /native-messaging-hosts/);
+  const firefox = await launchFirefox({ env: { ...user.env, HOME: home } });
+  t.after(() => firefox.close());
+  const { projectId } = simulator;
+  const alias = `aistudio-${projectId}`;
+  try {
+    const options = await firefox.openExtensionPage('options.html');
+    const saved = await firefox.run((projectId, sshDir) => browser.runtime.sendMessage({
+      kind: 'saveProjectSettings', projectId, settings: { remotePort: 7423, sshDir },
+    }), projectId, sshDir);
+    assert.deepEqual(saved.value, []);
+    await firefox.openTab(simulator.ideUrl);
+    await firefox.switchTo(options);
+    const tabId = await firefox.run((url) => browser.tabs.query({ url }).then((tabs) => tabs[0]?.id), simulator.ideUrl);
+    await firefox.openExtensionPage(`popup.html?tab=${tabId}`);
+    await eventually(() => firefox.run(() => document.querySelector('#helper-state').textContent),
+      (text) => /helper .* running/.test(text), { what: 'the helper running in the popup', timeoutMs: 60_000 });
+    await firefox.click('#connect');
+    const shown = await eventually(() => firefox.run(() => ({
+      phase: document.querySelector('#phase').dataset.phase, reason: document.querySelector('#reason').textContent,
+    })), (s) => s.phase === 'up' || s.phase === 'error', { what: 'the bridge up in Firefox', timeoutMs: 120_000 });
+    assert.equal(shown.phase, 'up', shown.reason);
+
+    const reply = await firefox.run((projectId) => browser.runtime.sendMessage({ kind: 'bundle', projectId }), projectId);
+    assert.equal(reply.ok, true, JSON.stringify(reply.error));
+    assert.deepEqual(reply.value.map((file) => file.name).sort(), ['id_aistudio', 'id_aistudio.pub', 'known_hosts', 'ssh_config']);
+    for (const file of reply.value) writeFileSync(join(sshDir, file.name), file.text, { mode: 0o600 });
+    const config = join(sshDir, 'ssh_config');
+    const ssh = (command) => sshWith(user.env, config, alias, command);
+    assert.equal((await ssh('whoami')).trim(), CONTAINER_USER);
+    // 10 MB each way, equal sha256.
+    const up = join(home, 'up.bin');
+    writeFileSync(up, randomBytes(10 * 1024 * 1024));
+    await scpWith(user.env, config, up, `${alias}:up.bin`);
+    assert.equal((await ssh('sha256sum up.bin')).split(' ')[0], sha256File(up));
+    const down = join(home, 'down.bin');
+    await scpWith(user.env, config, `${alias}:up.bin`, down);
+    assert.equal(sha256File(down), sha256File(up));
+  } catch (error) {
+    await firefox.screenshot('firefox-direct-failure.png').catch(() => undefined);
     throw new Error(`${error.message}\n--- Firefox log (tail) ---\n${firefox.log().slice(-3000)}`, { cause: error });
   }
 });

@@ -209,12 +209,18 @@ impl Host {
         host
     }
 
-    fn socket(&self) -> PathBuf {
-        self.runtime.path().join("aistudio-ssh/helper.sock")
+    /// The keeper's pid, from the file it writes next to its socket.
+    fn keeper_pid(&self) -> u32 {
+        let file = self.runtime.path().join("aistudio-ssh/keeper.pid");
+        std::fs::read_to_string(file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
     }
 
-    /// The browser goes away: the host ends (and removes its socket); the test's extension
-    /// ends with it, and its bridge process with that.
+    /// The browser goes away: the host (the pipe) ends; the test's extension ends with it,
+    /// and its bridge process with that. The keeper stays while proxies need it.
     fn close(mut self) {
         {
             let mut input = self.input.lock().unwrap();
@@ -225,6 +231,28 @@ impl Host {
         assert!(status.success(), "{status}");
         drop(self.to_extension);
         self.extension.join().unwrap();
+    }
+}
+
+/// The keeper leaves by itself once no extension and no proxy needs it, and takes its
+/// socket and pid file with it.
+fn keeper_leaves(runtime: &Path, pid: u32) {
+    let folder = runtime.join("aistudio-ssh");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // A zombie until someone reaps it: gone is "not running".
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    };
+    while running() || folder.join("helper.sock").exists() || folder.join("keeper.pid").exists() {
+        assert!(Instant::now() < deadline, "the keeper leaves within 5 s");
+        thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -449,9 +477,9 @@ fn eight_mib_cross_proxy_host_and_bridge_and_come_back_equal() {
         assert!(Instant::now() < deadline, "last status: {last:?}");
         thread::sleep(Duration::from_millis(20));
     }
-    let socket = host.socket();
+    let (runtime, keeper) = (host.runtime.clone(), host.keeper_pid());
     host.close();
-    assert!(!socket.exists(), "the host removes its socket");
+    keeper_leaves(runtime.path(), keeper);
 }
 
 #[test]
@@ -581,28 +609,90 @@ fn a_socket_folder_others_may_enter_is_refused_by_host_and_proxy() {
 }
 
 #[test]
-fn the_newest_host_takes_the_socket_and_the_older_one_leaves_it() {
-    let older = Host::start(Answer::NoLink("the older host".into()));
+fn the_newest_extension_takes_the_keeper_and_the_older_hosts_pipe_ends() {
+    let mut older = Host::start(Answer::NoLink("the older browser".into()));
+    let keeper = older.keeper_pid();
     let newer = Host::start_in(
-        Answer::NoLink("the newer host".into()),
+        Answer::NoLink("the newer browser".into()),
         older.runtime.clone(),
     );
+    assert_eq!(newer.keeper_pid(), keeper, "one keeper serves both in turn");
+    // The keeper closes the older connection: the browser sees its host exit.
+    let status = wait_exit(&mut older.child.0, Duration::from_secs(5));
+    assert!(status.success(), "{status}");
     let out = proxy(older.runtime.path())
         .stdin(Stdio::null())
         .output()
         .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "aistudio-ssh: the newer host\n"
+        "aistudio-ssh: the newer browser\n"
     );
-    let socket = newer.socket();
     older.close();
-    assert!(
-        socket.exists(),
-        "the older host leaves the newer one's socket"
-    );
+    let runtime = newer.runtime.clone();
     newer.close();
-    assert!(!socket.exists());
+    keeper_leaves(runtime.path(), keeper);
+}
+
+#[test]
+fn a_transfer_survives_the_browser_restarting_its_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("bridge.sock");
+    let _bridge = Reaped(
+        Command::new("python3")
+            .arg(bridge_py())
+            .args(["--sshd-port", &echo_server().to_string()])
+            .arg("--listen")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("python3 runs"),
+    );
+    let first = Host::start(Answer::Link(Box::new(socket_bridge(socket.clone()))));
+    let (runtime, keeper) = (first.runtime.clone(), first.keeper_pid());
+    let progress = Arc::new(AtomicUsize::new(0));
+    // A third of the way: the worker stops (its host's stdin closes, the link with it),
+    // and 2 s later (past Chromium's kill of the old host) a new worker starts a new host.
+    let restart = {
+        let (progress, runtime) = (progress.clone(), runtime.clone());
+        thread::spawn(move || {
+            let start = Instant::now();
+            while progress.load(Ordering::SeqCst) < SIZE / 3 {
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "a third comes back"
+                );
+                thread::sleep(Duration::from_millis(1));
+            }
+            let at = progress.load(Ordering::SeqCst);
+            first.close();
+            thread::sleep(Duration::from_secs(2));
+            let second = Host::start_in(Answer::Link(Box::new(socket_bridge(socket))), runtime);
+            (at, second)
+        })
+    };
+    let took = echo_through_proxy(runtime.path(), SIZE, progress);
+    let (at, second) = restart.join().unwrap();
+    assert!(
+        at < SIZE,
+        "the host restarted mid-transfer ({at} of {SIZE})"
+    );
+    assert_eq!(
+        second.keeper_pid(),
+        keeper,
+        "the same keeper held the stream"
+    );
+    assert_eq!(
+        second.seen.lock().unwrap().wants,
+        1,
+        "the new extension is asked for the link"
+    );
+    eprintln!(
+        "8 MiB each way with the host restarted after {at} bytes: {} ms",
+        took.as_millis()
+    );
+    second.close();
+    keeper_leaves(runtime.path(), keeper);
 }
 
 #[test]

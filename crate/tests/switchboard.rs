@@ -15,8 +15,12 @@ use serde_json::json;
 
 type Board = Switchboard<ChaCha8Rng>;
 
+/// A board an extension has greeted (a proxy before that is refused).
 fn board() -> Board {
-    Switchboard::new(ChaCha8Rng::seed_from_u64(14), Config::default())
+    let mut board = Switchboard::new(ChaCha8Rng::seed_from_u64(14), Config::default());
+    board.handle_message(&json!({"kind": "hello"}), 0);
+    drain(&mut board, 0);
+    board
 }
 
 fn drain(board: &mut Board, now: u64) -> Vec<Output> {
@@ -455,4 +459,49 @@ fn bytes_that_are_not_frames_fail_the_link_with_an_error_frame_then_a_drop() {
         4,
     );
     assert!(bytes_out(&drain(&mut board, 4)).is_empty());
+}
+
+#[test]
+fn a_proxy_is_refused_at_once_while_no_extension_is_connected() {
+    let mut board = Switchboard::new(ChaCha8Rng::seed_from_u64(14), Config::default());
+    board.proxy_request(ProxyId(1), &request("p"), 0);
+    let out = drain(&mut board, 0);
+    assert_eq!(wants(&out), 0);
+    match &actions(&out, ProxyId(1))[..] {
+        [ProxyAction::Answer(answer), ProxyAction::Close] => {
+            assert!(!answer.ok);
+            let error = answer.error.as_deref().unwrap();
+            assert!(error.contains("extension is not connected"), "{error}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!board.has_proxies());
+}
+
+#[test]
+fn a_restarted_extension_is_asked_for_the_link_and_the_stream_resumes() {
+    let (mut board, mut bridge, stream) = connected();
+    let proxy = ProxyId(1);
+    // The worker stops: its native port closes mid-stream.
+    board.extension_gone(10);
+    bridge.ep.link_lost(10);
+    board.proxy_data(proxy, b"while away".to_vec());
+    let out = drain(&mut board, 10);
+    assert!(bytes_out(&out).is_empty(), "nothing goes out with no link");
+    assert!(board.has_proxies(), "the stream waits");
+    // A new worker greets the helper: it is asked for p's link at once.
+    board.handle_message(&json!({"kind": "hello"}), 2_000);
+    let out = drain(&mut board, 2_000);
+    assert_eq!(wants(&out), 1);
+    board.handle_message(&json!({"kind": "linkUp", "project": "p", "link": 1}), 2_100);
+    bridge.ep.link_up(2_100);
+    bridge.take(&drain(&mut board, 2_100), 2_100);
+    bridge.give(&mut board, "p", 2_100, 7);
+    bridge.take(&drain(&mut board, 2_100), 2_100);
+    let mut got = Vec::new();
+    bridge.ep.read(stream, &mut got).unwrap();
+    assert_eq!(got, b"while away", "every byte once, none lost");
+    // A second hello with the link up asks for nothing.
+    board.handle_message(&json!({"kind": "hello"}), 2_200);
+    assert_eq!(wants(&drain(&mut board, 2_200)), 0);
 }

@@ -77,9 +77,10 @@ async function connect(port, firefox) {
 /**
  * Launches Firefox ESR headless with a fresh profile, the Firefox build of the extension
  * installed (temporary add-on, as `about:debugging` installs one) and every host name
- * resolved to loopback (the simulator). `prefs` adds preferences. Returns a small driver.
+ * resolved to loopback (the simulator). `prefs` adds preferences; `env` is the browser's
+ * environment (and its native messaging hosts'). Returns a small driver.
  */
-export async function launchFirefox({ locale = 'en-US', prefs = {} } = {}) {
+export async function launchFirefox({ locale = 'en-US', prefs = {}, env = process.env } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'aistudio-ssh-firefox-'));
   const port = await freePort();
   writeFileSync(join(profile, 'user.js'), [
@@ -96,7 +97,7 @@ export async function launchFirefox({ locale = 'en-US', prefs = {} } = {}) {
   ].map(([name, value]) => `user_pref(${JSON.stringify(name)}, ${JSON.stringify(value)});`).join('\n'));
   // `--remote-allow-system-access`: Marionette's chrome context, to open extension pages.
   const firefox = spawn(FIREFOX, ['--headless', '--no-remote', '--profile', profile, '--marionette', '--remote-allow-system-access'], {
-    stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...process.env, MOZ_CRASHREPORTER_DISABLE: '1' },
+    stdio: ['ignore', 'ignore', 'pipe'], detached: true, env: { ...env, MOZ_CRASHREPORTER_DISABLE: '1' },
   });
   let log = '';
   firefox.stderr.on('data', (chunk) => { log = (log + chunk).slice(-20_000); });

@@ -21,7 +21,19 @@ export function helperEnvironment() {
   return {
     env: { ...process.env, XDG_RUNTIME_DIR: runtime, PATH: `${dirname(HELPER_BINARY)}:${process.env.PATH}` },
     runtime,
-    remove: () => rmSync(runtime, { recursive: true, force: true }),
+    /** The keeper's pid while one runs (it leaves by itself a second after the browser). */
+    keeperPid: () => {
+      try {
+        return Number(readFileSync(join(runtime, 'aistudio-ssh', 'keeper.pid'), 'utf8'));
+      } catch {
+        return null;
+      }
+    },
+    remove() {
+      const pid = this.keeperPid();
+      if (pid) try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+      rmSync(runtime, { recursive: true, force: true });
+    },
   };
 }
 
@@ -29,6 +41,16 @@ export function helperEnvironment() {
 export function installHelper(profile) {
   return execFileSync(HELPER_BINARY, ['install', '--dir', join(profile, 'NativeMessagingHosts'), '--browser', 'chromium'],
     { encoding: 'utf8' });
+}
+
+/**
+ * `aistudio-ssh install` for Firefox, into `home`'s `.mozilla/native-messaging-hosts` (where
+ * Firefox on Linux reads a user's hosts): the test runs Firefox with that home.
+ */
+export function installHelperForFirefox(home) {
+  return execFileSync(HELPER_BINARY, [
+    'install', '--dir', join(home, '.mozilla', 'native-messaging-hosts'), '--browser', 'firefox',
+  ], { encoding: 'utf8' });
 }
 
 /** Options for `execFile` of the user's ssh tools. */

@@ -5,8 +5,11 @@
 import { fromBase64, toBase64 } from './base64';
 import type { JupyterServer, OwnKernel } from './jupyterServer';
 import type { CarrierOrder, CarrierReport } from './messages';
+import { send } from './send';
 
 const encoder = new TextEncoder();
+/** After the background's port closed, it is woken this much later. */
+const WAKE_AFTER_MS = 1000;
 
 export class Carrier {
   private kernel: OwnKernel | null = null;
@@ -23,7 +26,13 @@ export class Carrier {
 
   constructor(private readonly server: JupyterServer, private readonly port: chrome.runtime.Port) {
     port.onMessage.addListener((order: CarrierOrder) => this.order(order));
-    port.onDisconnect.addListener(() => void this.close());
+    port.onDisconnect.addListener(() => {
+      void this.close();
+      // The worker may have stopped (a browser stops MV3 workers, or it crashed): any
+      // request starts it again, and it asks the helper which links its sessions wait for.
+      // Harmless when the worker closed the link itself.
+      setTimeout(() => void send({ kind: 'coreInfo' }).catch(() => undefined), WAKE_AFTER_MS);
+    });
   }
 
   private report(report: CarrierReport): void {

@@ -128,6 +128,11 @@ impl ProxyRequest {
     }
 }
 
+/// The line the browser's native host sends on the helper's socket instead of a
+/// [`ProxyRequest`]: after the keeper's `ok` line, the connection carries native messages
+/// both ways, framed as on the browser's stdio.
+pub const EXTENSION_REQUEST: &str = r#"{"extension":true}"#;
+
 /// The prefix of a project's `Host` alias in the rendered ssh config (see
 /// `render::host_alias_of`; a test keeps the two in step).
 const ALIAS_PREFIX: &str = "aistudio-";
@@ -143,6 +148,10 @@ pub fn project_of_alias(alias: &str) -> Option<&str> {
 pub const SOCKET_DIR: &str = "aistudio-ssh";
 /// The socket's file name.
 pub const SOCKET_FILE: &str = "helper.sock";
+/// The keeper's process id, next to its socket (for whoever has to stop it).
+pub const KEEPER_PID_FILE: &str = "keeper.pid";
+/// What the keeper logs, next to its socket (written anew by each keeper).
+pub const KEEPER_LOG_FILE: &str = "keeper.log";
 
 /// Where the host listens and the proxy connects: `$XDG_RUNTIME_DIR/aistudio-ssh/helper.sock`
 /// (a per-user folder the system cleans at logout), else `$TMPDIR` (else `/tmp`)

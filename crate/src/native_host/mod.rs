@@ -16,8 +16,8 @@ use std::io::{self, Read, Write};
 use serde_json::{json, Value};
 
 pub use message::{
-    project_of_alias, socket_path, ProxyAnswer, ProxyRequest, ToExtension, ToHost, SOCKET_DIR,
-    SOCKET_FILE,
+    project_of_alias, socket_path, ProxyAnswer, ProxyRequest, ToExtension, ToHost,
+    EXTENSION_REQUEST, KEEPER_LOG_FILE, KEEPER_PID_FILE, SOCKET_DIR, SOCKET_FILE,
 };
 use sha2::{Digest, Sha256};
 pub use switchboard::{Output, ProxyAction, ProxyId, Switchboard};

@@ -109,6 +109,8 @@ pub struct Switchboard<R> {
     projects: BTreeMap<String, Project>,
     proxies: BTreeMap<ProxyId, Proxy>,
     outputs: VecDeque<Output>,
+    /// An extension said `hello` and has not gone since: `want` reaches someone.
+    extension: bool,
 }
 
 impl<R: RngCore> Switchboard<R> {
@@ -120,6 +122,7 @@ impl<R: RngCore> Switchboard<R> {
             projects: BTreeMap::new(),
             proxies: BTreeMap::new(),
             outputs: VecDeque::new(),
+            extension: false,
         }
     }
 
@@ -201,12 +204,7 @@ impl<R: RngCore> Switchboard<R> {
             }
         };
         let project = match &parsed {
-            ToHost::Hello => {
-                return self.tell_extension(ToExtension::Hello {
-                    host: HOST_NAME.into(),
-                    version: crate::VERSION.into(),
-                })
-            }
+            ToHost::Hello => return self.hello(now_ms),
             ToHost::LinkUp { project, .. }
             | ToHost::LinkDown { project, .. }
             | ToHost::Bytes { project, .. }
@@ -253,6 +251,52 @@ impl<R: RngCore> Switchboard<R> {
                 }
             }
         }
+    }
+
+    /// An extension (a worker, new or restarted) greets the helper: it hears who answers,
+    /// and is asked for the link of every project whose streams wait for one.
+    fn hello(&mut self, now_ms: u64) {
+        self.extension = true;
+        self.tell_extension(ToExtension::Hello {
+            host: HOST_NAME.into(),
+            version: crate::VERSION.into(),
+        });
+        let waiting: Vec<String> = self
+            .projects
+            .iter()
+            .filter(|(_, p)| !p.carrier)
+            .map(|(name, _)| name)
+            .filter(|name| self.proxies.values().any(|proxy| proxy.project == **name))
+            .cloned()
+            .collect();
+        for project in waiting {
+            if let Some(p) = self.projects.get_mut(&project) {
+                p.last_want_ms = Some(now_ms);
+            }
+            self.tell_extension(ToExtension::Want { project });
+        }
+    }
+
+    /// The extension went away (its worker stopped, or the browser closed): every link it
+    /// carried is down, and streams wait for the next extension within the grace period.
+    pub fn extension_gone(&mut self, now_ms: u64) {
+        self.extension = false;
+        for (name, p) in &mut self.projects {
+            if p.carrier {
+                p.carrier = false;
+                p.decoder = Decoder::new();
+                p.endpoint.link_lost(now_ms);
+                p.status_changed = true;
+                self.outputs.push_back(Output::Log(format!(
+                    "project {name}: the link dropped (the extension went away)"
+                )));
+            }
+        }
+    }
+
+    /// Whether any proxy connection is open (waiting, or carrying a stream).
+    pub fn has_proxies(&self) -> bool {
+        !self.proxies.is_empty()
     }
 
     fn bytes_from_bridge(&mut self, project: &str, data: &str, now_ms: u64) {
@@ -310,9 +354,19 @@ impl<R: RngCore> Switchboard<R> {
                 ..Proxy::default()
             },
         );
+        let extension = self.extension;
         let p = self.project(&project, now_ms);
         if p.endpoint.is_up() {
             return self.start(proxy);
+        }
+        if !extension {
+            self.proxies.remove(&proxy);
+            return self.refuse_new(
+                proxy,
+                "the browser's extension is not connected to the helper: open the browser \
+                 with AI Studio SSH (a restarted extension connects again within seconds)"
+                    .into(),
+            );
         }
         let due = p
             .last_want_ms

@@ -1,24 +1,32 @@
-//! The native messaging host's I/O: the browser on stdio, `aistudio-ssh proxy` connections on
-//! the user's local socket, threads feeding one loop that asks the core's
-//! [`Switchboard`] what to do.
+//! The helper's I/O. Two processes: the keeper, which holds every stream and serves
+//! `aistudio-ssh proxy` connections on the user's local socket (threads feeding one loop that
+//! asks the core's [`Switchboard`] what to do), and the native host the browser starts, a
+//! pipe between the browser's stdio and the keeper, which it starts when none runs.
 //!
-//! Threads, because each blocking side must block only itself: a stdin reader (the browser),
-//! an acceptor, and per proxy connection a reader with one chunk in flight (a full stream
+//! Two, because a browser ends its native host with its port: Chromium kills the process two
+//! seconds after an MV3 worker stops. The keeper is a process of its own (its own session),
+//! so open `ssh` sessions wait for the next worker within the stream protocol's grace.
+//!
+//! Threads, because each blocking side must block only itself: per connection a reader (the
+//! extension's native messages, or a proxy's bytes with one chunk in flight: a full stream
 //! stops it, not the loop) and a writer (a slow `ssh` stalls only its own connection).
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Shutdown;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use aistudio_ssh::native_host::{
-    self, NativeMessageError, Output, ProxyAction, ProxyId, Switchboard, ToExtension,
+    self, NativeMessageError, Output, ProxyAction, ProxyAnswer, ProxyId, Switchboard, ToExtension,
+    EXTENSION_REQUEST, KEEPER_LOG_FILE, KEEPER_PID_FILE,
 };
 use aistudio_ssh::stream::Config;
 use rand_core::OsRng;
@@ -30,12 +38,20 @@ const CHUNK: usize = 64 * 1024;
 const MAX_INPUTS_PER_TURN: usize = 64;
 /// A request line longer than this is not ours.
 const MAX_REQUEST_LINE: u64 = 4096;
+/// The keeper leaves this long after the extension went and its last proxy closed (a worker
+/// that restarts with no stream open finds no keeper and starts one).
+const IDLE_EXIT: Duration = Duration::from_secs(1);
+/// How long the native host waits for a keeper (one it started, or one on its way out).
+const KEEPER_WAIT: Duration = Duration::from_secs(10);
 
-/// What the threads tell the loop.
+/// What the threads tell the loop. A connection that sent [`EXTENSION_REQUEST`] is the
+/// extension's: its messages carry the connection's number, so an extension replaced by a
+/// newer one is not heard any more.
 enum Input {
-    FromBrowser(Value),
-    /// The browser closed stdin (or broke the framing): the host ends.
-    BrowserGone(Option<NativeMessageError>),
+    ExtensionCame(ProxyId, UnixStream),
+    FromBrowser(ProxyId, Value),
+    /// The extension's connection ended (or broke the framing).
+    BrowserGone(ProxyId, Option<NativeMessageError>),
     Accepted {
         proxy: ProxyId,
         reader: Sender<()>,
@@ -85,13 +101,126 @@ pub fn socket_path() -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Serves the browser and the proxies until the browser closes stdin; removes the socket.
+/// The native host the browser starts: a pipe between its stdio and the keeper (started
+/// when none answers). Ends when the browser closes stdin or the keeper the connection.
 ///
 /// # Errors
-/// The socket cannot be made, or the browser's stream broke.
-pub fn serve() -> Result<(), String> {
+/// The socket folder is not the user's own, or no keeper could be reached.
+pub fn native_host() -> Result<(), String> {
     let path = socket_path()?;
-    // The newest host wins: a browser restarted leaves the old socket behind.
+    let (to_keeper, mut from_keeper) = reach_keeper(&path)?;
+    thread::spawn(move || {
+        let _ = copy(&mut io::stdin().lock(), &mut &to_keeper);
+        // The keeper hears the extension went; it closes its side, which ends the copy below.
+        let _ = to_keeper.shutdown(Shutdown::Write);
+    });
+    copy(&mut from_keeper, &mut io::stdout().lock())
+        .map_err(|error| format!("the connection to the keeper broke: {error}"))
+}
+
+/// Copies until the end of `from`, each read written and flushed at once. Not `io::copy`:
+/// between a socket and a pipe it splices, and a reader of the pipe then saw nothing of
+/// what was spliced on this machine's kernel (the browser would wait forever).
+fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<()> {
+    let mut buf = vec![0; CHUNK];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        to.write_all(&buf[..n])?;
+        to.flush()?;
+    }
+}
+
+/// A keeper's connection taken by this extension: the socket to write to and its reader.
+fn reach_keeper(path: &Path) -> Result<(UnixStream, BufReader<UnixStream>), String> {
+    let deadline = Instant::now() + KEEPER_WAIT;
+    let log_path = path.with_file_name(KEEPER_LOG_FILE);
+    let mut started = None;
+    loop {
+        if let Ok(socket) = UnixStream::connect(path) {
+            // A keeper on its way out closes the connection before its answer: try again.
+            if let Ok(Some(reader)) = ask_keeper(&socket) {
+                return Ok((socket, reader));
+            }
+        }
+        match &mut started {
+            None => started = Some(start_keeper(&log_path)?),
+            Some(child) => {
+                if let Ok(Some(status)) = std::process::Child::try_wait(child) {
+                    let said = fs::read_to_string(&log_path).unwrap_or_default();
+                    return Err(format!("the keeper exited ({status}): {}", said.trim()));
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "no keeper answered on {} within {} s",
+                path.display(),
+                KEEPER_WAIT.as_secs()
+            ));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Says this connection is the extension's; `Some` once the keeper answered `ok`.
+fn ask_keeper(socket: &UnixStream) -> io::Result<Option<BufReader<UnixStream>>> {
+    (&*socket).write_all(format!("{EXTENSION_REQUEST}\n").as_bytes())?;
+    socket.set_read_timeout(Some(KEEPER_WAIT))?;
+    let mut reader = BufReader::new(socket.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    socket.set_read_timeout(None)?;
+    let answer: Option<ProxyAnswer> = serde_json::from_str(line.trim()).ok();
+    Ok(answer.filter(|answer| answer.ok).map(|_| reader))
+}
+
+/// `aistudio-ssh keeper` in a session of its own: the browser's end of the native host does
+/// not end it. Its stderr goes to a log next to its socket, not to the browser's: a browser
+/// (or its driver) waits for its stderr to close before it counts as exited.
+fn start_keeper(log_path: &Path) -> Result<std::process::Child, String> {
+    let binary = std::env::current_exe()
+        .map_err(|error| format!("cannot find the helper's own binary: {error}"))?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(log_path)
+        .map_err(|error| format!("cannot write {}: {error}", log_path.display()))?;
+    let mut command = Command::new(binary);
+    command
+        .arg("keeper")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    command
+        .spawn()
+        .map_err(|error| format!("cannot start the keeper: {error}"))
+}
+
+/// The keeper: serves the extension and the proxies until neither is left; removes its
+/// socket. Leaves at once when another keeper already answers.
+///
+/// # Errors
+/// The socket cannot be made.
+pub fn keep() -> Result<(), String> {
+    let path = socket_path()?;
+    if UnixStream::connect(&path).is_ok() {
+        return Ok(());
+    }
+    // A keeper that died (or a machine restarted) left its socket behind.
     match fs::remove_file(&path) {
         Ok(()) => {}
         Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -102,33 +231,23 @@ pub fn serve() -> Result<(), String> {
     let ours = fs::metadata(&path)
         .map(|meta| (meta.dev(), meta.ino()))
         .ok();
+    let pid_file = path.with_file_name(KEEPER_PID_FILE);
+    let _ = fs::write(&pid_file, format!("{}\n", std::process::id()));
     let (tx, rx) = mpsc::channel();
-    spawn_browser_reader(tx.clone());
     spawn_acceptor(listener, tx);
-    let result = run(rx);
-    // Only ours: a newer host (another browser) may have taken the path meanwhile.
+    run(rx);
+    // Only ours: a newer keeper may have taken the path meanwhile.
     let still_ours = fs::metadata(&path).is_ok_and(|meta| ours == Some((meta.dev(), meta.ino())));
     if still_ours {
         let _ = fs::remove_file(&path);
+        let _ = fs::remove_file(&pid_file);
     }
-    result
+    Ok(())
 }
 
-fn spawn_browser_reader(tx: Sender<Input>) {
-    thread::spawn(move || {
-        let mut stdin = io::stdin().lock();
-        loop {
-            match native_host::read_message(&mut stdin) {
-                Ok(Some(message)) => {
-                    if tx.send(Input::FromBrowser(message)).is_err() {
-                        return;
-                    }
-                }
-                Ok(None) => return drop(tx.send(Input::BrowserGone(None))),
-                Err(error) => return drop(tx.send(Input::BrowserGone(Some(error)))),
-            }
-        }
-    });
+/// A line for the keeper's log (never a panic if it cannot be written).
+fn log(line: &str) {
+    let _ = writeln!(io::stderr(), "aistudio-ssh keeper: {line}");
 }
 
 fn spawn_acceptor(listener: UnixListener, tx: Sender<Input>) {
@@ -167,8 +286,13 @@ fn spawn_proxy_reader(proxy: ProxyId, socket: UnixStream, go: Receiver<()>, tx: 
             .take(MAX_REQUEST_LINE)
             .read_line(&mut line)
             .is_err()
-            || tx.send(Input::Request(proxy, line)).is_err()
         {
+            return;
+        }
+        if line.trim() == EXTENSION_REQUEST {
+            return read_extension(proxy, socket, &tx);
+        }
+        if tx.send(Input::Request(proxy, line)).is_err() {
             return;
         }
         let mut buf = vec![0; CHUNK];
@@ -185,6 +309,27 @@ fn spawn_proxy_reader(proxy: ProxyId, socket: UnixStream, go: Receiver<()>, tx: 
             }
         }
     });
+}
+
+/// The extension's native messages, framed as on stdio, until its connection ends.
+fn read_extension(connection: ProxyId, mut socket: BufReader<UnixStream>, tx: &Sender<Input>) {
+    let Ok(writer) = socket.get_ref().try_clone() else {
+        return;
+    };
+    if tx.send(Input::ExtensionCame(connection, writer)).is_err() {
+        return;
+    }
+    loop {
+        let input = match native_host::read_message(&mut socket) {
+            Ok(Some(message)) => Input::FromBrowser(connection, message),
+            Ok(None) => Input::BrowserGone(connection, None),
+            Err(error) => Input::BrowserGone(connection, Some(error)),
+        };
+        let last = matches!(input, Input::BrowserGone(..));
+        if tx.send(input).is_err() || last {
+            return;
+        }
+    }
 }
 
 fn spawn_proxy_writer(
@@ -228,39 +373,88 @@ struct Connection {
     writer: Sender<ProxyAction>,
 }
 
-fn run(rx: Receiver<Input>) -> Result<(), String> {
+/// The extension's connection: its number and the socket its messages go out on.
+struct Extension {
+    connection: ProxyId,
+    socket: UnixStream,
+}
+
+impl Extension {
+    fn close(self) {
+        // Also ends its reader, and the native host's pipe with it.
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+}
+
+fn run(rx: Receiver<Input>) {
     let start = Instant::now();
     let now = || start.elapsed().as_millis() as u64;
     let mut board = Switchboard::new(OsRng, Config::default());
     let mut connections: HashMap<ProxyId, Connection> = HashMap::new();
-    let mut stdout = io::stdout().lock();
-    // Set once the browser is gone: what is already decided still goes out.
-    let mut ended: Option<Result<(), String>> = None;
-    while ended.is_none() {
-        let wait = board
+    let mut extension: Option<Extension> = None;
+    // Since when nothing needs the keeper (no extension, no connection).
+    let mut idle_since = Some(Instant::now());
+    loop {
+        let mut wait = board
             .next_timeout()
             .map_or(Duration::from_secs(3600), |at| {
                 // At least a millisecond: a timer the core cannot clear must not spin the CPU.
                 Duration::from_millis(at.saturating_sub(now()).max(1))
             });
+        if let Some(since) = idle_since {
+            let left = IDLE_EXIT.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                return;
+            }
+            wait = wait.min(left);
+        }
         let mut next = match rx.recv_timeout(wait) {
             Ok(input) => Some(input),
             Err(RecvTimeoutError::Timeout) => {
                 board.handle_timeout(now());
                 None
             }
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Err(RecvTimeoutError::Disconnected) => return,
         };
         // What is already waiting goes in before anything goes out (bigger batches), within
         // a bound so that a flood of input cannot hold output back.
         let mut taken = 0;
+        let mut leaving = false;
         while let Some(input) = next {
             taken += 1;
             match input {
-                Input::FromBrowser(message) => board.handle_message(&message, now()),
-                Input::BrowserGone(error) => {
-                    ended = Some(error.map_or(Ok(()), |error| Err(error.to_string())));
-                    break;
+                Input::ExtensionCame(connection, socket) => {
+                    // Not a proxy after all: its writer thread ends with the channel.
+                    connections.remove(&connection);
+                    let answer = ProxyAnswer::ok().to_line();
+                    if (&socket).write_all(answer.as_bytes()).is_ok() {
+                        // The newest wins (a restarted worker, or another browser).
+                        if let Some(old) = extension.replace(Extension { connection, socket }) {
+                            old.close();
+                            board.extension_gone(now());
+                        }
+                    }
+                }
+                Input::FromBrowser(connection, message) => {
+                    if extension
+                        .as_ref()
+                        .is_some_and(|e| e.connection == connection)
+                    {
+                        board.handle_message(&message, now());
+                    }
+                }
+                Input::BrowserGone(connection, error) => {
+                    if extension
+                        .as_ref()
+                        .is_some_and(|e| e.connection == connection)
+                    {
+                        if let Some(error) = error {
+                            log(&error.to_string());
+                        }
+                        // What its messages caused still goes out first.
+                        leaving = true;
+                        break;
+                    }
                 }
                 Input::Accepted {
                     proxy,
@@ -284,12 +478,17 @@ fn run(rx: Receiver<Input>) -> Result<(), String> {
         while let Some(output) = board.poll_output(now()) {
             match output {
                 Output::ToExtension(message) => {
-                    if let Err(error) = send(&mut stdout, &message) {
-                        ended.get_or_insert(Err(error));
-                        break;
+                    // With no extension, nobody to tell: the next one says hello and is told.
+                    let Some(to) = &mut extension else { continue };
+                    if let Err(error) = send(&mut to.socket, &message) {
+                        log(&format!("the extension's connection broke: {error}"));
+                        if let Some(gone) = extension.take() {
+                            gone.close();
+                        }
+                        board.extension_gone(now());
                     }
                 }
-                Output::Log(line) => eprintln!("aistudio-ssh native-host: {line}"),
+                Output::Log(line) => log(&line),
                 Output::ToProxy { proxy, action } => {
                     let Some(connection) = connections.get(&proxy) else {
                         continue;
@@ -305,11 +504,22 @@ fn run(rx: Receiver<Input>) -> Result<(), String> {
                 }
             }
         }
+        if leaving {
+            if let Some(gone) = extension.take() {
+                gone.close();
+            }
+            board.extension_gone(now());
+        }
+        let needed = extension.is_some() || !connections.is_empty() || board.has_proxies();
+        idle_since = match (needed, idle_since) {
+            (true, _) => None,
+            (false, None) => Some(Instant::now()),
+            (false, since) => since,
+        };
     }
-    ended.unwrap_or(Ok(()))
 }
 
-fn send(stdout: &mut impl Write, message: &ToExtension) -> Result<(), String> {
+fn send(socket: &mut UnixStream, message: &ToExtension) -> Result<(), String> {
     let value = serde_json::to_value(message).map_err(|error| error.to_string())?;
-    native_host::write_message(stdout, &value).map_err(|error| error.to_string())
+    native_host::write_message(socket, &value).map_err(|error| error.to_string())
 }

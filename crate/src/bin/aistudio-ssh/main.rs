@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Some("install") => return native::install(&args[1..]),
         Some("uninstall") => return native::uninstall(&args[1..]),
         Some("native-host") => return native::native_host(),
+        Some("keeper") => return native::keeper(),
         Some("proxy") => return proxy(&args[1..]),
         _ if native_host::started_by_browser(args) => return native::native_host(),
         _ => {}

@@ -19,8 +19,9 @@ install registers this program as the browsers' native messaging host for the ex
 (Chrome, Chromium, Edge, Brave, Firefox on Linux and macOS: each one whose settings folder
 exists), or in DIR only; --extension-id adds a store's id. It prints every file it wrote.
 uninstall removes exactly those files. native-host is what the browser starts; it
-serves proxy on a socket of this user's ($XDG_RUNTIME_DIR/aistudio-ssh/helper.sock, else
-$TMPDIR/aistudio-ssh-UID/helper.sock). proxy is ssh's ProxyCommand in direct mode
+starts (or reaches) the keeper, which serves proxy on a socket of this user's
+($XDG_RUNTIME_DIR/aistudio-ssh/helper.sock, else $TMPDIR/aistudio-ssh-UID/helper.sock) and
+keeps open sessions while the browser's extension restarts. proxy is ssh's ProxyCommand in direct mode
 (ProxyCommand aistudio-ssh proxy %n): it connects stdin and stdout to the project's sshd
 through the browser; it exits 255 with the reason when it cannot.";
 
@@ -190,22 +191,44 @@ fn fail(code: u8, error: &str) -> ExitCode {
 /// Serves the browser (the extension's messages) and `aistudio-ssh proxy` connections until
 /// the browser closes stdin.
 pub fn native_host() -> ExitCode {
-    match serve() {
+    report("native-host", pipe())
+}
+
+/// `aistudio-ssh keeper`: what the native host starts to hold the streams (see `host`).
+pub fn keeper() -> ExitCode {
+    report("keeper", keep())
+}
+
+fn report(what: &str, result: Result<(), String>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // stderr reaches the browser's log; stdout belongs to the protocol.
-            eprintln!("aistudio-ssh native-host: {error}");
+            eprintln!("aistudio-ssh {what}: {error}");
             ExitCode::from(1)
         }
     }
 }
 
 #[cfg(unix)]
-fn serve() -> Result<(), String> {
-    crate::host::serve()
+fn pipe() -> Result<(), String> {
+    crate::host::native_host()
+}
+
+#[cfg(unix)]
+fn keep() -> Result<(), String> {
+    crate::host::keep()
 }
 
 #[cfg(not(unix))]
-fn serve() -> Result<(), String> {
-    Err("direct mode's helper runs on Linux and macOS only for now".into())
+fn pipe() -> Result<(), String> {
+    Err(UNIX_ONLY.into())
 }
+
+#[cfg(not(unix))]
+fn keep() -> Result<(), String> {
+    Err(UNIX_ONLY.into())
+}
+
+#[cfg(not(unix))]
+const UNIX_ONLY: &str = "direct mode's helper runs on Linux and macOS only for now";
