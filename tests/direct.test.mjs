@@ -15,7 +15,7 @@ import { eventually, openExtensionPage, withExtension } from '../testbed/harness
 import {
   helperEnvironment, installHelper, scpWith, sftpWith, sha256File, sshWith,
 } from '../testbed/harness/helper.mjs';
-import { collectDownloads, openIdeAndPopup, popupShows } from '../testbed/harness/user.mjs';
+import { collectDownloads, openIdeAndPopup, openPopup, popupShows } from '../testbed/harness/user.mjs';
 import { CONTAINER_USER, freePort, startSimulator } from '../testbed/simulator/simulator.mjs';
 
 const execFileAsync = promisify(execFile);
@@ -65,6 +65,9 @@ for (const jupyterlab of ['3.6', '4']) {
       rmSync(home, { recursive: true, force: true });
     });
     const alias = `aistudio-${simulator.projectId}`;
+    /** Only the carrier's kernel runs in Jupyter (none left behind). */
+    const oneKernel = () => eventually(() => simulator.kernelStates(), (kernels) => kernels.length === 1,
+      { what: 'one kernel in Jupyter' });
 
     await withExtension(t, { env: user.env, prepareProfile: installHelper }, async (browser) => {
       // The user keeps the project's files in a folder of the test's own (the options' field).
@@ -143,6 +146,8 @@ for (const jupyterlab of ['3.6', '4']) {
       assert.ok(kernelSockets() > socketsBefore, 'a new kernel WebSocket after the reload');
       assert.equal(await session.echo('after'), 'after');
       session.close();
+      // The reloaded page's carrier shut the old carrier's kernel down: one kernel runs.
+      await oneKernel();
 
       // The platform cuts the WebSockets during a 50 MB transfer (a real client saw it cut
       // long connections): it completes, byte for byte.
@@ -193,6 +198,20 @@ for (const jupyterlab of ['3.6', '4']) {
       const worker = browser.context.serviceWorkers()[0];
       assert.equal(await worker.evaluate(() => globalThis.beforeTheStop), undefined, 'a new worker runs');
       assert.equal(user.keeperPid(), keeper, 'the same keeper held the sessions');
+      await oneKernel();
+
+      // Disconnect stops the bridge: ssh then fails within seconds, saying to press Connect.
+      const again = await openPopup(browser, ide);
+      await again.click('#disconnect');
+      await popupShows(again, 'disconnected');
+      const disconnectedAt = Date.now();
+      const refused = await execFileAsync('ssh', ['-F', files.ssh_config, '-o', 'BatchMode=yes', alias, 'true'],
+        { env: user.env, timeout: 60_000 }).then(() => null, (error) => error);
+      assert.ok(refused, 'ssh must fail after Disconnect');
+      assert.match(refused.stderr, /press Connect/);
+      const refusedAfter = Date.now() - disconnectedAt;
+      assert.ok(refusedAfter < 25_000, `failed after ${refusedAfter} ms`);
+      await again.close();
 
       // The tab closed: ssh fails within seconds, saying why.
       await ide.close();
