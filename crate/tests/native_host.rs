@@ -201,10 +201,7 @@ fn the_binary_answers_as_a_host_when_a_browser_starts_it() {
     write_message(&mut wire, &json!({"kind": "hello"})).unwrap();
     write_message(&mut wire, &json!({"kind": "what"})).unwrap();
     input.write_all(&wire).unwrap();
-    drop(input); // the browser closing the port: the host ends
-    let out = host.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let mut replies = Cursor::new(out.stdout);
+    let mut replies = host.stdout.take().unwrap();
     let hello = read_message(&mut replies).unwrap().unwrap();
     assert_eq!(hello["kind"], "hello");
     assert_eq!(hello["host"], HOST_NAME);
@@ -215,6 +212,8 @@ fn the_binary_answers_as_a_host_when_a_browser_starts_it() {
         error["error"].as_str().unwrap().contains("'what'"),
         "{error}"
     );
+    drop(input); // the browser closing the port: the host ends
+    assert!(host.wait().unwrap().success());
     assert_eq!(read_message(&mut replies).unwrap(), None);
     // The keeper it started leaves a second later (nothing needs it), with its socket.
     let socket = runtime.path().join("aistudio-ssh/helper.sock");

@@ -609,28 +609,35 @@ fn a_socket_folder_others_may_enter_is_refused_by_host_and_proxy() {
 }
 
 #[test]
-fn the_newest_extension_takes_the_keeper_and_the_older_hosts_pipe_ends() {
-    let mut older = Host::start(Answer::NoLink("the older browser".into()));
-    let keeper = older.keeper_pid();
-    let newer = Host::start_in(
-        Answer::NoLink("the newer browser".into()),
-        older.runtime.clone(),
-    );
-    assert_eq!(newer.keeper_pid(), keeper, "one keeper serves both in turn");
-    // The keeper closes the older connection: the browser sees its host exit.
-    let status = wait_exit(&mut older.child.0, Duration::from_secs(5));
-    assert!(status.success(), "{status}");
-    let out = proxy(older.runtime.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "aistudio-ssh: the newer browser\n"
-    );
-    older.close();
-    let runtime = newer.runtime.clone();
+fn a_second_browser_shares_the_keeper_and_leaves_the_first_ones_sessions_alone() {
+    let older = Host::start(Answer::Link(Box::new(stdio_bridge(echo_server()))));
+    let (runtime, keeper) = (older.runtime.clone(), older.keeper_pid());
+    let progress = Arc::new(AtomicUsize::new(0));
+    // A quarter of the way through the older browser's transfer, another browser starts.
+    let second = {
+        let (progress, runtime) = (progress.clone(), runtime.clone());
+        thread::spawn(move || {
+            let start = Instant::now();
+            while progress.load(Ordering::SeqCst) < SIZE / 4 {
+                assert!(start.elapsed() < Duration::from_secs(60), "a quarter comes back");
+                thread::sleep(Duration::from_millis(1));
+            }
+            Host::start_in(Answer::NoLink("the newer browser".into()), runtime)
+        })
+    };
+    echo_through_proxy(runtime.path(), SIZE, progress);
+    let newer = second.join().unwrap();
+    assert_eq!(newer.keeper_pid(), keeper, "one keeper serves both");
+    // The project's link stays the older browser's: the next ssh goes on it too, and the
+    // newer one is asked for nothing (it would refuse).
+    echo_through_proxy(runtime.path(), 1024 * 1024, Arc::default());
+    assert_eq!(newer.seen.lock().unwrap().wants, 0);
     newer.close();
+    echo_through_proxy(runtime.path(), 1024 * 1024, Arc::default());
+    let seen = older.seen.lock().unwrap();
+    assert_eq!((seen.wants, seen.drops), (1, 0), "one link all along");
+    drop(seen);
+    older.close();
     keeper_leaves(runtime.path(), keeper);
 }
 

@@ -152,6 +152,8 @@ pub const SOCKET_FILE: &str = "helper.sock";
 pub const KEEPER_PID_FILE: &str = "keeper.pid";
 /// What the keeper logs, next to its socket (written anew by each keeper).
 pub const KEEPER_LOG_FILE: &str = "keeper.log";
+/// The lock a keeper holds for its life, next to its socket: one keeper per user.
+pub const KEEPER_LOCK_FILE: &str = "keeper.lock";
 
 /// Where the host listens and the proxy connects: `$XDG_RUNTIME_DIR/aistudio-ssh/helper.sock`
 /// (a per-user folder the system cleans at logout), else `$TMPDIR` (else `/tmp`)

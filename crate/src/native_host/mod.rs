@@ -1,14 +1,16 @@
 //! The helper on the user's computer as browsers see it (direct mode, issue 14): its name,
 //! the extension ids allowed to start it, the host manifests `aistudio-ssh install` writes
 //! and where each browser reads them, and native messaging's framing on stdio; what it says
-//! to the extension and to `aistudio-ssh proxy` ([`message`]), and how it connects the two
-//! ([`switchboard`]: the decisions, sans-IO, so they are tested without a browser).
+//! to the extension and to `aistudio-ssh proxy` ([`message`]), how it connects the two
+//! ([`switchboard`]: the decisions, sans-IO, so they are tested without a browser), and
+//! which browser's extension a message belongs to when several are connected ([`routes`]).
 //!
 //! Browsers start a native messaging host only for the extension ids its manifest lists, so
 //! those ids are known in advance: the unpacked Chromium build's id follows from the
 //! manifest's `key` ([`chromium_extension_id`]), Firefox's is the gecko id.
 
 pub mod message;
+pub mod routes;
 pub mod switchboard;
 
 use std::io::{self, Read, Write};
@@ -17,8 +19,9 @@ use serde_json::{json, Value};
 
 pub use message::{
     project_of_alias, socket_path, ProxyAnswer, ProxyRequest, ToExtension, ToHost,
-    EXTENSION_REQUEST, KEEPER_LOG_FILE, KEEPER_PID_FILE, SOCKET_DIR, SOCKET_FILE,
+    EXTENSION_REQUEST, KEEPER_LOCK_FILE, KEEPER_LOG_FILE, KEEPER_PID_FILE, SOCKET_DIR, SOCKET_FILE,
 };
+pub use routes::{ExtensionId, Routes};
 use sha2::{Digest, Sha256};
 pub use switchboard::{Output, ProxyAction, ProxyId, Switchboard};
 

@@ -25,12 +25,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use aistudio_ssh::native_host::{
-    self, NativeMessageError, Output, ProxyAction, ProxyAnswer, ProxyId, Switchboard, ToExtension,
-    EXTENSION_REQUEST, KEEPER_LOG_FILE, KEEPER_PID_FILE,
+    self, ExtensionId, NativeMessageError, Output, ProxyAction, ProxyAnswer, ProxyId, Routes,
+    Switchboard, ToExtension, EXTENSION_REQUEST, KEEPER_LOCK_FILE, KEEPER_LOG_FILE,
+    KEEPER_PID_FILE,
 };
 use aistudio_ssh::stream::Config;
 use rand_core::OsRng;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// What a proxy's reader takes from its socket at once.
 const CHUNK: usize = 64 * 1024;
@@ -43,10 +44,14 @@ const MAX_REQUEST_LINE: u64 = 4096;
 const IDLE_EXIT: Duration = Duration::from_secs(1);
 /// How long the native host waits for a keeper (one it started, or one on its way out).
 const KEEPER_WAIT: Duration = Duration::from_secs(10);
+/// A connection sends its request line within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A write to the extension's connection that takes longer means its native host is stuck:
+/// it is dropped rather than stalling every stream.
+const EXTENSION_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the threads tell the loop. A connection that sent [`EXTENSION_REQUEST`] is the
-/// extension's: its messages carry the connection's number, so an extension replaced by a
-/// newer one is not heard any more.
+/// What the threads tell the loop. A connection that sent [`EXTENSION_REQUEST`] is an
+/// extension's: its messages carry the connection's number, which [`Routes`] follows.
 enum Input {
     ExtensionCame(ProxyId, UnixStream),
     FromBrowser(ProxyId, Value),
@@ -111,8 +116,10 @@ pub fn native_host() -> Result<(), String> {
     let (to_keeper, mut from_keeper) = reach_keeper(&path)?;
     thread::spawn(move || {
         let _ = copy(&mut io::stdin().lock(), &mut &to_keeper);
-        // The keeper hears the extension went; it closes its side, which ends the copy below.
-        let _ = to_keeper.shutdown(Shutdown::Write);
+        // The browser closed the port: the keeper hears the extension went, and nothing
+        // more is read for a browser that no longer listens.
+        let _ = to_keeper.shutdown(Shutdown::Both);
+        std::process::exit(0);
     });
     copy(&mut from_keeper, &mut io::stdout().lock())
         .map_err(|error| format!("the connection to the keeper broke: {error}"))
@@ -139,22 +146,29 @@ fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<()> {
 fn reach_keeper(path: &Path) -> Result<(UnixStream, BufReader<UnixStream>), String> {
     let deadline = Instant::now() + KEEPER_WAIT;
     let log_path = path.with_file_name(KEEPER_LOG_FILE);
-    let mut started = None;
+    let mut started: Option<std::process::Child> = None;
     loop {
         if let Ok(socket) = UnixStream::connect(path) {
             // A keeper on its way out closes the connection before its answer: try again.
             if let Ok(Some(reader)) = ask_keeper(&socket) {
+                if let Some(mut child) = started {
+                    // Reaped whenever it ends: no zombie for the browser's session.
+                    thread::spawn(move || child.wait());
+                }
                 return Ok((socket, reader));
             }
         }
         match &mut started {
-            None => started = Some(start_keeper(&log_path)?),
-            Some(child) => {
-                if let Ok(Some(status)) = std::process::Child::try_wait(child) {
+            None => started = Some(start_keeper()?),
+            Some(child) => match child.try_wait() {
+                // Another keeper was starting at the same time and serves: reach that one.
+                Ok(Some(status)) if status.success() => started = None,
+                Ok(Some(status)) => {
                     let said = fs::read_to_string(&log_path).unwrap_or_default();
                     return Err(format!("the keeper exited ({status}): {}", said.trim()));
                 }
-            }
+                _ => {}
+            },
         }
         if Instant::now() > deadline {
             return Err(format!(
@@ -179,35 +193,67 @@ fn ask_keeper(socket: &UnixStream) -> io::Result<Option<BufReader<UnixStream>>> 
     Ok(answer.filter(|answer| answer.ok).map(|_| reader))
 }
 
-/// `aistudio-ssh keeper` in a session of its own: the browser's end of the native host does
-/// not end it. Its stderr goes to a log next to its socket, not to the browser's: a browser
-/// (or its driver) waits for its stderr to close before it counts as exited.
-fn start_keeper(log_path: &Path) -> Result<std::process::Child, String> {
+/// `aistudio-ssh keeper` in a session of its own, in `/`: the browser's end of the native
+/// host does not end it, nor hold a folder. It logs to a file of its own, not to the
+/// browser's stderr: a browser (or its driver) waits for that to close before it counts as
+/// exited.
+fn start_keeper() -> Result<std::process::Child, String> {
     let binary = std::env::current_exe()
         .map_err(|error| format!("cannot find the helper's own binary: {error}"))?;
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(log_path)
-        .map_err(|error| format!("cannot write {}: {error}", log_path.display()))?;
     let mut command = Command::new(binary);
     command
         .arg("keeper")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log);
-    // SAFETY: setsid is async-signal-safe and touches no memory of ours.
+        .stderr(Stdio::null());
+    // SAFETY: setsid and chdir are async-signal-safe and touch no memory of ours.
     unsafe {
         command.pre_exec(|| {
             libc::setsid();
+            libc::chdir(c"/".as_ptr());
             Ok(())
         });
     }
     command
         .spawn()
         .map_err(|error| format!("cannot start the keeper: {error}"))
+}
+
+/// Takes the keepers' lock, held for this keeper's life (the kernel lets it go when the
+/// process ends, however it ends): `None` when another keeper holds it.
+fn keeper_lock(folder: &Path) -> Result<Option<fs::File>, String> {
+    let path = folder.join(KEEPER_LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|error| format!("cannot open {}: {error}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    let taken = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            libc::LOCK_EX | libc::LOCK_NB,
+        )
+    } == 0;
+    Ok(taken.then_some(file))
+}
+
+/// Sends this process's stderr to the keeper's log, written anew by each keeper.
+fn log_to_file(path: &Path) -> Result<(), String> {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    // SAFETY: dup2 onto our own stderr; `log` stays open until then.
+    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&log), libc::STDERR_FILENO) };
+    Ok(())
 }
 
 /// The keeper: serves the extension and the proxies until neither is left; removes its
@@ -217,9 +263,12 @@ fn start_keeper(log_path: &Path) -> Result<std::process::Child, String> {
 /// The socket cannot be made.
 pub fn keep() -> Result<(), String> {
     let path = socket_path()?;
-    if UnixStream::connect(&path).is_ok() {
+    let folder = path.parent().ok_or("the socket path has no folder")?;
+    // Held until this process ends: two keepers starting at once cannot both serve.
+    let Some(_lock) = keeper_lock(folder)? else {
         return Ok(());
-    }
+    };
+    log_to_file(&folder.join(KEEPER_LOG_FILE))?;
     // A keeper that died (or a machine restarted) left its socket behind.
     match fs::remove_file(&path) {
         Ok(()) => {}
@@ -228,20 +277,14 @@ pub fn keep() -> Result<(), String> {
     }
     let listener = UnixListener::bind(&path)
         .map_err(|error| format!("cannot listen on {}: {error}", path.display()))?;
-    let ours = fs::metadata(&path)
-        .map(|meta| (meta.dev(), meta.ino()))
-        .ok();
-    let pid_file = path.with_file_name(KEEPER_PID_FILE);
+    let pid_file = folder.join(KEEPER_PID_FILE);
     let _ = fs::write(&pid_file, format!("{}\n", std::process::id()));
     let (tx, rx) = mpsc::channel();
     spawn_acceptor(listener, tx);
     run(rx);
-    // Only ours: a newer keeper may have taken the path meanwhile.
-    let still_ours = fs::metadata(&path).is_ok_and(|meta| ours == Some((meta.dev(), meta.ino())));
-    if still_ours {
-        let _ = fs::remove_file(&path);
-        let _ = fs::remove_file(&pid_file);
-    }
+    // Under the lock: the socket is ours.
+    let _ = fs::remove_file(&path);
+    let _ = fs::remove_file(&pid_file);
     Ok(())
 }
 
@@ -280,13 +323,13 @@ fn spawn_acceptor(listener: UnixListener, tx: Sender<Input>) {
 /// Reads the request line, then one chunk per go-ahead from the loop.
 fn spawn_proxy_reader(proxy: ProxyId, socket: UnixStream, go: Receiver<()>, tx: Sender<Input>) {
     thread::spawn(move || {
+        // A client that says nothing (or no UTF-8) is not kept: it would keep the keeper.
+        let _ = socket.set_read_timeout(Some(REQUEST_TIMEOUT));
         let mut socket = BufReader::new(socket);
         let mut line = String::new();
-        if (&mut socket)
-            .take(MAX_REQUEST_LINE)
-            .read_line(&mut line)
-            .is_err()
-        {
+        let read = (&mut socket).take(MAX_REQUEST_LINE).read_line(&mut line);
+        if read.is_err() || socket.get_ref().set_read_timeout(None).is_err() {
+            let _ = tx.send(Input::Gone(proxy));
             return;
         }
         if line.trim() == EXTENSION_REQUEST {
@@ -373,16 +416,27 @@ struct Connection {
     writer: Sender<ProxyAction>,
 }
 
-/// The extension's connection: its number and the socket its messages go out on.
-struct Extension {
-    connection: ProxyId,
-    socket: UnixStream,
+/// The connected extensions (a browser each, usually one), their sockets and routes.
+struct Extensions {
+    sockets: HashMap<ExtensionId, UnixStream>,
+    routes: Routes,
 }
 
-impl Extension {
-    fn close(self) {
-        // Also ends its reader, and the native host's pipe with it.
-        let _ = self.socket.shutdown(Shutdown::Both);
+impl Extensions {
+    /// An extension went (or its connection broke): its links are down; with none left,
+    /// streams wait for the next within the grace period.
+    fn drop(&mut self, id: ExtensionId, board: &mut Switchboard<OsRng>, now_ms: u64) {
+        if let Some(socket) = self.sockets.remove(&id) {
+            // Also ends its reader, and the native host's pipe with it.
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        for project in self.routes.gone(id) {
+            let down = json!({"kind": "linkDown", "project": project, "reason": "the extension went away"});
+            board.handle_message(&down, now_ms);
+        }
+        if !self.routes.any() {
+            board.extension_gone(now_ms);
+        }
     }
 }
 
@@ -391,7 +445,10 @@ fn run(rx: Receiver<Input>) {
     let now = || start.elapsed().as_millis() as u64;
     let mut board = Switchboard::new(OsRng, Config::default());
     let mut connections: HashMap<ProxyId, Connection> = HashMap::new();
-    let mut extension: Option<Extension> = None;
+    let mut extensions = Extensions {
+        sockets: HashMap::new(),
+        routes: Routes::default(),
+    };
     // Since when nothing needs the keeper (no extension, no connection).
     let mut idle_since = Some(Instant::now());
     loop {
@@ -419,7 +476,7 @@ fn run(rx: Receiver<Input>) {
         // What is already waiting goes in before anything goes out (bigger batches), within
         // a bound so that a flood of input cannot hold output back.
         let mut taken = 0;
-        let mut leaving = false;
+        let mut leaving = None;
         while let Some(input) = next {
             taken += 1;
             match input {
@@ -427,34 +484,27 @@ fn run(rx: Receiver<Input>) {
                     // Not a proxy after all: its writer thread ends with the channel.
                     connections.remove(&connection);
                     let answer = ProxyAnswer::ok().to_line();
+                    let _ = socket.set_write_timeout(Some(EXTENSION_WRITE_TIMEOUT));
                     if (&socket).write_all(answer.as_bytes()).is_ok() {
-                        // The newest wins (a restarted worker, or another browser).
-                        if let Some(old) = extension.replace(Extension { connection, socket }) {
-                            old.close();
-                            board.extension_gone(now());
-                        }
+                        let id = ExtensionId(connection.0);
+                        extensions.sockets.insert(id, socket);
+                        extensions.routes.came(id);
                     }
                 }
                 Input::FromBrowser(connection, message) => {
-                    if extension
-                        .as_ref()
-                        .is_some_and(|e| e.connection == connection)
+                    let id = ExtensionId(connection.0);
+                    if extensions.sockets.contains_key(&id) && extensions.routes.heard(id, &message)
                     {
                         board.handle_message(&message, now());
                     }
                 }
                 Input::BrowserGone(connection, error) => {
-                    if extension
-                        .as_ref()
-                        .is_some_and(|e| e.connection == connection)
-                    {
-                        if let Some(error) = error {
-                            log(&error.to_string());
-                        }
-                        // What its messages caused still goes out first.
-                        leaving = true;
-                        break;
+                    if let Some(error) = error {
+                        log(&error.to_string());
                     }
+                    // What its messages caused still goes out first.
+                    leaving = Some(ExtensionId(connection.0));
+                    break;
                 }
                 Input::Accepted {
                     proxy,
@@ -467,7 +517,11 @@ fn run(rx: Receiver<Input>) {
                 Input::Data(proxy, bytes) => board.proxy_data(proxy, bytes),
                 Input::Eof(proxy) => board.proxy_eof(proxy),
                 Input::Written(proxy, n) => board.proxy_written(proxy, n),
-                Input::Gone(proxy) => board.proxy_gone(proxy),
+                Input::Gone(proxy) => {
+                    board.proxy_gone(proxy);
+                    // Also one that never got as far as a request.
+                    connections.remove(&proxy);
+                }
             }
             next = if taken < MAX_INPUTS_PER_TURN {
                 rx.try_recv().ok()
@@ -479,13 +533,15 @@ fn run(rx: Receiver<Input>) {
             match output {
                 Output::ToExtension(message) => {
                     // With no extension, nobody to tell: the next one says hello and is told.
-                    let Some(to) = &mut extension else { continue };
-                    if let Err(error) = send(&mut to.socket, &message) {
-                        log(&format!("the extension's connection broke: {error}"));
-                        if let Some(gone) = extension.take() {
-                            gone.close();
-                        }
-                        board.extension_gone(now());
+                    let Some(id) = extensions.routes.target(&message) else {
+                        continue;
+                    };
+                    let Some(socket) = extensions.sockets.get_mut(&id) else {
+                        continue;
+                    };
+                    if let Err(error) = send(socket, &message) {
+                        log(&format!("an extension's connection broke: {error}"));
+                        extensions.drop(id, &mut board, now());
                     }
                 }
                 Output::Log(line) => log(&line),
@@ -504,13 +560,10 @@ fn run(rx: Receiver<Input>) {
                 }
             }
         }
-        if leaving {
-            if let Some(gone) = extension.take() {
-                gone.close();
-            }
-            board.extension_gone(now());
+        if let Some(id) = leaving {
+            extensions.drop(id, &mut board, now());
         }
-        let needed = extension.is_some() || !connections.is_empty() || board.has_proxies();
+        let needed = extensions.routes.any() || !connections.is_empty() || board.has_proxies();
         idle_since = match (needed, idle_since) {
             (true, _) => None,
             (false, None) => Some(Instant::now()),
