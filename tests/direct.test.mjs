@@ -129,8 +129,8 @@ for (const jupyterlab of ['3.6', '4']) {
       forward.kill();
       await ssh(`pkill -f "[h]ttp.server ${containerPort}" || true`);
 
-      // A page reload during a transfer: the transfer completes, the interactive session
-      // open meanwhile stays, and the link came back through a new kernel WebSocket.
+      // A slow page reload during a transfer: the transfer completes, the interactive
+      // session open meanwhile stays, and the link came back through a new kernel WebSocket.
       const kernelSockets = () => simulator.webSocketsOpened().filter((path) => path.startsWith('api/kernels/')).length;
       const socketsBefore = kernelSockets();
       const big = randomFile(home, 'big.bin', 50);
@@ -140,7 +140,12 @@ for (const jupyterlab of ['3.6', '4']) {
       const transfer = scpWith(user.env, files.ssh_config, big, `${alias}:big.bin`).then(() => { finished = true; });
       await new Promise((resolve) => setTimeout(resolve, 300));
       assert.equal(finished, false, 'the transfer was still running at the reload');
+      // A slow page: for 4 s after the reload there is no notebook frame to carry the link.
+      simulator.slowIdePage(4000);
+      const reloadedAt = Date.now();
       await ide.reload();
+      simulator.slowIdePage(0);
+      assert.ok(Date.now() - reloadedAt >= 4000, 'the reload took the delay');
       await transfer;
       assert.equal((await ssh('sha256sum big.bin')).split(' ')[0], sha256File(big));
       assert.ok(kernelSockets() > socketsBefore, 'a new kernel WebSocket after the reload');

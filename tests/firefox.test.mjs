@@ -1,6 +1,7 @@
 // User story, in Firefox: the same extension, built for Firefox, connects my notebook just as
 // in Chromium. Debian's Firefox ESR, driven over Marionette; JupyterLab 4 on the simulator.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -182,6 +183,20 @@ test('Firefox ESR: direct, ssh and scp through the notebook tab with the helper,
     const down = join(home, 'down.bin');
     await scpWith(user.env, config, `${alias}:up.bin`, down);
     assert.equal(sha256File(down), sha256File(up));
+    // An interactive session left idle past the 30 s after which Firefox suspends an idle
+    // event page: it still answers (the open native port keeps the page, or the keeper
+    // holds the session until the page is back).
+    const session = spawn('ssh', ['-F', config, '-o', 'BatchMode=yes', '-T', alias, 'cat'], { env: user.env });
+    t.after(() => session.kill());
+    const echo = (line) => new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no echo of ${line} in 60 s`)), 60_000);
+      session.stdout.once('data', (chunk) => { clearTimeout(timer); resolve(String(chunk).trim()); });
+      session.stdin.write(`${line}\n`);
+    });
+    assert.equal(await echo('before the idle'), 'before the idle');
+    await new Promise((resolve) => setTimeout(resolve, 40_000));
+    assert.equal(await echo('after the idle'), 'after the idle');
+    session.kill();
   } catch (error) {
     await firefox.screenshot('firefox-direct-failure.png').catch(() => undefined);
     throw new Error(`${error.message}\n--- Firefox log (tail) ---\n${firefox.log().slice(-3000)}`, { cause: error });

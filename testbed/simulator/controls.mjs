@@ -63,6 +63,8 @@ export function simulatorControls({ front, container, relay, dir, jupyterlab, pr
     expireLogin: () => front.expireLogin(),
     /** The user logged in again. */
     logIn: () => front.logIn(),
+    /** The IDE page's HTML comes `ms` after its headers from now on (0: at once). */
+    slowIdePage: (ms) => front.slowIdePage(ms),
     /** The unsafe requests so far, as Tornado's XSRF check saw them. */
     unsafeRequests: () => front.unsafeRequests(),
     /** The paths (under the base) of the WebSockets opened through the front so far. */

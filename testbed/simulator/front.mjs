@@ -82,6 +82,8 @@ export class Front {
   #coldUntil = 0;
   #restoreUntil = Infinity;
   #loggedOut = false;
+  /** How long the IDE page's HTML takes after its headers (a slow page load). */
+  #idePageDelayMs = 0;
   // The project cookies the gateway sets on a GET of the IDE page; new for every container.
   #projectCookies = {};
   /** Every POST/PUT/PATCH/DELETE under the base: how many `_xsrf` cookies it carried, and whether it was refused. */
@@ -156,6 +158,7 @@ export class Front {
   /** The gateway forgets the login: REST answers a login page, WebSocket upgrades are refused. */
   expireLogin() { this.#loggedOut = true; }
   logIn() { this.#loggedOut = false; }
+  slowIdePage(ms) { this.#idePageDelayMs = ms; }
   unsafeRequests() { return [...this.#unsafeRequests]; }
   webSocketsOpened() { return [...this.#webSocketsOpened]; }
 
@@ -250,7 +253,12 @@ export class Front {
         `${SESSION_COOKIE}=${randomBytes(8).toString('hex')}; Path=/; Secure; HttpOnly; SameSite=Lax`,
         ...Object.entries(this.#projectCookies).map(([name, value]) => `${name}=${value}; Path=${base}; Secure; HttpOnly`),
       ],
-    }).end(idePage(base, this.#options.ide));
+    });
+    // Headers first: the browser commits the navigation (the old page is gone) and waits.
+    response.flushHeaders();
+    const body = idePage(base, this.#options.ide);
+    if (this.#idePageDelayMs) setTimeout(() => response.end(body), this.#idePageDelayMs);
+    else response.end(body);
   }
 
   /** To Jupyter with its token; the platform picks a terminal's name, so a requested one is ignored. */
