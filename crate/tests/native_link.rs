@@ -619,7 +619,10 @@ fn a_second_browser_shares_the_keeper_and_leaves_the_first_ones_sessions_alone()
         thread::spawn(move || {
             let start = Instant::now();
             while progress.load(Ordering::SeqCst) < SIZE / 4 {
-                assert!(start.elapsed() < Duration::from_secs(60), "a quarter comes back");
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "a quarter comes back"
+                );
                 thread::sleep(Duration::from_millis(1));
             }
             Host::start_in(Answer::NoLink("the newer browser".into()), runtime)

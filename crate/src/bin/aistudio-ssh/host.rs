@@ -256,8 +256,8 @@ fn log_to_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// The keeper: serves the extension and the proxies until neither is left; removes its
-/// socket. Leaves at once when another keeper already answers.
+/// The keeper: serves the extensions and the proxies until none is left; removes its
+/// socket. Leaves at once when another keeper holds the lock.
 ///
 /// # Errors
 /// The socket cannot be made.
