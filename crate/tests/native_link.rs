@@ -647,6 +647,43 @@ fn a_second_browser_shares_the_keeper_and_leaves_the_first_ones_sessions_alone()
     keeper_leaves(runtime.path(), keeper);
 }
 
+/// A native host of another version says so on the keeper's socket; the keeper's answer line.
+fn other_version_asks(runtime: &Path) -> (UnixStream, String) {
+    let socket = UnixStream::connect(runtime.join("aistudio-ssh/helper.sock")).unwrap();
+    (&socket)
+        .write_all(b"{\"extension\":\"0.0.0-other\"}\n")
+        .unwrap();
+    let mut answer = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(socket.try_clone().unwrap()),
+        &mut answer,
+    )
+    .unwrap();
+    (socket, answer)
+}
+
+#[test]
+fn a_keeper_of_another_version_leaves_only_when_it_has_nothing_to_keep() {
+    let host = Host::start(Answer::NoLink("no tab".into()));
+    let (runtime, keeper) = (host.runtime.clone(), host.keeper_pid());
+    // With a browser connected it serves the other version too (its sessions go on).
+    let (other, answer) = other_version_asks(runtime.path());
+    assert_eq!(answer, "{\"ok\":true}\n");
+    drop(other);
+    // A connection that has not said what it is yet holds the keeper (for up to 10 s)
+    // without making it keep anything.
+    let _silent = UnixStream::connect(runtime.path().join("aistudio-ssh/helper.sock")).unwrap();
+    host.close();
+    // Alone, it refuses and leaves at once, for the other version's native host to start
+    // its own keeper.
+    let (_other, answer) = other_version_asks(runtime.path());
+    assert!(
+        answer.contains(r#""ok":false"#) && answer.contains("it leaves"),
+        "{answer}"
+    );
+    keeper_leaves(runtime.path(), keeper);
+}
+
 #[test]
 fn a_transfer_survives_the_browser_restarting_its_host() {
     let dir = tempfile::tempdir().unwrap();

@@ -129,9 +129,35 @@ impl ProxyRequest {
 }
 
 /// The line the browser's native host sends on the helper's socket instead of a
-/// [`ProxyRequest`]: after the keeper's `ok` line, the connection carries native messages
-/// both ways, framed as on the browser's stdio.
-pub const EXTENSION_REQUEST: &str = r#"{"extension":true}"#;
+/// [`ProxyRequest`]: `{"extension":"<its version>"}`. After the keeper's `ok` line, the
+/// connection carries native messages both ways, framed as on the browser's stdio.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionRequest {
+    /// The native host's version: a keeper of another version with nothing to keep
+    /// refuses and leaves, so an upgraded helper runs its own keeper.
+    pub extension: String,
+}
+
+impl ExtensionRequest {
+    /// The request of this build's native host.
+    pub fn this_version() -> Self {
+        Self {
+            extension: crate::VERSION.into(),
+        }
+    }
+
+    /// The request as its line on the socket, newline included.
+    pub fn to_line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_default();
+        line.push('\n');
+        line
+    }
+
+    /// The request in a connection's first line, if it is one.
+    pub fn parse(line: &str) -> Option<Self> {
+        serde_json::from_str(line.trim()).ok()
+    }
+}
 
 /// The prefix of a project's `Host` alias in the rendered ssh config (see
 /// `render::host_alias_of`; a test keeps the two in step).

@@ -18,8 +18,8 @@ use std::io::{self, Read, Write};
 use serde_json::{json, Value};
 
 pub use message::{
-    project_of_alias, socket_path, ProxyAnswer, ProxyRequest, ToExtension, ToHost,
-    EXTENSION_REQUEST, KEEPER_LOCK_FILE, KEEPER_LOG_FILE, KEEPER_PID_FILE, SOCKET_DIR, SOCKET_FILE,
+    project_of_alias, socket_path, ExtensionRequest, ProxyAnswer, ProxyRequest, ToExtension,
+    ToHost, KEEPER_LOCK_FILE, KEEPER_LOG_FILE, KEEPER_PID_FILE, SOCKET_DIR, SOCKET_FILE,
 };
 pub use routes::{ExtensionId, Routes};
 use sha2::{Digest, Sha256};

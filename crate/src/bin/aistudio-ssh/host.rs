@@ -25,9 +25,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use aistudio_ssh::native_host::{
-    self, ExtensionId, NativeMessageError, Output, ProxyAction, ProxyAnswer, ProxyId, Routes,
-    Switchboard, ToExtension, EXTENSION_REQUEST, KEEPER_LOCK_FILE, KEEPER_LOG_FILE,
-    KEEPER_PID_FILE,
+    self, ExtensionId, ExtensionRequest, NativeMessageError, Output, ProxyAction, ProxyAnswer,
+    ProxyId, Routes, Switchboard, ToExtension, KEEPER_LOCK_FILE, KEEPER_LOG_FILE, KEEPER_PID_FILE,
 };
 use aistudio_ssh::stream::Config;
 use rand_core::OsRng;
@@ -50,10 +49,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// it is dropped rather than stalling every stream.
 const EXTENSION_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the threads tell the loop. A connection that sent [`EXTENSION_REQUEST`] is an
+/// What the threads tell the loop. A connection that sent an [`ExtensionRequest`] is an
 /// extension's: its messages carry the connection's number, which [`Routes`] follows.
 enum Input {
-    ExtensionCame(ProxyId, UnixStream),
+    /// With the native host's version.
+    ExtensionCame(ProxyId, UnixStream, String),
     FromBrowser(ProxyId, Value),
     /// The extension's connection ended (or broke the framing).
     BrowserGone(ProxyId, Option<NativeMessageError>),
@@ -183,7 +183,7 @@ fn reach_keeper(path: &Path) -> Result<(UnixStream, BufReader<UnixStream>), Stri
 
 /// Says this connection is the extension's; `Some` once the keeper answered `ok`.
 fn ask_keeper(socket: &UnixStream) -> io::Result<Option<BufReader<UnixStream>>> {
-    (&*socket).write_all(format!("{EXTENSION_REQUEST}\n").as_bytes())?;
+    (&*socket).write_all(ExtensionRequest::this_version().to_line().as_bytes())?;
     socket.set_read_timeout(Some(KEEPER_WAIT))?;
     let mut reader = BufReader::new(socket.try_clone()?);
     let mut line = String::new();
@@ -332,8 +332,8 @@ fn spawn_proxy_reader(proxy: ProxyId, socket: UnixStream, go: Receiver<()>, tx: 
             let _ = tx.send(Input::Gone(proxy));
             return;
         }
-        if line.trim() == EXTENSION_REQUEST {
-            return read_extension(proxy, socket, &tx);
+        if let Some(request) = ExtensionRequest::parse(&line) {
+            return read_extension(proxy, socket, request.extension, &tx);
         }
         if tx.send(Input::Request(proxy, line)).is_err() {
             return;
@@ -355,11 +355,19 @@ fn spawn_proxy_reader(proxy: ProxyId, socket: UnixStream, go: Receiver<()>, tx: 
 }
 
 /// The extension's native messages, framed as on stdio, until its connection ends.
-fn read_extension(connection: ProxyId, mut socket: BufReader<UnixStream>, tx: &Sender<Input>) {
+fn read_extension(
+    connection: ProxyId,
+    mut socket: BufReader<UnixStream>,
+    version: String,
+    tx: &Sender<Input>,
+) {
     let Ok(writer) = socket.get_ref().try_clone() else {
         return;
     };
-    if tx.send(Input::ExtensionCame(connection, writer)).is_err() {
+    if tx
+        .send(Input::ExtensionCame(connection, writer, version))
+        .is_err()
+    {
         return;
     }
     loop {
@@ -480,9 +488,22 @@ fn run(rx: Receiver<Input>) {
         while let Some(input) = next {
             taken += 1;
             match input {
-                Input::ExtensionCame(connection, socket) => {
+                Input::ExtensionCame(connection, socket, version) => {
                     // Not a proxy after all: its writer thread ends with the channel.
                     connections.remove(&connection);
+                    if version != aistudio_ssh::VERSION {
+                        let alone = !extensions.routes.any() && !board.has_proxies();
+                        log(&format!("a native host of version {version} came"));
+                        if alone {
+                            // An upgraded (or other) helper: it starts a keeper of its own.
+                            let refusal = ProxyAnswer::error(format!(
+                                "this keeper is version {}; it leaves",
+                                aistudio_ssh::VERSION
+                            ));
+                            let _ = (&socket).write_all(refusal.to_line().as_bytes());
+                            return;
+                        }
+                    }
                     let answer = ProxyAnswer::ok().to_line();
                     let _ = socket.set_write_timeout(Some(EXTENSION_WRITE_TIMEOUT));
                     if (&socket).write_all(answer.as_bytes()).is_ok() {
