@@ -615,31 +615,35 @@ fn a_socket_folder_others_may_enter_is_refused_by_host_and_proxy() {
 fn a_second_browser_shares_the_keeper_and_leaves_the_first_ones_sessions_alone() {
     let older = Host::start(Answer::Link(Box::new(stdio_bridge(echo_server()))));
     let (runtime, keeper) = (older.runtime.clone(), older.keeper_pid());
-    let progress = Arc::new(AtomicUsize::new(0));
-    // A quarter of the way through the older browser's transfer, another browser starts.
-    let second = {
-        let (progress, runtime) = (progress.clone(), runtime.clone());
-        thread::spawn(move || {
-            let start = Instant::now();
-            while progress.load(Ordering::SeqCst) < SIZE / 4 {
-                assert!(
-                    start.elapsed() < Duration::from_secs(60),
-                    "a quarter comes back"
-                );
-                thread::sleep(Duration::from_millis(1));
-            }
-            Host::start_in(Answer::NoLink("the newer browser".into()), runtime)
-        })
+    // An ssh session of the older browser, open while the newer one comes.
+    let mut session = Reaped(
+        proxy(runtime.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut to_ssh = session.0.stdin.take().unwrap();
+    let mut from_ssh = session.0.stdout.take().unwrap();
+    let mut echo = |n: u8| {
+        let sent = vec![n; 1024 * 1024];
+        to_ssh.write_all(&sent).unwrap();
+        let mut got = vec![0; sent.len()];
+        from_ssh.read_exact(&mut got).unwrap();
+        assert!(got == sent, "echo {n} differs");
     };
-    echo_through_proxy(runtime.path(), SIZE, progress);
-    let newer = second.join().unwrap();
+    echo(1);
+    let newer = Host::start_in(Answer::NoLink("the newer browser".into()), runtime.clone());
     assert_eq!(newer.keeper_pid(), keeper, "one keeper serves both");
+    echo(2);
     // The project's link stays the older browser's: the next ssh goes on it too, and the
     // newer one is asked for nothing (it would refuse).
     echo_through_proxy(runtime.path(), 1024 * 1024, Arc::default());
     assert_eq!(newer.seen.lock().unwrap().wants, 0);
     newer.close();
-    echo_through_proxy(runtime.path(), 1024 * 1024, Arc::default());
+    echo(3);
+    drop(to_ssh);
+    assert!(wait_exit(&mut session.0, Duration::from_secs(5)).success());
     let seen = older.seen.lock().unwrap();
     assert_eq!((seen.wants, seen.drops), (1, 0), "one link all along");
     drop(seen);
@@ -674,8 +678,18 @@ fn a_keeper_of_another_version_leaves_only_when_it_has_nothing_to_keep() {
     // without making it keep anything.
     let _silent = UnixStream::connect(runtime.path().join("aistudio-ssh/helper.sock")).unwrap();
     host.close();
-    // Alone, it refuses and leaves at once, for the other version's native host to start
-    // its own keeper.
+    // Once the keeper has heard the browser go (a proxy is refused for that), it is alone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = proxy(runtime.path()).stdin(Stdio::null()).output().unwrap();
+        if String::from_utf8_lossy(&out.stderr).contains("extension is not connected") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the keeper hears the browser go");
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Alone, it refuses the other version and leaves at once, for that version's native
+    // host to start its own keeper.
     let (_other, answer) = other_version_asks(runtime.path());
     assert!(
         answer.contains(r#""ok":false"#) && answer.contains("it leaves"),

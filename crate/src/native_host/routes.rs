@@ -19,7 +19,11 @@ pub struct ExtensionId(pub u64);
 pub struct Routes {
     connected: BTreeSet<ExtensionId>,
     newest: Option<ExtensionId>,
+    /// The extension that brought each project's link up last: its link, and the next one
+    /// (after a reload it is the one with the notebook tab).
     owners: BTreeMap<String, ExtensionId>,
+    /// The last extension that said `hello`: the answer goes to it.
+    greeter: Option<ExtensionId>,
 }
 
 impl Routes {
@@ -35,6 +39,9 @@ impl Routes {
         self.connected.remove(&id);
         if self.newest == Some(id) {
             self.newest = self.connected.last().copied();
+        }
+        if self.greeter == Some(id) {
+            self.greeter = None;
         }
         let projects: Vec<String> = self
             .owners
@@ -54,43 +61,44 @@ impl Routes {
     }
 
     /// A message from `id`: whether the switchboard takes it. `linkUp` makes `id` the
-    /// project's owner; its link's messages count only from the owner, a refusal only from
-    /// the one that was asked (the newest) or the owner.
+    /// project's owner; the link's messages, and a refusal, count only from the one asked
+    /// (the owner, else the newest).
     pub fn heard(&mut self, id: ExtensionId, message: &Value) -> bool {
         let Some(project) = message["project"].as_str() else {
+            if message["kind"] == "hello" {
+                self.greeter = Some(id);
+            }
             // `hello`, or a message the switchboard answers with an error.
             return true;
         };
-        let owner = self.owners.get(project).copied();
         match message["kind"].as_str() {
             Some("linkUp") => {
                 self.owners.insert(project.to_owned(), id);
                 true
             }
-            Some("linkDown") if owner == Some(id) => {
-                self.owners.remove(project);
-                true
-            }
-            Some("bytes" | "linkDown") => owner == Some(id),
-            Some("noLink") => owner == Some(id) || self.newest == Some(id),
+            Some("bytes" | "linkDown" | "noLink") => self.asked(project) == Some(id),
             _ => true,
         }
     }
 
-    /// Where a message of the switchboard goes: a link's to its owner, the rest (and a link
-    /// with no owner) to the newest. `None` with no extension connected.
+    /// Who is asked for a project's link and hears of it: its owner while connected, else
+    /// the newest.
+    fn asked(&self, project: &str) -> Option<ExtensionId> {
+        self.owners.get(project).copied().or(self.newest)
+    }
+
+    /// Where a message of the switchboard goes: a project's to the extension asked for its
+    /// link, `hello`'s answer to the one that said it, an error to the newest. `None` with
+    /// no extension connected.
     pub fn target(&self, message: &ToExtension) -> Option<ExtensionId> {
-        let project = match message {
+        match message {
             ToExtension::Bytes { project, .. }
             | ToExtension::Drop { project, .. }
-            | ToExtension::Status { project, .. } => Some(project),
-            ToExtension::Hello { .. } | ToExtension::Want { .. } | ToExtension::Error { .. } => {
-                None
-            }
-        };
-        project
-            .and_then(|project| self.owners.get(project).copied())
-            .or(self.newest)
+            | ToExtension::Status { project, .. }
+            | ToExtension::Want { project } => self.asked(project),
+            ToExtension::Hello { .. } => self.greeter.or(self.newest),
+            ToExtension::Error { .. } => self.newest,
+        }
     }
 }
 
@@ -132,6 +140,17 @@ mod tests {
         ));
         assert!(!routes.heard(A, &json!({"kind": "noLink", "project": "q", "reason": ""})));
         assert!(routes.heard(B, &json!({"kind": "noLink", "project": "q", "reason": ""})));
+        // A's tab reloads: its link goes down, and p's next link is still asked of A (the
+        // browser with the tab), whose refusal counts and B's does not.
+        assert!(routes.heard(
+            A,
+            &json!({"kind": "linkDown", "project": "p", "reason": ""})
+        ));
+        let want_p = ToExtension::Want {
+            project: "p".into(),
+        };
+        assert_eq!(routes.target(&want_p), Some(A));
+        assert!(!routes.heard(B, &json!({"kind": "noLink", "project": "p", "reason": ""})));
         // The newer one going takes none of A's links down; A is asked again.
         assert_eq!(routes.gone(B), Vec::<String>::new());
         assert_eq!(routes.target(&want), Some(A));
@@ -154,10 +173,21 @@ mod tests {
             B,
             &json!({"kind": "linkDown", "project": "p", "reason": ""})
         ));
-        assert_eq!(
-            routes.target(&bytes("p")),
-            Some(B),
-            "the newest, with no owner"
-        );
+        assert_eq!(routes.target(&bytes("p")), Some(B), "the link's new owner");
+    }
+
+    #[test]
+    fn hello_is_answered_to_the_one_that_said_it() {
+        let mut routes = Routes::default();
+        routes.came(A);
+        routes.came(B);
+        routes.heard(A, &json!({"kind": "hello"}));
+        let hello = ToExtension::Hello {
+            host: String::new(),
+            version: String::new(),
+        };
+        assert_eq!(routes.target(&hello), Some(A));
+        routes.gone(A);
+        assert_eq!(routes.target(&hello), Some(B));
     }
 }

@@ -261,6 +261,12 @@ impl<R: RngCore> Switchboard<R> {
             host: HOST_NAME.into(),
             version: crate::VERSION.into(),
         });
+        self.ask_for_waiting_links(now_ms);
+    }
+
+    /// Sends `want` for every project whose proxies wait for a link: to a new extension, or
+    /// when the one asked went away.
+    pub fn ask_for_waiting_links(&mut self, now_ms: u64) {
         let waiting: Vec<String> = self
             .projects
             .iter()

@@ -164,7 +164,14 @@ fn reach_keeper(path: &Path) -> Result<(UnixStream, BufReader<UnixStream>), Stri
                 // Another keeper was starting at the same time and serves: reach that one.
                 Ok(Some(status)) if status.success() => started = None,
                 Ok(Some(status)) => {
-                    let said = fs::read_to_string(&log_path).unwrap_or_default();
+                    // What it said before it had its log (it failed early), else its log.
+                    let mut said = String::new();
+                    if let Some(stderr) = &mut child.stderr {
+                        let _ = stderr.read_to_string(&mut said);
+                    }
+                    if said.trim().is_empty() {
+                        said = fs::read_to_string(&log_path).unwrap_or_default();
+                    }
                     return Err(format!("the keeper exited ({status}): {}", said.trim()));
                 }
                 _ => {}
@@ -196,7 +203,7 @@ fn ask_keeper(socket: &UnixStream) -> io::Result<Option<BufReader<UnixStream>>> 
 /// `aistudio-ssh keeper` in a session of its own, in `/`: the browser's end of the native
 /// host does not end it, nor hold a folder. It logs to a file of its own, not to the
 /// browser's stderr: a browser (or its driver) waits for that to close before it counts as
-/// exited.
+/// exited. Its stderr is a pipe to us until then.
 fn start_keeper() -> Result<std::process::Child, String> {
     let binary = std::env::current_exe()
         .map_err(|error| format!("cannot find the helper's own binary: {error}"))?;
@@ -205,7 +212,8 @@ fn start_keeper() -> Result<std::process::Child, String> {
         .arg("keeper")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        // Until it has its log: a keeper that fails before says why here.
+        .stderr(Stdio::piped());
     // SAFETY: setsid and chdir are async-signal-safe and touch no memory of ours.
     unsafe {
         command.pre_exec(|| {
@@ -442,7 +450,10 @@ impl Extensions {
             let down = json!({"kind": "linkDown", "project": project, "reason": "the extension went away"});
             board.handle_message(&down, now_ms);
         }
-        if !self.routes.any() {
+        if self.routes.any() {
+            // What it was asked for is asked of the others.
+            board.ask_for_waiting_links(now_ms);
+        } else {
             board.extension_gone(now_ms);
         }
     }
