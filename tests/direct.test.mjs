@@ -59,8 +59,11 @@ for (const jupyterlab of ['3.6', '4']) {
     const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-user-'));
     const sshDir = join(home, '.ssh', `aistudio-${simulator.projectId}`);
     mkdirSync(sshDir, { recursive: true, mode: 0o700 });
+    let passed = false;
     t.after(async () => {
       await simulator.stop();
+      // On a failure the keeper's log goes with the screenshots.
+      if (!passed) user.saveLog(`direct-jupyterlab-${jupyterlab}`);
       user.remove();
       rmSync(home, { recursive: true, force: true });
     });
@@ -205,6 +208,16 @@ for (const jupyterlab of ['3.6', '4']) {
       assert.equal(user.keeperPid(), keeper, 'the same keeper held the sessions');
       await oneKernel();
 
+      // The keeper killed: the sessions it held are gone, but the worker starts the helper
+      // again by itself, and a new ssh works within seconds (no popup open).
+      process.kill(keeper, 'SIGKILL');
+      const killedAt = Date.now();
+      await eventually(() => ssh('whoami').catch(() => ''), (out) => out.trim() === CONTAINER_USER,
+        { what: 'ssh after the keeper was killed', timeoutMs: 30_000 });
+      const sshBackAfter = Date.now() - killedAt;
+      assert.ok(user.keeperPid() !== keeper, 'a new keeper');
+      t.diagnostic(`ssh back ${sshBackAfter} ms after the keeper was killed`);
+
       // Disconnect stops the bridge: ssh then fails within seconds, saying to press Connect.
       const again = await openPopup(browser, ide);
       await again.click('#disconnect');
@@ -226,6 +239,7 @@ for (const jupyterlab of ['3.6', '4']) {
       assert.ok(failed, 'ssh must fail with the tab closed');
       assert.match(failed.stderr, /no notebook tab of project/);
       assert.ok(Date.now() - started < 10_000, `failed after ${Date.now() - started} ms`);
+      passed = true;
     });
   });
 }

@@ -199,6 +199,7 @@ test('Firefox ESR: direct, ssh and scp through the notebook tab with the helper,
     session.kill();
   } catch (error) {
     await firefox.screenshot('firefox-direct-failure.png').catch(() => undefined);
+    user.saveLog('firefox-direct');
     throw new Error(`${error.message}\n--- Firefox log (tail) ---\n${firefox.log().slice(-3000)}`, { cause: error });
   }
 });

@@ -4,11 +4,12 @@
 // folders: the machine's real browser folders are never written.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { HELPER_BINARY } from '../../project.mjs';
+import { ARTIFACTS_DIR } from './browser.mjs';
 
 const execFileAsync = promisify(execFile);
 
@@ -28,6 +29,13 @@ export function helperEnvironment() {
       } catch {
         return null;
       }
+    },
+    /** Keeps the keeper's log with a failed test's artifacts (test-results/). */
+    saveLog(name) {
+      try {
+        mkdirSync(ARTIFACTS_DIR, { recursive: true });
+        copyFileSync(join(runtime, 'aistudio-ssh', 'keeper.log'), join(ARTIFACTS_DIR, `${name}-keeper.log`));
+      } catch { /* no keeper ran */ }
     },
     remove() {
       const pid = this.keeperPid();

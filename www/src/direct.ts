@@ -21,6 +21,8 @@ const REATTACH_MS = 1000;
  */
 const REOPEN_FOR_MS = 120_000;
 const REOPEN_EVERY_MS = 1000;
+/** After a running helper's port closed, it is started again this much later. */
+const RESTART_HELPER_MS = 2000;
 
 /** One project's link: the carrier port into its notebook tab and the current attachment. */
 interface Link {
@@ -65,9 +67,13 @@ export function connectHelper(): HelperStatus {
   port.onDisconnect.addListener(() => {
     // "Specified native messaging host not found." when it is not installed.
     const error = ext.runtime.lastError?.message ?? 'the helper exited';
-    status = status.state === 'running' ? { state: 'exited', error } : { state: 'missing', error };
+    const wasRunning = status.state === 'running';
+    status = wasRunning ? { state: 'exited', error } : { state: 'missing', error };
     helper = null;
     for (const project of [...links.keys()]) closeLink(project);
+    // It ran (its keeper died, or was replaced): start it again once, so the next ssh
+    // works without the popup. A start that fails says so and is not retried.
+    if (wasRunning) setTimeout(connectHelper, RESTART_HELPER_MS);
   });
   port.postMessage({ kind: 'hello' } satisfies ToHost);
   return status;

@@ -249,12 +249,13 @@ fn keeper_lock(folder: &Path) -> Result<Option<fs::File>, String> {
     Ok(taken.then_some(file))
 }
 
-/// Sends this process's stderr to the keeper's log, written anew by each keeper.
+/// Sends this process's stderr to the keeper's log. Appended to: what an earlier keeper
+/// said (before a crash, say) stays; the folder is the user's runtime folder, which the
+/// system empties at logout.
 fn log_to_file(path: &Path) -> Result<(), String> {
     let log = fs::OpenOptions::new()
         .create(true)
-        .write(true)
-        .truncate(true)
+        .append(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
@@ -277,6 +278,11 @@ pub fn keep() -> Result<(), String> {
         return Ok(());
     };
     log_to_file(&folder.join(KEEPER_LOG_FILE))?;
+    log(&format!(
+        "started: version {}, pid {}",
+        aistudio_ssh::VERSION,
+        std::process::id()
+    ));
     // A keeper that died (or a machine restarted) left its socket behind.
     match fs::remove_file(&path) {
         Ok(()) => {}
@@ -298,7 +304,16 @@ pub fn keep() -> Result<(), String> {
 
 /// A line for the keeper's log (never a panic if it cannot be written).
 fn log(line: &str) {
-    let _ = writeln!(io::stderr(), "aistudio-ssh keeper: {line}");
+    // Seconds since the epoch: the log spans keepers, and `date -d @<s>` reads it.
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let _ = writeln!(
+        io::stderr(),
+        "{}.{:03} aistudio-ssh keeper: {line}",
+        at.as_secs(),
+        at.subsec_millis()
+    );
 }
 
 fn spawn_acceptor(listener: UnixListener, tx: Sender<Input>) {
