@@ -49,13 +49,16 @@ export async function setUpProject(browser, simulator, projectId, sshDir) {
   const { host, port, user, hostKey } = simulator.relay;
   const errors = await fillRelay(options, { host, port, user, hostKey });
   if (errors.length) throw new Error(`relay refused: ${JSON.stringify(errors)}`);
-  await options.fill('#add-project input[name=projectId]', projectId);
-  await options.click('#add-project button');
-  const form = projectArticle(options, projectId).locator('form.project-settings');
-  // Rendered once its stored settings are in (a project the extension saw before the relay
-  // was set connects directly): the user chooses the relay for it.
-  await eventually(() => form.locator('input[name=remotePort]').inputValue(), (port) => port !== '',
-    { what: 'the project settings shown' });
+  // A project the extension already saw is listed (and was just shown again for the new
+  // relay); adding it again would render it once more under the user's hands.
+  if (await projectArticle(options, projectId).count() === 0) {
+    await options.fill('#add-project input[name=projectId]', projectId);
+    await options.click('#add-project button');
+  }
+  // Once its stored settings are in (a project the extension saw before the relay was set
+  // connects directly), the user chooses the relay for it.
+  const form = projectArticle(options, projectId).locator('form.project-settings[data-loaded="true"]');
+  await form.waitFor({ timeout: 30_000 });
   await form.locator('select[name=route]').selectOption('relay');
   await form.locator('input[name=sshDir]').fill(sshDir);
   await form.locator('button[type=submit]').click();

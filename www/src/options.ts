@@ -181,6 +181,8 @@ async function renderProjectSettings(article: HTMLElement, projectId: string, er
     const passphrase = input(article.querySelector('form.download') as HTMLFormElement, 'passphrase').value || undefined;
     void act(error, async () => download(await send({ kind: 'bundle', projectId, passphrase })));
   });
+  // Its stored values are in and Save works (before, a click would submit the page itself).
+  form.dataset.loaded = 'true';
 }
 
 function renderProject(view: ProjectKeysView): void {
