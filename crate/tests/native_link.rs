@@ -98,6 +98,20 @@ fn stdio_bridge(sshd_port: u16) -> impl FnMut() -> Carrier + Send {
     }
 }
 
+/// The bridge listening on `socket`, in front of an echo server: it outlives its links.
+fn listening_bridge(socket: &Path) -> Reaped {
+    Reaped(
+        Command::new("python3")
+            .arg(bridge_py())
+            .args(["--sshd-port", &echo_server().to_string()])
+            .arg("--listen")
+            .arg(socket)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("python3 runs"),
+    )
+}
+
 /// Links to one bridge listening on a Unix socket: each connection resumes the last.
 fn socket_bridge(path: PathBuf) -> impl FnMut() -> Carrier + Send {
     move || {
@@ -489,16 +503,7 @@ fn eight_mib_cross_proxy_host_and_bridge_and_come_back_equal() {
 fn a_transfer_survives_the_link_dropping_twice() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("bridge.sock");
-    let _bridge = Reaped(
-        Command::new("python3")
-            .arg(bridge_py())
-            .args(["--sshd-port", &echo_server().to_string()])
-            .arg("--listen")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("python3 runs"),
-    );
+    let _bridge = listening_bridge(&socket);
     let host = Host::start(Answer::Link(Box::new(socket_bridge(socket))));
     let progress = Arc::new(AtomicUsize::new(0));
     let cutter = {
@@ -702,16 +707,7 @@ fn a_keeper_of_another_version_leaves_only_when_it_has_nothing_to_keep() {
 fn a_transfer_survives_the_browser_restarting_its_host() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("bridge.sock");
-    let _bridge = Reaped(
-        Command::new("python3")
-            .arg(bridge_py())
-            .args(["--sshd-port", &echo_server().to_string()])
-            .arg("--listen")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("python3 runs"),
-    );
+    let _bridge = listening_bridge(&socket);
     let first = Host::start(Answer::Link(Box::new(socket_bridge(socket.clone()))));
     let (runtime, keeper) = (first.runtime.clone(), first.keeper_pid());
     let progress = Arc::new(AtomicUsize::new(0));
