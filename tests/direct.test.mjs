@@ -96,6 +96,8 @@ for (const jupyterlab of ['3.6', '4']) {
       const ssh = (command, extra) => sshWith(user.env, files.ssh_config, alias, command, extra);
 
       assert.equal((await ssh('whoami')).trim(), CONTAINER_USER);
+      // The bytes took the lane (a loopback WebSocket), not base64 in native messages.
+      assert.match(user.keeperLog(), /an extension opened the lane/);
 
       // scp of 20 MB each way, equal sha256.
       const up = randomFile(home, 'up.bin', 20);

@@ -175,6 +175,8 @@ test('Firefox ESR: direct, ssh and scp through the notebook tab with the helper,
     const config = join(sshDir, 'ssh_config');
     const ssh = (command) => sshWith(user.env, config, alias, command);
     assert.equal((await ssh('whoami')).trim(), CONTAINER_USER);
+    // Firefox's event page opened the lane too.
+    assert.match(user.keeperLog(), /an extension opened the lane/);
     // 10 MB each way, equal sha256.
     const up = join(home, 'up.bin');
     writeFileSync(up, randomBytes(10 * 1024 * 1024));

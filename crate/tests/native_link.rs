@@ -5,7 +5,7 @@
 #![cfg(unix)]
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,11 +16,17 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use aistudio_ssh::native_host::{read_message, write_message};
+use aistudio_ssh::native_host::{lane, read_message, write_message};
 use base64ct::{Base64, Encoding};
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::handshake::client::Request;
+use tungstenite::handshake::HandshakeError;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
+use tungstenite::protocol::frame::Frame;
+use tungstenite::{Message, WebSocket};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_aistudio-ssh");
 const PROJECT: &str = "7892508";
@@ -169,6 +175,8 @@ struct Seen {
     statuses: Vec<Value>,
     /// Host messages of a link already taken down, not forwarded.
     stale: usize,
+    /// The lane's address from the last `hello`.
+    lane: Option<String>,
 }
 
 /// The host process and the test's extension driving it.
@@ -349,7 +357,9 @@ fn extension(
             }
         };
         if message["kind"] == "hello" {
-            seen.lock().unwrap().hellos += 1;
+            let mut seen = seen.lock().unwrap();
+            seen.hellos += 1;
+            seen.lane = message["lane"].as_str().map(str::to_owned);
             continue;
         }
         assert_eq!(message["project"], PROJECT, "{message}");
@@ -654,6 +664,159 @@ fn a_second_browser_shares_the_keeper_and_leaves_the_first_ones_sessions_alone()
     drop(seen);
     older.close();
     keeper_leaves(runtime.path(), keeper);
+}
+
+/// A WebSocket request for the lane at `url` (with `path` instead of the token's, if given)
+/// from `origin`.
+fn lane_request(url: &str, path: Option<&str>, origin: Option<&str>) -> Request {
+    let url = match path {
+        Some(path) => format!("{}{path}", &url[..url.rfind('/').unwrap()]),
+        None => url.to_owned(),
+    };
+    let mut request = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    request
+}
+
+/// The lane's TCP connection and its handshake's outcome.
+fn open_lane(request: Request) -> Result<WebSocket<TcpStream>, u16> {
+    let address = format!(
+        "{}:{}",
+        request.uri().host().unwrap(),
+        request.uri().port_u16().unwrap()
+    );
+    let socket = TcpStream::connect(address).unwrap();
+    match tungstenite::client(request, socket) {
+        Ok((socket, _)) => Ok(socket),
+        Err(HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+            Err(response.status().as_u16())
+        }
+        Err(error) => panic!("the lane's handshake failed otherwise: {error}"),
+    }
+}
+
+/// A whole client frame (masked, as a browser sends) on the lane.
+fn lane_write(socket: &Mutex<TcpStream>, payload: Vec<u8>, opcode: OpCode) {
+    let mut frame = Frame::message(payload, opcode, true);
+    frame.header_mut().mask = Some([0x5a, 0x17, 0xc3, 0x08]);
+    let mut bytes = Vec::new();
+    frame.format(&mut bytes).unwrap();
+    // The proxy may be done and the lane closed under a late write.
+    let _ = socket.lock().unwrap().write_all(&bytes);
+}
+
+#[test]
+fn the_lane_admits_only_the_extension_and_carries_a_link() {
+    let host = Host::start(Answer::NoLink("asked on native messaging".into()));
+    let url = host
+        .seen
+        .lock()
+        .unwrap()
+        .lane
+        .clone()
+        .expect("hello offers the lane");
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    let extension = Some("chrome-extension://nfbfpekjfcnniobpegkajkakabpienla");
+    // The wrong token, none, or the right one from a web page or from no browser: refused.
+    let wrong = format!("/{}", "0".repeat(64));
+    for (path, origin) in [
+        (Some(wrong.as_str()), extension),
+        (Some("/"), extension),
+        (None, Some("https://aistudio.baidu.com")),
+        (None, None),
+    ] {
+        let refused = open_lane(lane_request(&url, path, origin)).map(|_| ());
+        assert_eq!(refused, Err(403), "{path:?} from {origin:?}");
+    }
+
+    let mut lane = open_lane(lane_request(&url, None, extension)).expect("admitted");
+    let writer = Arc::new(Mutex::new(lane.get_ref().try_clone().unwrap()));
+    let text = |writer: &Mutex<TcpStream>, message: Value| {
+        lane_write(
+            writer,
+            message.to_string().into_bytes(),
+            OpCode::Data(Data::Text),
+        );
+    };
+    text(&writer, json!({"kind": "hello"}));
+    lane.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let runtime = host.runtime.clone();
+    let echo = thread::spawn(move || echo_through_proxy(runtime.path(), SIZE, Arc::default()));
+    // The lane's extension is the newest: it is asked for the link, and carries it.
+    let mut carrier: Option<Carrier> = None;
+    let mut connect = stdio_bridge(echo_server());
+    let (mut hellos, mut frames) = (0, 0);
+    while !echo.is_finished() {
+        match lane.read() {
+            Ok(Message::Text(message)) => {
+                let message: Value = serde_json::from_str(message.as_str()).unwrap();
+                match message["kind"].as_str().unwrap() {
+                    "hello" => hellos += 1,
+                    "want" if carrier.is_none() => {
+                        let mut next = connect();
+                        let mut reader =
+                            std::mem::replace(&mut next.reader, Box::new(std::io::empty()));
+                        text(
+                            &writer,
+                            json!({"kind": "linkUp", "project": PROJECT, "link": 1}),
+                        );
+                        let writer = writer.clone();
+                        thread::spawn(move || {
+                            let mut buf = vec![0; 100_000];
+                            while let Ok(n @ 1..) = reader.read(&mut buf) {
+                                let frame = lane::lane_frame(PROJECT, 0, &buf[..n]).unwrap();
+                                lane_write(&writer, frame, OpCode::Data(Data::Binary));
+                            }
+                        });
+                        carrier = Some(next);
+                    }
+                    _ => {}
+                }
+            }
+            Ok(Message::Binary(frame)) => {
+                let header = lane::read_lane_header(&frame).unwrap();
+                assert_eq!((header.project.as_str(), header.link), (PROJECT, 1));
+                frames += 1;
+                let carrier = carrier.as_mut().expect("bytes follow linkUp");
+                carrier
+                    .writer
+                    .write_all(&frame[header.data_start..])
+                    .unwrap();
+            }
+            Ok(_) => {}
+            // Looks at the echo again.
+            Err(tungstenite::Error::Io(error))
+                if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) => panic!("the lane broke: {error}"),
+        }
+    }
+    let took = echo.join().unwrap();
+    eprintln!(
+        "8 MiB each way over the lane in {took:?}: {:.1} MB/s",
+        mb_per_s(SIZE, took)
+    );
+    assert_eq!(hellos, 1);
+    assert!(frames > 0);
+    assert_eq!(
+        host.seen.lock().unwrap().wants,
+        0,
+        "native messaging was asked for nothing"
+    );
+    let log = std::fs::read_to_string(host.runtime.path().join("aistudio-ssh/keeper.log")).unwrap();
+    assert!(log.contains("an extension opened the lane"), "{log}");
+    assert!(
+        log.contains("wrong token") && log.contains("not an extension"),
+        "{log}"
+    );
+    drop(carrier);
+    drop(lane);
+    host.close();
 }
 
 /// A native host of another version says so on the keeper's socket; the keeper's answer line.

@@ -57,9 +57,8 @@ fn bytes_out(outputs: &[Output]) -> Vec<Vec<u8>> {
             Output::ToExtension(message @ ToExtension::Bytes { data, .. }) => {
                 let json = serde_json::to_string(message).unwrap();
                 assert!(json.len() < MAX_MESSAGE_TO_BROWSER, "{} bytes", json.len());
-                let raw = Base64::decode_vec(data).unwrap();
-                assert!(raw.len() <= MAX_BATCH);
-                Some(raw)
+                assert!(data.0.len() <= MAX_BATCH);
+                Some(data.0.clone())
             }
             _ => None,
         })
@@ -320,6 +319,7 @@ fn invalid_projects_and_unknown_kinds_are_refused() {
     }
     assert_eq!(wants(&out), 0);
 
+    board.offer_lane("ws://127.0.0.1:1/t".into());
     board.handle_message(&json!({"kind": "hello"}), 0);
     board.handle_message(&json!({"kind": "what"}), 0);
     let out = drain(&mut board, 0);
@@ -332,7 +332,7 @@ fn invalid_projects_and_unknown_kinds_are_refused() {
         .collect();
     assert_eq!(
         messages[0],
-        json!({"kind": "hello", "host": HOST_NAME, "version": env!("CARGO_PKG_VERSION")})
+        json!({"kind": "hello", "host": HOST_NAME, "version": env!("CARGO_PKG_VERSION"), "lane": "ws://127.0.0.1:1/t"})
     );
     assert_eq!(
         messages[1],

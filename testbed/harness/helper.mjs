@@ -30,6 +30,14 @@ export function helperEnvironment() {
         return null;
       }
     },
+    /** What the keeper logged so far ('' before one ran). */
+    keeperLog: () => {
+      try {
+        return readFileSync(join(runtime, 'aistudio-ssh', 'keeper.log'), 'utf8');
+      } catch {
+        return '';
+      }
+    },
     /** Keeps the keeper's log with a failed test's artifacts (test-results/). */
     saveLog(name) {
       try {

@@ -3,12 +3,15 @@
 // that takes the helper's bytes to the container's bridge. The worker only forwards: the
 // stream protocol runs end to end between the helper and the bridge, and the core says what
 // each kernel frame means.
-import { carrierAttachment, readCarrierFrame } from '../../build/wasm/aistudio_ssh.js';
+import {
+  carrierAttachment, laneHeader, maxLaneHeader, readCarrierFrame, readLaneHeader,
+} from '../../build/wasm/aistudio_ssh.js';
 import type { Attachment, ToExtension, ToHost } from '../../build/wasm/aistudio_ssh.js';
 import {
   CARRIER_PORT, HELPER_HOST_NAME, type CarrierOrder, type CarrierReport, type HelperStatus, type LinkStats,
   type TabNotebook,
 } from './messages';
+import { fromBase64, toBase64 } from './base64';
 import { ext } from './platform';
 import { withRendered } from './settings';
 import { allTabNotebooks } from './storage';
@@ -34,9 +37,20 @@ interface Link {
   /** Whether the bridge answered on this attachment (a refusal before that ends the link). */
   heard: boolean;
   attachCode: string;
+  /** Whether its `linkUp` went on the lane: the link's messages stay on the way it took. */
+  viaLane: boolean;
 }
 
 let helper: chrome.runtime.Port | null = null;
+/**
+ * The helper's lane, once open: a WebSocket on loopback that the helper offers in its
+ * `hello`, where a link's bytes cross as binary frames instead of base64 in native messages
+ * (which browsers read slowly). Native messaging still starts the helper and keeps this
+ * worker alive. Without the lane, everything goes over native messaging.
+ */
+let lane: WebSocket | null = null;
+/** Per project: the header of its binary frames on the lane. */
+const laneHeaders = new Map<string, Uint8Array>();
 let status: HelperStatus = { state: 'unknown' };
 const links = new Map<string, Link>();
 /** Projects whose tab went away while their link was up: until when to look for it again. */
@@ -48,7 +62,61 @@ const linkNumbers = new Map<string, number>();
 /** Per project: the carrier's last kernel, which a reloaded page's carrier shuts down. */
 const carrierKernels = new Map<string, string>();
 
-const tell = (message: ToHost) => helper?.postMessage(message);
+/** Tells the helper: on the lane while it is open (or `viaLane`, a link's way), else natively. */
+function tell(message: ToHost, viaLane = lane !== null): void {
+  if (!viaLane) helper?.postMessage(message);
+  // A lane that closed takes its links down at the helper's end too: nothing to say there.
+  else if (lane?.readyState === WebSocket.OPEN) lane.send(JSON.stringify(message));
+}
+
+/** Bytes from the bridge (base64, as the carrier's frames give them) to the helper. */
+function tellBytes(projectId: string, link: Link, data: string): void {
+  if (!link.viaLane) return tell({ kind: 'bytes', project: projectId, data }, false);
+  if (lane?.readyState !== WebSocket.OPEN) return;
+  let header = laneHeaders.get(projectId);
+  if (!header) laneHeaders.set(projectId, (header = laneHeader(projectId)));
+  const bytes = fromBase64(data);
+  const frame = new Uint8Array(header.length + bytes.length);
+  frame.set(header);
+  frame.set(bytes, header.length);
+  lane.send(frame);
+}
+
+/** Opens the lane the helper offered; if it cannot be opened, native messaging carries on. */
+function openLane(url: string): void {
+  if (lane) return;
+  const socket = new WebSocket(url);
+  socket.binaryType = 'arraybuffer';
+  socket.addEventListener('open', () => {
+    lane = socket;
+    socket.send(JSON.stringify({ kind: 'hello' } satisfies ToHost));
+  });
+  socket.addEventListener('message', (event: MessageEvent<string | ArrayBuffer>) => {
+    if (typeof event.data === 'string') void fromHelper(JSON.parse(event.data) as ToExtension);
+    else laneBytes(event.data);
+  });
+  socket.addEventListener('close', () => {
+    if (lane !== socket) {
+      // Never opened (not closed by us with the helper's port): say why bytes go the slow way.
+      if (helper) console.warn('AI Studio SSH: the helper\'s lane did not open; its bytes go over native messaging');
+      return;
+    }
+    lane = null;
+    // Its links are down at the helper's end: they attach again, on native messaging.
+    for (const [project, link] of links) if (link.viaLane) detach(project, 'the lane closed');
+  });
+}
+
+/** A binary frame of the lane: bytes for a project's carrier. */
+function laneBytes(frame: ArrayBuffer): void {
+  const { project, link: number, dataStart } = readLaneHeader(
+    new Uint8Array(frame, 0, Math.min(frame.byteLength, maxLaneHeader())),
+  );
+  const link = links.get(project);
+  if (link?.up && number === link.number) {
+    link.port.postMessage({ kind: 'bytes', data: toBase64(new Uint8Array(frame, dataStart)) } satisfies CarrierOrder);
+  }
+}
 
 /** Starts the helper (the browser runs it as long as this port is open; the open port also keeps an MV3 worker alive). */
 export function connectHelper(): HelperStatus {
@@ -70,6 +138,9 @@ export function connectHelper(): HelperStatus {
     const wasRunning = status.state === 'running';
     status = wasRunning ? { state: 'exited', error } : { state: 'missing', error };
     helper = null;
+    const closing = lane;
+    lane = null;
+    closing?.close();
     for (const project of [...links.keys()]) closeLink(project);
     // It ran (its keeper died, or was replaced): start it again once, so the next ssh
     // works without the popup. A start that fails says so and is not retried.
@@ -89,6 +160,7 @@ async function fromHelper(message: ToExtension): Promise<void> {
   switch (message.kind) {
     case 'hello':
       status = { state: 'running', version: message.version };
+      if (message.lane) openLane(message.lane);
       return;
     case 'want':
       return openLink(message.project);
@@ -152,7 +224,7 @@ async function startLink(projectId: string, quiet: boolean): Promise<void> {
   }
   const [tabId, notebook] = found;
   const port = ext.tabs.connect(tabId, { name: CARRIER_PORT, frameId: notebook.frameId });
-  const link: Link = { port, attachment: null, number: 0, up: false, heard: false, attachCode };
+  const link: Link = { port, attachment: null, number: 0, up: false, heard: false, attachCode, viaLane: false };
   links.set(projectId, link);
   port.onMessage.addListener((report: CarrierReport) => fromCarrier(projectId, link, report));
   port.onDisconnect.addListener(() => {
@@ -201,7 +273,8 @@ function fromCarrier(projectId: string, link: Link, report: CarrierReport): void
       link.up = true;
       link.number = (linkNumbers.get(projectId) ?? 0) + 1;
       linkNumbers.set(projectId, link.number);
-      tell({ kind: 'linkUp', project: projectId, link: link.number });
+      link.viaLane = lane !== null;
+      tell({ kind: 'linkUp', project: projectId, link: link.number }, link.viaLane);
       return;
     case 'frame': {
       const commId = link.attachment?.commId;
@@ -209,7 +282,7 @@ function fromCarrier(projectId: string, link: Link, report: CarrierReport): void
       const event = readCarrierFrame(report.text, report.binary, commId);
       if (event.kind === 'bytes') {
         link.heard = true;
-        tell({ kind: 'bytes', project: projectId, data: event.data });
+        tellBytes(projectId, link, event.data);
       } else if (event.kind === 'closed' && !link.heard) {
         // The bridge does not answer (not started, stopped by Disconnect, or gone with a
         // container restart): no use attaching again.
@@ -241,7 +314,7 @@ function detach(projectId: string, reason: string): void {
   const wasUp = link.up;
   link.up = false;
   link.attachment = null;
-  if (wasUp) tell({ kind: 'linkDown', project: projectId, reason });
+  if (wasUp) tell({ kind: 'linkDown', project: projectId, reason }, link.viaLane);
   link.port.postMessage({ kind: 'detach' } satisfies CarrierOrder);
   setTimeout(() => {
     if (links.get(projectId) === link && !link.attachment) attach(link, projectId);
@@ -253,6 +326,6 @@ function closeLink(projectId: string): void {
   if (!link) return;
   links.delete(projectId);
   stats.delete(projectId);
-  if (link.up) tell({ kind: 'linkDown', project: projectId, reason: 'the carrier closed' });
+  if (link.up) tell({ kind: 'linkDown', project: projectId, reason: 'the carrier closed' }, link.viaLane);
   link.port.disconnect();
 }

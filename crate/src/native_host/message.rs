@@ -16,6 +16,7 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
+use base64ct::{Base64, Encoding};
 use serde::{Deserialize, Serialize};
 
 /// A message from the extension to the host.
@@ -33,7 +34,11 @@ pub enum ToHost {
     LinkDown { project: String, reason: String },
     /// Bytes from the bridge (standard base64), an arbitrary split of the link's byte
     /// stream: not aligned to frames.
-    Bytes { project: String, data: String },
+    Bytes {
+        project: String,
+        #[cfg_attr(target_arch = "wasm32", tsify(type = "string"))]
+        data: Base64Bytes,
+    },
     /// The answer to [`ToExtension::Want`] when the link cannot be opened (no notebook tab
     /// of the project, or it failed): every proxy waiting for it fails with `reason`.
     NoLink { project: String, reason: String },
@@ -44,8 +49,13 @@ pub enum ToHost {
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum ToExtension {
-    /// The answer to [`ToHost::Hello`]: the host's name and the crate version.
-    Hello { host: String, version: String },
+    /// The answer to [`ToHost::Hello`]: the host's name, the crate version, and the address
+    /// of the keeper's lane (see [`super::lane`]), if it has one.
+    Hello {
+        host: String,
+        version: String,
+        lane: Option<String>,
+    },
     /// A proxy waits for the project and its link is not up: open it (answered by
     /// [`ToHost::LinkUp`] or [`ToHost::NoLink`]).
     Want { project: String },
@@ -56,7 +66,8 @@ pub enum ToExtension {
     Bytes {
         project: String,
         link: u32,
-        data: String,
+        #[cfg_attr(target_arch = "wasm32", tsify(type = "string"))]
+        data: Base64Bytes,
     },
     /// The link is dead to the host's end (silent, or broken): close it and open a new one.
     Drop { project: String, reason: String },
@@ -75,6 +86,38 @@ pub enum ToExtension {
     },
     /// A message the host does not understand (an extension newer than the host).
     Error { error: String },
+}
+
+/// Bytes that cross JSON as standard base64 and stay bytes in Rust: on the lane they go as
+/// they are (see [`super::lane`]), so only native messaging pays for base64.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Base64Bytes(pub Vec<u8>);
+
+impl std::fmt::Debug for Base64Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Base64Bytes({} bytes)", self.0.len())
+    }
+}
+
+impl From<&[u8]> for Base64Bytes {
+    fn from(bytes: &[u8]) -> Self {
+        Self(bytes.to_vec())
+    }
+}
+
+impl Serialize for Base64Bytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&Base64::encode_string(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Base64Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Base64::decode_vec(&text)
+            .map(Self)
+            .map_err(|error| serde::de::Error::custom(format!("not base64 ({error})")))
+    }
 }
 
 /// The line `aistudio-ssh proxy` writes first on the helper's socket: `{"project":"P"}`.
@@ -226,9 +269,12 @@ mod tests {
             from(json!({"kind": "bytes", "project": "P", "data": "AAE="})),
             ToHost::Bytes {
                 project: "P".into(),
-                data: "AAE=".into()
+                data: Base64Bytes(vec![0, 1])
             }
         );
+        let not_base64 = json!({"kind": "bytes", "project": "P", "data": "A*=="});
+        let error = serde_json::from_value::<ToHost>(not_base64).unwrap_err();
+        assert!(error.to_string().contains("not base64"), "{error}");
         assert_eq!(
             from(json!({"kind": "noLink", "project": "P", "reason": "no tab"})),
             ToHost::NoLink {
@@ -244,9 +290,10 @@ mod tests {
         assert_eq!(
             text(ToExtension::Hello {
                 host: "h".into(),
-                version: "1.2.3".into()
+                version: "1.2.3".into(),
+                lane: Some("ws://127.0.0.1:1/t".into())
             }),
-            r#"{"kind":"hello","host":"h","version":"1.2.3"}"#
+            r#"{"kind":"hello","host":"h","version":"1.2.3","lane":"ws://127.0.0.1:1/t"}"#
         );
         assert_eq!(
             text(ToExtension::Want {
@@ -258,7 +305,7 @@ mod tests {
             text(ToExtension::Bytes {
                 project: "P".into(),
                 link: 3,
-                data: "AAE=".into()
+                data: Base64Bytes(vec![0, 1])
             }),
             r#"{"kind":"bytes","project":"P","link":3,"data":"AAE="}"#
         );

@@ -3,12 +3,14 @@
 //! and where each browser reads them, and native messaging's framing on stdio; what it says
 //! to the extension and to `aistudio-ssh proxy` ([`message`]), how it connects the two
 //! ([`switchboard`]: the decisions, sans-IO, so they are tested without a browser), and
-//! which browser's extension a message belongs to when several are connected ([`routes`]).
+//! which browser's extension a message belongs to when several are connected ([`routes`]),
+//! and the loopback WebSocket that carries the bytes once the extension opened it ([`lane`]).
 //!
 //! Browsers start a native messaging host only for the extension ids its manifest lists, so
 //! those ids are known in advance: the unpacked Chromium build's id follows from the
 //! manifest's `key` ([`chromium_extension_id`]), Firefox's is the gecko id.
 
+pub mod lane;
 pub mod message;
 pub mod routes;
 pub mod switchboard;
@@ -17,9 +19,11 @@ use std::io::{self, Read, Write};
 
 use serde_json::{json, Value};
 
+pub use lane::{LaneHeader, LaneRefusal, LaneToken};
 pub use message::{
-    project_of_alias, socket_path, ExtensionRequest, ProxyAnswer, ProxyRequest, ToExtension,
-    ToHost, KEEPER_LOCK_FILE, KEEPER_LOG_FILE, KEEPER_PID_FILE, SOCKET_DIR, SOCKET_FILE,
+    project_of_alias, socket_path, Base64Bytes, ExtensionRequest, ProxyAnswer, ProxyRequest,
+    ToExtension, ToHost, KEEPER_LOCK_FILE, KEEPER_LOG_FILE, KEEPER_PID_FILE, SOCKET_DIR,
+    SOCKET_FILE,
 };
 pub use routes::{ExtensionId, Routes};
 use sha2::{Digest, Sha256};

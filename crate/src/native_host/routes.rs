@@ -76,9 +76,15 @@ impl Routes {
                 self.owners.insert(project.to_owned(), id);
                 true
             }
-            Some("bytes" | "linkDown" | "noLink") => self.asked(project) == Some(id),
+            Some("bytes" | "linkDown" | "noLink") => self.heard_bytes(id, project),
             _ => true,
         }
+    }
+
+    /// Bytes for `project`'s link from `id` (a `bytes` message, or a binary frame of the
+    /// lane): whether they count (from the one asked for the link).
+    pub fn heard_bytes(&self, id: ExtensionId, project: &str) -> bool {
+        self.asked(project) == Some(id)
     }
 
     /// Who is asked for a project's link and hears of it: its owner while connected, else
@@ -115,7 +121,7 @@ mod tests {
         ToExtension::Bytes {
             project: project.into(),
             link: 1,
-            data: String::new(),
+            data: super::super::Base64Bytes::default(),
         }
     }
 
@@ -134,6 +140,7 @@ mod tests {
         assert_eq!(routes.target(&bytes("q")), Some(B));
         assert!(routes.heard(A, &json!({"kind": "bytes", "project": "p", "data": ""})));
         assert!(!routes.heard(B, &json!({"kind": "bytes", "project": "p", "data": ""})));
+        assert!(routes.heard_bytes(A, "p") && !routes.heard_bytes(B, "p"));
         assert!(!routes.heard(
             B,
             &json!({"kind": "linkDown", "project": "p", "reason": ""})
@@ -185,6 +192,7 @@ mod tests {
         let hello = ToExtension::Hello {
             host: String::new(),
             version: String::new(),
+            lane: None,
         };
         assert_eq!(routes.target(&hello), Some(A));
         routes.gone(A);

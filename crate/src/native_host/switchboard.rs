@@ -4,11 +4,10 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use base64ct::{Base64, Encoding};
 use rand_core::RngCore;
 use serde_json::Value;
 
-use super::message::{ProxyAnswer, ProxyRequest, ToExtension, ToHost};
+use super::message::{Base64Bytes, ProxyAnswer, ProxyRequest, ToExtension, ToHost};
 use super::HOST_NAME;
 use crate::stream::{Config, Decoder, Endpoint, Event, LinkId, ResetCode, StreamId, TARGET_SSH};
 
@@ -111,6 +110,8 @@ pub struct Switchboard<R> {
     outputs: VecDeque<Output>,
     /// An extension said `hello` and has not gone since: `want` reaches someone.
     extension: bool,
+    /// The lane's address, given in `hello` (see [`super::lane`]).
+    lane: Option<String>,
 }
 
 impl<R: RngCore> Switchboard<R> {
@@ -123,7 +124,13 @@ impl<R: RngCore> Switchboard<R> {
             proxies: BTreeMap::new(),
             outputs: VecDeque::new(),
             extension: false,
+            lane: None,
         }
+    }
+
+    /// Offers the lane at `url` to every extension that says `hello` from now on.
+    pub fn offer_lane(&mut self, url: String) {
+        self.lane = Some(url);
     }
 
     /// The next thing to do, or `None` until another input or [`Self::next_timeout`].
@@ -234,7 +241,7 @@ impl<R: RngCore> Switchboard<R> {
                 }
                 self.log(format!("project {project}: the link dropped ({reason})"));
             }
-            ToHost::Bytes { data, .. } => self.bytes_from_bridge(&project, &data, now_ms),
+            ToHost::Bytes { data, .. } => self.link_bytes(&project, &data.0, now_ms),
             ToHost::NoLink { reason, .. } => {
                 if let Some(p) = self.projects.get_mut(&project) {
                     // The next proxy asks again at once.
@@ -260,6 +267,7 @@ impl<R: RngCore> Switchboard<R> {
         self.tell_extension(ToExtension::Hello {
             host: HOST_NAME.into(),
             version: crate::VERSION.into(),
+            lane: self.lane.clone(),
         });
         self.ask_for_waiting_links(now_ms);
     }
@@ -305,7 +313,9 @@ impl<R: RngCore> Switchboard<R> {
         !self.proxies.is_empty()
     }
 
-    fn bytes_from_bridge(&mut self, project: &str, data: &str, now_ms: u64) {
+    /// Bytes from the bridge on a project's link: a `bytes` message, or a binary frame of
+    /// the lane (which the binary reads, and [`super::Routes::heard_bytes`] admits).
+    pub fn link_bytes(&mut self, project: &str, bytes: &[u8], now_ms: u64) {
         let Some(p) = self.projects.get_mut(project) else {
             return self.log(format!("ignored bytes for project {project}: no link"));
         };
@@ -313,15 +323,7 @@ impl<R: RngCore> Switchboard<R> {
             // Left over from a link already dropped: the next one starts with a Hello.
             return;
         }
-        let bytes = match Base64::decode_vec(data) {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                return self.log(format!(
-                    "ignored bytes for project {project}: not base64 ({error})"
-                ))
-            }
-        };
-        p.decoder.push(&bytes);
+        p.decoder.push(bytes);
         loop {
             match p.decoder.next_frame() {
                 Ok(Some(frame)) => p.endpoint.handle(frame, now_ms),
@@ -704,7 +706,7 @@ impl<R: RngCore> Switchboard<R> {
             self.tell_extension(ToExtension::Bytes {
                 project: name.to_owned(),
                 link,
-                data: Base64::encode_string(&batch),
+                data: Base64Bytes(batch),
             });
         }
         sent

@@ -11,6 +11,7 @@ use crate::connection::{self, ConnectionEvent, ProjectStatus};
 use crate::error_variant::ErrorVariant;
 use crate::gateway::{self, Answer, AnswerSeen};
 use crate::kernel;
+use crate::native_host;
 use crate::project_keys;
 use crate::render;
 use crate::self_hosted::{self, SelfHostedInput, SelfHostedJupyter};
@@ -162,6 +163,29 @@ pub fn read_carrier_frame(
         (None, None) => carrier::CarrierEvent::Other,
     };
     to_js(&event)
+}
+
+/// The header of a binary frame on the helper's lane for `project`'s bytes (the bytes
+/// follow it; see `native_host::lane`).
+#[wasm_bindgen(js_name = laneHeader)]
+pub fn lane_header(project: &str) -> Result<Vec<u8>, JsValue> {
+    // The extension's frames name no link: the helper knows which is up.
+    native_host::lane::lane_header(project, 0).map_err(|error| named_error("Lane", &error))
+}
+
+/// Whose bytes a binary frame from the helper's lane carries, and where they start: pass
+/// the frame's first `MAX_LANE_HEADER` bytes (the bytes need not cross into wasm).
+#[wasm_bindgen(js_name = readLaneHeader, unchecked_return_type = "LaneHeader")]
+pub fn read_lane_header(head: &[u8]) -> Result<JsValue, JsValue> {
+    let header =
+        native_host::lane::read_lane_header(head).map_err(|error| named_error("Lane", &error))?;
+    to_js(&header)
+}
+
+/// The most of a lane frame [`read_lane_header`] needs.
+#[wasm_bindgen(js_name = maxLaneHeader)]
+pub fn max_lane_header() -> usize {
+    native_host::lane::MAX_LANE_HEADER
 }
 
 /// The project's status after an event (`null` status: a project seen for the first time).

@@ -14,23 +14,26 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, TcpStream};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use aistudio_ssh::native_host::{
-    self, ExtensionId, ExtensionRequest, NativeMessageError, Output, ProxyAction, ProxyAnswer,
-    ProxyId, Routes, Switchboard, ToExtension, KEEPER_LOCK_FILE, KEEPER_LOG_FILE, KEEPER_PID_FILE,
+    self, ExtensionId, ExtensionRequest, LaneToken, Output, ProxyAction, ProxyAnswer, ProxyId,
+    Routes, Switchboard, ToExtension, KEEPER_LOCK_FILE, KEEPER_LOG_FILE, KEEPER_PID_FILE,
 };
 use aistudio_ssh::stream::Config;
 use rand_core::OsRng;
 use serde_json::{json, Value};
+
+use super::lane;
 
 /// What a proxy's reader takes from its socket at once.
 const CHUNK: usize = 64 * 1024;
@@ -43,20 +46,25 @@ const MAX_REQUEST_LINE: u64 = 4096;
 const IDLE_EXIT: Duration = Duration::from_secs(1);
 /// How long the native host waits for a keeper (one it started, or one on its way out).
 const KEEPER_WAIT: Duration = Duration::from_secs(10);
-/// A connection sends its request line within this.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// A write to the extension's connection that takes longer means its native host is stuck:
-/// it is dropped rather than stalling every stream.
-const EXTENSION_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection sends its request line (or finishes its WebSocket handshake) within this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A write to the extension's connection that takes longer means its native host (or its
+/// lane) is stuck: it is dropped rather than stalling every stream.
+pub const EXTENSION_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the threads tell the loop. A connection that sent an [`ExtensionRequest`] is an
-/// extension's: its messages carry the connection's number, which [`Routes`] follows.
-enum Input {
+/// What the threads tell the loop. A connection that sent an [`ExtensionRequest`], or was
+/// admitted to the lane, is an extension's: its messages carry the connection's number,
+/// which [`Routes`] follows.
+pub enum Input {
     /// With the native host's version.
     ExtensionCame(ProxyId, UnixStream, String),
+    /// An extension opened the lane: the socket the loop writes to.
+    LaneCame(ProxyId, TcpStream),
     FromBrowser(ProxyId, Value),
-    /// The extension's connection ended (or broke the framing).
-    BrowserGone(ProxyId, Option<NativeMessageError>),
+    /// A binary frame of the lane: a project's bytes from the bridge.
+    LaneBytes(ProxyId, String, Vec<u8>),
+    /// The extension's connection ended (or broke the framing: why).
+    BrowserGone(ProxyId, Option<String>),
     Accepted {
         proxy: ProxyId,
         reader: Sender<()>,
@@ -294,8 +302,22 @@ pub fn keep() -> Result<(), String> {
     let pid_file = folder.join(KEEPER_PID_FILE);
     let _ = fs::write(&pid_file, format!("{}\n", std::process::id()));
     let (tx, rx) = mpsc::channel();
+    // Without a lane the bytes go over native messaging, slower but the same.
+    let lane = match lane::listen() {
+        Ok((listener, port)) => {
+            let token = LaneToken::new(&mut OsRng);
+            let url = token.url(port);
+            lane::spawn_acceptor(listener, token, tx.clone());
+            log(&format!("the lane listens on 127.0.0.1:{port}"));
+            Some(url)
+        }
+        Err(error) => {
+            log(&format!("no lane: cannot listen on loopback: {error}"));
+            None
+        }
+    };
     spawn_acceptor(listener, tx);
-    run(rx);
+    run(rx, lane);
     // Under the lock: the socket is ours.
     let _ = fs::remove_file(&path);
     let _ = fs::remove_file(&pid_file);
@@ -303,7 +325,7 @@ pub fn keep() -> Result<(), String> {
 }
 
 /// A line for the keeper's log (never a panic if it cannot be written).
-fn log(line: &str) {
+pub fn log(line: &str) {
     // Seconds since the epoch: the log spans keepers, and `date -d @<s>` reads it.
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -316,11 +338,17 @@ fn log(line: &str) {
     );
 }
 
+/// A number for a new connection, on the socket or the lane: they share the loop's names.
+pub fn next_connection() -> ProxyId {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    ProxyId(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 fn spawn_acceptor(listener: UnixListener, tx: Sender<Input>) {
     thread::spawn(move || {
-        for (n, connection) in listener.incoming().enumerate() {
+        for connection in listener.incoming() {
             let Ok(socket) = connection else { continue };
-            let proxy = ProxyId(n as u64);
+            let proxy = next_connection();
             let (Ok(read_half), Ok(write_half)) = (socket.try_clone(), socket.try_clone()) else {
                 continue;
             };
@@ -397,7 +425,7 @@ fn read_extension(
         let input = match native_host::read_message(&mut socket) {
             Ok(Some(message)) => Input::FromBrowser(connection, message),
             Ok(None) => Input::BrowserGone(connection, None),
-            Err(error) => Input::BrowserGone(connection, Some(error)),
+            Err(error) => Input::BrowserGone(connection, Some(error.to_string())),
         };
         let last = matches!(input, Input::BrowserGone(..));
         if tx.send(input).is_err() || last {
@@ -447,9 +475,35 @@ struct Connection {
     writer: Sender<ProxyAction>,
 }
 
-/// The connected extensions (a browser each, usually one), their sockets and routes.
+/// Where the loop writes to an extension: its native host's connection, or its lane.
+enum ExtensionSocket {
+    NativeHost(UnixStream),
+    Lane(TcpStream),
+}
+
+impl ExtensionSocket {
+    fn send(&mut self, message: &ToExtension) -> Result<(), String> {
+        match self {
+            Self::NativeHost(socket) => {
+                let value = serde_json::to_value(message).map_err(|error| error.to_string())?;
+                native_host::write_message(socket, &value).map_err(|error| error.to_string())
+            }
+            Self::Lane(socket) => lane::send(socket, message),
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = match self {
+            Self::NativeHost(socket) => socket.shutdown(Shutdown::Both),
+            Self::Lane(socket) => socket.shutdown(Shutdown::Both),
+        };
+    }
+}
+
+/// The connected extensions (a browser each, usually one; its lane is one more), their
+/// sockets and routes.
 struct Extensions {
-    sockets: HashMap<ExtensionId, UnixStream>,
+    sockets: HashMap<ExtensionId, ExtensionSocket>,
     routes: Routes,
 }
 
@@ -459,7 +513,7 @@ impl Extensions {
     fn drop(&mut self, id: ExtensionId, board: &mut Switchboard<OsRng>, now_ms: u64) {
         if let Some(socket) = self.sockets.remove(&id) {
             // Also ends its reader, and the native host's pipe with it.
-            let _ = socket.shutdown(Shutdown::Both);
+            socket.shutdown();
         }
         for project in self.routes.gone(id) {
             let down = json!({"kind": "linkDown", "project": project, "reason": "the extension went away"});
@@ -474,10 +528,13 @@ impl Extensions {
     }
 }
 
-fn run(rx: Receiver<Input>) {
+fn run(rx: Receiver<Input>, lane: Option<String>) {
     let start = Instant::now();
     let now = || start.elapsed().as_millis() as u64;
     let mut board = Switchboard::new(OsRng, Config::default());
+    if let Some(url) = lane {
+        board.offer_lane(url);
+    }
     let mut connections: HashMap<ProxyId, Connection> = HashMap::new();
     let mut extensions = Extensions {
         sockets: HashMap::new(),
@@ -534,8 +591,24 @@ fn run(rx: Receiver<Input>) {
                     let _ = socket.set_write_timeout(Some(EXTENSION_WRITE_TIMEOUT));
                     if (&socket).write_all(answer.as_bytes()).is_ok() {
                         let id = ExtensionId(connection.0);
-                        extensions.sockets.insert(id, socket);
+                        extensions
+                            .sockets
+                            .insert(id, ExtensionSocket::NativeHost(socket));
                         extensions.routes.came(id);
+                    }
+                }
+                Input::LaneCame(connection, socket) => {
+                    log("an extension opened the lane");
+                    let id = ExtensionId(connection.0);
+                    extensions.sockets.insert(id, ExtensionSocket::Lane(socket));
+                    extensions.routes.came(id);
+                }
+                Input::LaneBytes(connection, project, bytes) => {
+                    let id = ExtensionId(connection.0);
+                    if extensions.sockets.contains_key(&id)
+                        && extensions.routes.heard_bytes(id, &project)
+                    {
+                        board.link_bytes(&project, &bytes, now());
                     }
                 }
                 Input::FromBrowser(connection, message) => {
@@ -547,7 +620,7 @@ fn run(rx: Receiver<Input>) {
                 }
                 Input::BrowserGone(connection, error) => {
                     if let Some(error) = error {
-                        log(&error.to_string());
+                        log(&error);
                     }
                     // What its messages caused still goes out first.
                     leaving = Some(ExtensionId(connection.0));
@@ -586,7 +659,7 @@ fn run(rx: Receiver<Input>) {
                     let Some(socket) = extensions.sockets.get_mut(&id) else {
                         continue;
                     };
-                    if let Err(error) = send(socket, &message) {
+                    if let Err(error) = socket.send(&message) {
                         log(&format!("an extension's connection broke: {error}"));
                         extensions.drop(id, &mut board, now());
                     }
@@ -617,9 +690,4 @@ fn run(rx: Receiver<Input>) {
             (false, since) => since,
         };
     }
-}
-
-fn send(socket: &mut UnixStream, message: &ToExtension) -> Result<(), String> {
-    let value = serde_json::to_value(message).map_err(|error| error.to_string())?;
-    native_host::write_message(socket, &value).map_err(|error| error.to_string())
 }

@@ -5,6 +5,8 @@
 
 #[cfg(unix)]
 mod host;
+#[cfg(unix)]
+mod lane;
 mod native;
 #[cfg(unix)]
 mod proxy;
