@@ -10,14 +10,17 @@
 //! script writes the message's number there and sends the head followed by the bytes,
 //! nothing to decide.
 //! Up, the kernel side of the comm (`crate/src/scripts/attach.py`) sends the bridge's bytes
-//! the same way; [`read_binary`] and [`read_text`] say what a frame from the kernel means.
+//! the same way; [`bytes_in_binary`] and [`read_text`] say what a frame from the kernel means.
 //!
 //! An attachment is one comm on one WebSocket; any leg dropping ends it (the bytes in flight
 //! with it), and the next one starts the link over with the helper's `Hello`. So a frame of an
 //! older attachment (jupyter_server may still deliver some) is never taken for the current
 //! one: each attachment has a comm id of its own.
 
+use std::ops::Range;
+
 use base64ct::{Base64, Encoding};
+
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -116,13 +119,12 @@ fn binary_head(json: &str) -> Vec<u8> {
     head
 }
 
-/// What a frame from the kernel's WebSocket means for the attachment `comm_id`.
+/// What a text frame from the kernel's WebSocket means for the attachment `comm_id` (the
+/// bridge's bytes come in binary frames: [`bytes_in_binary`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum CarrierEvent {
-    /// Bytes from the bridge (base64, as the helper's messages carry them).
-    Bytes { data: String },
     /// The kernel side closed the comm: it could not reach the bridge, or the bridge closed.
     Closed { reason: String },
     /// The kernel restarted or died: the comm is gone with it.
@@ -131,26 +133,19 @@ pub enum CarrierEvent {
     Other,
 }
 
-/// Reads a binary frame (base64 of it, as it crossed from the content script).
-pub fn read_binary(frame_base64: &str, comm_id: &str) -> CarrierEvent {
-    let Ok(frame) = Base64::decode_vec(frame_base64) else {
-        return CarrierEvent::Other;
-    };
-    let Some((json, buffers)) = split_binary(&frame) else {
-        return CarrierEvent::Other;
-    };
-    let Ok(message) = serde_json::from_slice::<Value>(json) else {
-        return CarrierEvent::Other;
-    };
+/// Where the bridge's bytes are in a binary frame from the kernel: the range of its first
+/// buffer, if the frame is a `comm_msg` of the attachment `comm_id` with bytes (else nothing
+/// for the carrier). A range, not the bytes: the caller sends them on from where they are.
+pub fn bytes_in_binary(frame: &[u8], comm_id: &str) -> Option<Range<usize>> {
+    let (json, buffers) = split_binary(frame)?;
+    let message = serde_json::from_slice::<Value>(json).ok()?;
     if msg_type(&message) != "comm_msg" || message["content"]["comm_id"] != comm_id {
-        return CarrierEvent::Other;
+        return None;
     }
-    match buffers.first() {
-        Some(bytes) if !bytes.is_empty() => CarrierEvent::Bytes {
-            data: Base64::encode_string(bytes),
-        },
-        _ => CarrierEvent::Other,
-    }
+    let bytes = buffers.first().filter(|bytes| !bytes.is_empty())?;
+    // A slice of `frame`: its place there.
+    let start = bytes.as_ptr() as usize - frame.as_ptr() as usize;
+    Some(start..start + bytes.len())
 }
 
 /// The JSON part and the buffers of a legacy binary frame.
@@ -256,26 +251,19 @@ mod tests {
     fn only_the_attachments_own_comm_messages_carry_bytes() {
         let ours =
             json!({"msg_type": "comm_msg", "header": {}, "content": {"comm_id": "c2", "data": {}}});
-        let frame = Base64::encode_string(&server_frame(&ours, &[b"abc"]));
-        assert_eq!(
-            read_binary(&frame, "c2"),
-            CarrierEvent::Bytes {
-                data: Base64::encode_string(b"abc")
-            }
-        );
+        let frame = server_frame(&ours, &[b"abc", b"second"]);
+        let at = bytes_in_binary(&frame, "c2").unwrap();
+        assert_eq!(&frame[at], b"abc");
         // An older attachment's bytes, a frame that is no frame, a buffer-less message.
-        assert_eq!(read_binary(&frame, "c3"), CarrierEvent::Other);
-        assert_eq!(read_binary("AAAA", "c2"), CarrierEvent::Other);
-        assert_eq!(read_binary("not base64!", "c2"), CarrierEvent::Other);
-        let empty = Base64::encode_string(&server_frame(&ours, &[]));
-        assert_eq!(read_binary(&empty, "c2"), CarrierEvent::Other);
+        assert_eq!(bytes_in_binary(&frame, "c3"), None);
+        assert_eq!(bytes_in_binary(b"\0\0\0", "c2"), None);
+        assert_eq!(bytes_in_binary(&[0; 16], "c2"), None);
+        assert_eq!(bytes_in_binary(&server_frame(&ours, &[]), "c2"), None);
+        assert_eq!(bytes_in_binary(&server_frame(&ours, &[b""]), "c2"), None);
         // Offsets that point backwards or past the end.
         let mut broken = server_frame(&ours, &[b"abc"]);
         broken[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(
-            read_binary(&Base64::encode_string(&broken), "c2"),
-            CarrierEvent::Other
-        );
+        assert_eq!(bytes_in_binary(&broken, "c2"), None);
     }
 
     #[test]

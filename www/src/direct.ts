@@ -4,7 +4,7 @@
 // stream protocol runs end to end between the helper and the bridge, and the core says what
 // each kernel frame means.
 import {
-  carrierAttachment, laneHeader, maxLaneHeader, readCarrierFrame, readLaneHeader,
+  carrierAttachment, carrierBytesIn, laneHeader, maxLaneHeader, readCarrierText, readLaneHeader,
 } from '../../build/wasm/aistudio_ssh.js';
 import type { Attachment, ToExtension, ToHost } from '../../build/wasm/aistudio_ssh.js';
 import {
@@ -69,13 +69,12 @@ function tell(message: ToHost, viaLane = lane !== null): void {
   else if (lane?.readyState === WebSocket.OPEN) lane.send(JSON.stringify(message));
 }
 
-/** Bytes from the bridge (base64, as the carrier's frames give them) to the helper. */
-function tellBytes(projectId: string, link: Link, data: string): void {
-  if (!link.viaLane) return tell({ kind: 'bytes', project: projectId, data }, false);
+/** Bytes from the bridge to the helper. */
+function tellBytes(projectId: string, link: Link, bytes: Uint8Array): void {
+  if (!link.viaLane) return tell({ kind: 'bytes', project: projectId, data: toBase64(bytes) }, false);
   if (lane?.readyState !== WebSocket.OPEN) return;
   let header = laneHeaders.get(projectId);
   if (!header) laneHeaders.set(projectId, (header = laneHeader(projectId)));
-  const bytes = fromBase64(data);
   const frame = new Uint8Array(header.length + bytes.length);
   frame.set(header);
   frame.set(bytes, header.length);
@@ -279,11 +278,19 @@ function fromCarrier(projectId: string, link: Link, report: CarrierReport): void
     case 'frame': {
       const commId = link.attachment?.commId;
       if (!commId) return;
-      const event = readCarrierFrame(report.text, report.binary, commId);
-      if (event.kind === 'bytes') {
-        link.heard = true;
-        tellBytes(projectId, link, event.data);
-      } else if (event.kind === 'closed' && !link.heard) {
+      if (report.binary !== undefined) {
+        // The bridge's bytes, sent on from where they are in the frame.
+        const frame = fromBase64(report.binary);
+        const at = carrierBytesIn(frame, commId);
+        if (at) {
+          link.heard = true;
+          tellBytes(projectId, link, frame.subarray(at[0], at[1]));
+        }
+        return;
+      }
+      if (report.text === undefined) return;
+      const event = readCarrierText(report.text, commId);
+      if (event.kind === 'closed' && !link.heard) {
         // The bridge does not answer (not started, stopped by Disconnect, or gone with a
         // container restart): no use attaching again.
         reopening.delete(projectId);

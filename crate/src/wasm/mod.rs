@@ -149,20 +149,18 @@ pub fn carrier_attachment(comm_id: &str, session: &str, date: &str) -> Result<Js
     to_js(&carrier::Attachment::new(comm_id, session, date))
 }
 
-/// What a frame from the carrier kernel's WebSocket means: `text` for a text frame, else
-/// `binary` (base64 of a binary one).
-#[wasm_bindgen(js_name = readCarrierFrame, unchecked_return_type = "CarrierEvent")]
-pub fn read_carrier_frame(
-    text: Option<String>,
-    binary: Option<String>,
-    comm_id: &str,
-) -> Result<JsValue, JsValue> {
-    let event = match (text, binary) {
-        (Some(text), _) => carrier::read_text(&text, comm_id),
-        (None, Some(binary)) => carrier::read_binary(&binary, comm_id),
-        (None, None) => carrier::CarrierEvent::Other,
-    };
-    to_js(&event)
+/// What a text frame from the carrier kernel's WebSocket means.
+#[wasm_bindgen(js_name = readCarrierText, unchecked_return_type = "CarrierEvent")]
+pub fn read_carrier_text(text: &str, comm_id: &str) -> Result<JsValue, JsValue> {
+    to_js(&carrier::read_text(text, comm_id))
+}
+
+/// Where the bridge's bytes are in a binary frame from the carrier kernel's WebSocket:
+/// `[start, end]`, or nothing if the frame carries none of the attachment's.
+#[wasm_bindgen(js_name = carrierBytesIn)]
+pub fn carrier_bytes_in(frame: &[u8], comm_id: &str) -> Option<Vec<u32>> {
+    // Frames are far below 4 GiB (the browser's WebSocket and jupyter_server's limits).
+    carrier::bytes_in_binary(frame, comm_id).map(|at| vec![at.start as u32, at.end as u32])
 }
 
 /// The header of a binary frame on the helper's lane for `project`'s bytes (the bytes

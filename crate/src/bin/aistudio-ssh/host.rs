@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
@@ -129,14 +130,22 @@ pub fn native_host() -> Result<(), String> {
         let _ = to_keeper.shutdown(Shutdown::Both);
         std::process::exit(0);
     });
-    copy(&mut from_keeper, &mut io::stdout().lock())
+    let mut stdout =
+        raw_stdout().map_err(|error| format!("cannot write to the browser's pipe: {error}"))?;
+    copy(&mut from_keeper, &mut stdout)
         .map_err(|error| format!("the connection to the keeper broke: {error}"))
+}
+
+/// Stdout without Rust's line buffering (a copy of its descriptor): a chunk of bytes is one
+/// write, where `Stdout` would write up to its last newline and then the rest.
+pub fn raw_stdout() -> io::Result<fs::File> {
+    Ok(fs::File::from(io::stdout().as_fd().try_clone_to_owned()?))
 }
 
 /// Copies until the end of `from`, each read written and flushed at once. Not `io::copy`:
 /// between a socket and a pipe it splices, and a reader of the pipe then saw nothing of
 /// what was spliced on this machine's kernel (the browser would wait forever).
-fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<()> {
+pub fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<()> {
     let mut buf = vec![0; CHUNK];
     loop {
         let n = match from.read(&mut buf) {

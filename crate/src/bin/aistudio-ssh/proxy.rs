@@ -93,20 +93,16 @@ fn connect(project: &str) -> Result<ExitCode, String> {
         let mut stdin = io::stdin().lock();
         let mut writer = &to_helper;
         // ssh's stdin ending is the end of our side; the other side may still talk.
-        let _ = io::copy(&mut stdin, &mut writer);
+        let _ = crate::host::copy(&mut stdin, &mut writer);
         let _ = to_helper.shutdown(Shutdown::Write);
     });
-    let mut stdout = io::stdout().lock();
-    let mut buf = vec![0; 64 * 1024];
+    let mut stdout = crate::host::raw_stdout().map_err(|error| error.to_string())?;
+    let mut buf = vec![0; 256 * 1024];
     loop {
         match from_helper.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
-                if stdout
-                    .write_all(&buf[..n])
-                    .and_then(|()| stdout.flush())
-                    .is_err()
-                {
+                if stdout.write_all(&buf[..n]).is_err() {
                     // ssh went away: nothing left to do.
                     return Ok(ExitCode::from(255));
                 }
