@@ -2,7 +2,7 @@
 // same run, written to bench/results.json and printed as a table. Sections: keygen, connect,
 // direct.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { buildSteps } from './build.mjs';
@@ -176,43 +176,109 @@ async function echoRoundTrips(env, config, alias, count) {
   }
 }
 
-/** scp of `megabytes` MB each way: MB/s up and down. */
+/** What a process is to the path of a byte, from its command line (`null`: not on it). */
+function roleOf(pid, args) {
+  if (pid === process.pid) return 'ssh, scp, proxy (reaped by the bench)';
+  if (args.startsWith('/usr/lib/chromium/chromium')) {
+    if (!args.includes('--type=')) return 'chromium browser process';
+    if (args.includes('--type=renderer')) {
+      return args.includes('--extension-process') ? 'chromium extension renderer (worker)' : 'chromium page renderer (content script)';
+    }
+    if (args.includes('network.mojom.NetworkService')) return 'chromium network service';
+    return 'chromium other';
+  }
+  if (/aistudio-ssh (keeper|native-host)/.test(args)) return 'helper (keeper, native host)';
+  if (args.includes('ipykernel')) return 'jupyter kernel (attach)';
+  if (/python.*bridge/.test(args)) return 'container bridge';
+  if (args.includes('jupyter')) return 'jupyter server';
+  if (/^sshd/.test(args) || args.includes('/sshd')) return 'container sshd';
+  if (/relay|ssh .*-R/.test(args)) return 'relay';
+  return null;
+}
+
+/** CPU ms (own and reaped children's) of every process on the path, summed by role. */
+function cpuByRole() {
+  const ticksPerMs = 100 / 1000; // USER_HZ
+  const totals = {};
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+      const role = roleOf(Number(entry), args);
+      if (!role) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the command's closing parenthesis: utime, stime, cutime, cstime are 14-17.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ms = (indices) => indices.reduce((sum, i) => sum + Number(fields[i]), 0) / ticksPerMs;
+      if (Number(entry) === process.pid) {
+        // The bench itself (Playwright's end of the DevTools protocol) apart from its children.
+        totals['the bench (node, Playwright)'] = ms([11, 12]);
+        totals[role] = ms([13, 14]);
+        continue;
+      }
+      totals[role] = (totals[role] ?? 0) + ms([11, 12, 13, 14]);
+    } catch { /* gone meanwhile */ }
+  }
+  return totals;
+}
+
+/** CPU ms per MB moved, by role, between two `cpuByRole()` snapshots (roles under 1 ms/MB left out). */
+function cpuMsPerMB(before, after, megabytes) {
+  const perMB = {};
+  for (const [role, ms] of Object.entries(after)) {
+    const value = (ms - (before[role] ?? 0)) / megabytes;
+    if (value >= 1) perMB[role] = Math.round(value);
+  }
+  return perMB;
+}
+
+/** scp of `megabytes` MB each way: MB/s up and down, and CPU ms per MB of each process on the way. */
 async function scpThroughput(env, config, alias, dir, megabytes) {
   const { randomBytes } = await import('node:crypto');
   const { scpWith } = await import('../testbed/harness/helper.mjs');
   const file = join(dir, 'bench.bin');
   writeFileSync(file, randomBytes(megabytes * 1024 * 1024));
+  const mb = megabytes * 1.048576;
+  let cpu = cpuByRole();
   let start = Date.now();
   await scpWith(env, config, file, `${alias}:bench.bin`);
-  const upMBps = (megabytes * 1.048576) / ((Date.now() - start) / 1000);
+  const upMBps = mb / ((Date.now() - start) / 1000);
+  const upCpu = cpuByRole();
+  const cpuUp = cpuMsPerMB(cpu, upCpu, mb);
+  cpu = upCpu;
   start = Date.now();
   await scpWith(env, config, `${alias}:bench.bin`, join(dir, 'bench-back.bin'));
-  const downMBps = (megabytes * 1.048576) / ((Date.now() - start) / 1000);
-  return { upMBps, downMBps };
+  const downMBps = mb / ((Date.now() - start) / 1000);
+  return { upMBps, downMBps, cpuMsPerMB: { up: cpuUp, down: cpuMsPerMB(cpu, cpuByRole(), mb) } };
 }
 
 /**
  * Direct mode against the relay path in one run, on the simulator: scp of 50 MB each way
- * (MB/s) and the round trip of a one-byte echo in an open session (p50, p95 ms). The same
- * project, connected first through the relay, then switched to direct in the options.
+ * (MB/s), the round trip of a one-byte echo in an open session (p50, p95 ms), and the CPU
+ * each process on the way spends per MB. The same project, connected first through the
+ * relay, then switched to direct in the options. Chromium is driven over the DevTools
+ * protocol to set up, and measured with the debugger detached, as a user's browser runs.
  */
 async function direct() {
-  const { launchWithExtension, openExtensionPage } = await import('../testbed/harness/browser.mjs');
+  const { launchDetachable, openExtensionPage } = await import('../testbed/harness/browser.mjs');
   const { collectDownloads, connectFromPopup, setUpProject } = await import('../testbed/harness/user.mjs');
   const { helperEnvironment, installHelper } = await import('../testbed/harness/helper.mjs');
   const { startSimulator } = await import('../testbed/simulator/simulator.mjs');
   const simulator = await startSimulator({ jupyterlab: '4' });
   const user = helperEnvironment();
   const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-bench-'));
-  const browser = await launchWithExtension({ env: user.env, prepareProfile: installHelper });
+  const browser = await launchDetachable({ env: user.env, prepareProfile: installHelper });
   const alias = `aistudio-${simulator.projectId}`;
   const measure = async (config) => {
+    await browser.detach();
     const rtt = await echoRoundTrips(user.env, config, alias, 300);
-    return {
+    const figures = {
       ...(await scpThroughput(user.env, config, alias, home, 50)),
       rttP50Ms: percentile(rtt, 50),
       rttP95Ms: percentile(rtt, 95),
     };
+    await browser.attach();
+    return figures;
   };
   try {
     const relayDir = join(home, 'relay');
@@ -222,8 +288,10 @@ async function direct() {
     await setUpProject(browser, simulator, simulator.projectId, relayDir);
     const { popup } = await connectFromPopup(browser, simulator);
     const relayFiles = await collectDownloads(popup, 5, () => popup.click('#bundle'), relayDir);
+    const popupUrl = popup.url();
     const relay = await measure(relayFiles.ssh_config);
-    await popup.click('#disconnect');
+    // A new connection: the popup is found again among the tabs.
+    await browser.context.pages().find((page) => page.url() === popupUrl).click('#disconnect');
     const options = await openExtensionPage(browser, 'options.html');
     await options.evaluate(([projectId, sshDir]) => chrome.runtime.sendMessage({
       kind: 'saveProjectSettings', projectId, settings: { route: 'direct', remotePort: 7423, sshDir },
@@ -253,9 +321,16 @@ await runSteps('bench', [
     mkdirSync(join(ROOT, 'bench'), { recursive: true });
     writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
     if (name === 'direct') {
-      console.table(Object.fromEntries(['direct', 'relay'].map((path) => [path, Object.fromEntries(
-        Object.entries(results.direct[path]).map(([key, value]) => [key, value.toFixed(2)]))])));
+      const { cpuMsPerMB: _, ...direct } = results.direct.direct;
+      const { cpuMsPerMB: __, ...relay } = results.direct.relay;
+      console.table(Object.fromEntries(Object.entries({ direct, relay }).map(([path, figures]) => [path, Object.fromEntries(
+        Object.entries(figures).map(([key, value]) => [key, value.toFixed(2)]))])));
       console.log(`added round trip (p50): ${results.direct.addedRttP50Ms.toFixed(2)} ms`);
+      console.log('CPU ms per MB moved, by process:');
+      const roles = [...new Set(['direct', 'relay'].flatMap((path) => ['up', 'down']
+        .flatMap((way) => Object.keys(results.direct[path].cpuMsPerMB[way]))))].sort();
+      console.table(Object.fromEntries(roles.map((role) => [role, Object.fromEntries(['direct', 'relay']
+        .flatMap((path) => ['up', 'down'].map((way) => [`${path} ${way}`, results.direct[path].cpuMsPerMB[way][role] ?? 0])))])));
       return;
     }
     const cases = 'ratio' in results[name] ? { [name]: results[name] } : results[name];

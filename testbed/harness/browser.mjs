@@ -31,19 +31,7 @@ export async function launchWithExtension({
     headless,
     // Playwright disables extensions by default.
     ignoreDefaultArgs: ['--disable-extensions'],
-    args: [
-      `--load-extension=${EXTENSION_DIR}`,
-      `--disable-extensions-except=${EXTENSION_DIR}`,
-      `--lang=${lang}`,
-      // Root in CI: Chromium's sandbox refuses to start as root.
-      ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
-      // This machine has no Internet: stop Chromium reaching for Google's services.
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--disable-quic', '--no-first-run', '--disable-gpu',
-      // The AI Studio simulator: the real host name, answered on loopback (testbed/simulator),
-      // and the same container as a self-hosted server on another origin.
-      `--host-resolver-rules=MAP ${AISTUDIO_HOST} 127.0.0.1,MAP ${SELF_HOSTED_HOST} 127.0.0.1`,
-    ],
+    args: chromiumArgs(lang),
     // The simulator's certificate is self-signed; accepted in test profiles only.
     ignoreHTTPSErrors: true,
     // Our callers close the browser and stop the servers they started; Playwright's own
@@ -71,6 +59,82 @@ export async function launchWithExtension({
     removeProfile();
     throw error;
   }
+}
+
+/** Chromium's switches for a test browser with the built extension, in `lang`. */
+function chromiumArgs(lang) {
+  return [
+    `--load-extension=${EXTENSION_DIR}`,
+    `--disable-extensions-except=${EXTENSION_DIR}`,
+    `--lang=${lang}`,
+    // Root in CI: Chromium's sandbox refuses to start as root.
+    ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
+    // This machine has no Internet: stop Chromium reaching for Google's services.
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--disable-quic', '--no-first-run', '--disable-gpu',
+    // The AI Studio simulator: the real host name, answered on loopback (testbed/simulator),
+    // and the same container as a self-hosted server on another origin.
+    `--host-resolver-rules=MAP ${AISTUDIO_HOST} 127.0.0.1,MAP ${SELF_HOSTED_HOST} 127.0.0.1`,
+  ];
+}
+
+/**
+ * Chromium with the extension, started by us (headless, a fresh profile) and driven over
+ * the DevTools protocol only while attached: `detach()` leaves it running with no debugger,
+ * as a user's browser runs, and `attach()` takes it up again. A debugger costs a lot where
+ * bytes move: Playwright has every page's and worker's network events sent to it, WebSocket
+ * frames with their payloads (base64). For `npm run bench`, which measures what users get.
+ * @param {{ env?: NodeJS.ProcessEnv, prepareProfile?: (profile: string) => void }} options
+ */
+export async function launchDetachable({ env = process.env, prepareProfile = () => {} } = {}) {
+  const { spawn } = await import('node:child_process');
+  const { freePort, stopProcessGroup } = await import('../processes.mjs');
+  const profile = newProfileDir();
+  prepareProfile(profile);
+  const port = await freePort();
+  const child = spawn(CHROMIUM, [
+    ...chromiumArgs('en-US'), '--headless', `--user-data-dir=${profile}`, `--remote-debugging-port=${port}`,
+    // The simulator's certificate is self-signed (what ignoreHTTPSErrors does under Playwright).
+    '--ignore-certificate-errors', 'about:blank',
+  ], { env: { ...env, LANGUAGE: 'en_US' }, stdio: 'ignore', detached: true });
+  const handle = {
+    context: /** @type {import('playwright-core').BrowserContext} */ (null),
+    extensionId: '',
+    /** @type {import('playwright-core').Browser | null} */
+    connection: null,
+    async attach() {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        try {
+          this.connection = await chromium.connectOverCDP(`http://127.0.0.1:${port}`);
+          break;
+        } catch (error) {
+          if (Date.now() > deadline) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      }
+      [this.context] = this.connection.contexts();
+      const worker = this.context.serviceWorkers()[0] ?? (await this.context.waitForEvent('serviceworker', { timeout: 20_000 }));
+      this.extensionId = new URL(worker.url()).host;
+    },
+    /** Disconnects the debugger; pages, tabs and the extension go on. */
+    async detach() {
+      await this.connection?.close();
+      this.connection = null;
+    },
+    async close() {
+      await this.detach().catch(() => {});
+      await stopProcessGroup(child.pid);
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+  try {
+    await handle.attach();
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+  return handle;
 }
 
 /** A new empty browser profile directory; the caller removes it. */
