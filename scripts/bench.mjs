@@ -211,8 +211,9 @@ function cpuByRole() {
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const ms = (indices) => indices.reduce((sum, i) => sum + Number(fields[i]), 0) / ticksPerMs;
       if (Number(entry) === process.pid) {
-        // The bench itself (Playwright's end of the DevTools protocol) apart from its children.
-        totals['the bench (node, Playwright)'] = ms([11, 12]);
+        // The bench itself apart from its children: the simulator's front (AI Studio's
+        // gateway: TLS, proxying the WebSockets) runs in it, and Playwright while attached.
+        totals['simulator front (TLS, proxy), Playwright'] = ms([11, 12]);
         totals[role] = ms([13, 14]);
         continue;
       }
