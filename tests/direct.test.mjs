@@ -52,10 +52,12 @@ function catSession(env, config, alias) {
   };
 }
 
-for (const jupyterlab of ['3.6', '4']) {
-  test(`direct: ssh through the notebook tab, no relay (JupyterLab ${jupyterlab})`, async (t) => {
+// JupyterLab 3.6 with the helper's lane turned off (AISTUDIO_SSH_LANE=off in the browser's
+// environment): the bytes go as base64 in native messages, the way with no lane.
+for (const [jupyterlab, lane] of [['3.6', false], ['4', true]]) {
+  test(`direct: ssh through the notebook tab, no relay (JupyterLab ${jupyterlab}, lane ${lane ? 'on' : 'off'})`, async (t) => {
     const simulator = await startSimulator({ jupyterlab });
-    const user = helperEnvironment();
+    const user = helperEnvironment(lane ? {} : { AISTUDIO_SSH_LANE: 'off' });
     const home = mkdtempSync(join(tmpdir(), 'aistudio-ssh-user-'));
     const sshDir = join(home, '.ssh', `aistudio-${simulator.projectId}`);
     mkdirSync(sshDir, { recursive: true, mode: 0o700 });
@@ -96,8 +98,10 @@ for (const jupyterlab of ['3.6', '4']) {
       const ssh = (command, extra) => sshWith(user.env, files.ssh_config, alias, command, extra);
 
       assert.equal((await ssh('whoami')).trim(), CONTAINER_USER);
-      // The bytes took the lane (a loopback WebSocket), not base64 in native messages.
-      assert.match(user.keeperLog(), /an extension opened the lane/);
+      // The bytes took the lane (a loopback WebSocket), or base64 in native messages.
+      if (lane) assert.match(user.keeperLog(), /an extension opened the lane/);
+      else assert.match(user.keeperLog(), /no lane: AISTUDIO_SSH_LANE=off/);
+      assert.equal(/opened the lane/.test(user.keeperLog()), lane);
 
       // scp of 20 MB each way, equal sha256.
       const up = randomFile(home, 'up.bin', 20);

@@ -733,7 +733,21 @@ fn the_lane_admits_only_the_extension_and_carries_a_link() {
         assert_eq!(refused, Err(403), "{path:?} from {origin:?}");
     }
 
+    // Connections that say nothing take every handshake place (the port is open to every
+    // local user): a new one is closed at once, until the handshake deadline frees them.
+    let address = url["ws://".len()..url.rfind('/').unwrap()].to_owned();
+    let idle: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(&address).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let crowded = TcpStream::connect(&address).unwrap();
+    assert!(
+        tungstenite::client(lane_request(&url, None, extension), crowded).is_err(),
+        "no ninth handshake"
+    );
+    thread::sleep(Duration::from_millis(3200));
     let mut lane = open_lane(lane_request(&url, None, extension)).expect("admitted");
+    drop(idle);
     let writer = Arc::new(Mutex::new(lane.get_ref().try_clone().unwrap()));
     let text = |writer: &Mutex<TcpStream>, message: Value| {
         lane_write(

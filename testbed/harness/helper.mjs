@@ -15,12 +15,13 @@ const execFileAsync = promisify(execFile);
 
 /**
  * A user's environment for direct mode: the helper on PATH (the ssh config names it
- * `aistudio-ssh`) and a runtime folder of the test's own for its socket. `remove()` when done.
+ * `aistudio-ssh`), a runtime folder of the test's own for its socket, and `extra` variables.
+ * `remove()` when done.
  */
-export function helperEnvironment() {
+export function helperEnvironment(extra = {}) {
   const runtime = mkdtempSync(join(tmpdir(), 'aistudio-ssh-runtime-'));
   return {
-    env: { ...process.env, XDG_RUNTIME_DIR: runtime, PATH: `${dirname(HELPER_BINARY)}:${process.env.PATH}` },
+    env: { ...process.env, XDG_RUNTIME_DIR: runtime, PATH: `${dirname(HELPER_BINARY)}:${process.env.PATH}`, ...extra },
     runtime,
     /** The keeper's pid while one runs (it leaves by itself a second after the browser). */
     keeperPid: () => {

@@ -26,6 +26,9 @@ const REOPEN_FOR_MS = 120_000;
 const REOPEN_EVERY_MS = 1000;
 /** After a running helper's port closed, it is started again this much later. */
 const RESTART_HELPER_MS = 2000;
+/** After an open lane closed, the helper is asked for it again this much later, this often. */
+const REOPEN_LANE_MS = 1000;
+const LANE_REOPENS = 3;
 
 /** One project's link: the carrier port into its notebook tab and the current attachment. */
 interface Link {
@@ -43,12 +46,23 @@ interface Link {
 
 let helper: chrome.runtime.Port | null = null;
 /**
- * The helper's lane, once open: a WebSocket on loopback that the helper offers in its
- * `hello`, where a link's bytes cross as binary frames instead of base64 in native messages
- * (which browsers read slowly). Native messaging still starts the helper and keeps this
- * worker alive. Without the lane, everything goes over native messaging.
+ * The helper's lane, from the moment it is opened: a WebSocket on loopback that the helper
+ * offers in its `hello`, where a link's bytes cross as binary frames instead of base64 in
+ * native messages (which browsers read slowly). Native messaging still starts the helper and
+ * keeps this worker alive. Without the lane, everything goes over native messaging.
  */
 let lane: WebSocket | null = null;
+/**
+ * Per project: whether its last `linkUp` went on the lane. The helper hears a project's
+ * messages from the way its link came up while that way is open, else from the newest
+ * (`Routes` in the core); this mirrors it, so a refusal is heard.
+ */
+const linkOwners = new Map<string, boolean>();
+/** The way the helper hears `projectId`'s messages on (true: the lane). */
+const askedViaLane = (projectId: string): boolean => linkOwners.get(projectId) ?? laneOpen();
+/** Times the lane was asked for again since the helper started. */
+let laneReopens = 0;
+const laneOpen = (): boolean => lane?.readyState === WebSocket.OPEN;
 /** Per project: the header of its binary frames on the lane. */
 const laneHeaders = new Map<string, Uint8Array>();
 let status: HelperStatus = { state: 'unknown' };
@@ -62,17 +76,20 @@ const linkNumbers = new Map<string, number>();
 /** Per project: the carrier's last kernel, which a reloaded page's carrier shuts down. */
 const carrierKernels = new Map<string, string>();
 
-/** Tells the helper: on the lane while it is open (or `viaLane`, a link's way), else natively. */
-function tell(message: ToHost, viaLane = lane !== null): void {
-  if (!viaLane) helper?.postMessage(message);
-  // A lane that closed takes its links down at the helper's end too: nothing to say there.
-  else if (lane?.readyState === WebSocket.OPEN) lane.send(JSON.stringify(message));
+/**
+ * Tells the helper: on the lane while it is open, or on the way `viaLane` says (a link's, or
+ * its `want`'s); natively once the lane closed, where the helper then hears of the link.
+ */
+function tell(message: ToHost, viaLane = laneOpen()): void {
+  if (viaLane && lane && laneOpen()) lane.send(JSON.stringify(message));
+  else helper?.postMessage(message);
 }
 
 /** Bytes from the bridge to the helper. */
 function tellBytes(projectId: string, link: Link, bytes: Uint8Array): void {
   if (!link.viaLane) return tell({ kind: 'bytes', project: projectId, data: toBase64(bytes) }, false);
-  if (lane?.readyState !== WebSocket.OPEN) return;
+  // The lane's link is down with it at the helper's end: its bytes are for nobody.
+  if (!lane || !laneOpen()) return;
   let header = laneHeaders.get(projectId);
   if (!header) laneHeaders.set(projectId, (header = laneHeader(projectId)));
   const frame = new Uint8Array(header.length + bytes.length);
@@ -85,24 +102,36 @@ function tellBytes(projectId: string, link: Link, bytes: Uint8Array): void {
 function openLane(url: string): void {
   if (lane) return;
   const socket = new WebSocket(url);
+  lane = socket;
   socket.binaryType = 'arraybuffer';
+  let opened = false;
   socket.addEventListener('open', () => {
-    lane = socket;
+    opened = true;
     socket.send(JSON.stringify({ kind: 'hello' } satisfies ToHost));
   });
   socket.addEventListener('message', (event: MessageEvent<string | ArrayBuffer>) => {
+    if (lane !== socket) return;
     if (typeof event.data === 'string') void fromHelper(JSON.parse(event.data) as ToExtension);
     else laneBytes(event.data);
   });
   socket.addEventListener('close', () => {
-    if (lane !== socket) {
-      // Never opened (not closed by us with the helper's port): say why bytes go the slow way.
-      if (helper) console.warn('AI Studio SSH: the helper\'s lane did not open; its bytes go over native messaging');
+    // Closed by us, with the helper's port.
+    if (lane !== socket) return;
+    lane = null;
+    if (!opened) {
+      console.warn('AI Studio SSH: the helper\'s lane did not open; its bytes go over native messaging');
       return;
     }
-    lane = null;
-    // Its links are down at the helper's end: they attach again, on native messaging.
+    // Its links are down at the helper's end: they attach again, on native messaging, and
+    // the lane is asked for again (its answer opens it).
+    for (const [project, viaLane] of linkOwners) if (viaLane) linkOwners.delete(project);
     for (const [project, link] of links) if (link.viaLane) detach(project, 'the lane closed');
+    if (laneReopens < LANE_REOPENS) {
+      laneReopens += 1;
+      setTimeout(() => {
+        if (!lane) helper?.postMessage({ kind: 'hello' } satisfies ToHost);
+      }, REOPEN_LANE_MS);
+    }
   });
 }
 
@@ -128,6 +157,7 @@ export function connectHelper(): HelperStatus {
     return status;
   }
   helper = port;
+  laneReopens = 0;
   // A retry keeps saying what the last attempt found until this one answers or fails.
   if (status.state === 'unknown') status = { state: 'starting' };
   port.onMessage.addListener((message: ToExtension) => void fromHelper(message));
@@ -141,6 +171,7 @@ export function connectHelper(): HelperStatus {
     lane = null;
     closing?.close();
     for (const project of [...links.keys()]) closeLink(project);
+    linkOwners.clear();
     // It ran (its keeper died, or was replaced): start it again once, so the next ssh
     // works without the popup. A start that fails says so and is not retried.
     if (wasRunning) setTimeout(connectHelper, RESTART_HELPER_MS);
@@ -155,6 +186,7 @@ export function helperStatus(projectId: string): { helper: HelperStatus; link: L
   return { helper: status, link: stats.get(projectId) ?? null };
 }
 
+/** A message from the helper, on its lane or natively. */
 async function fromHelper(message: ToExtension): Promise<void> {
   switch (message.kind) {
     case 'hello':
@@ -210,7 +242,7 @@ async function startLink(projectId: string, quiet: boolean): Promise<void> {
     tell({
       kind: 'noLink', project: projectId,
       reason: `no notebook tab of project ${projectId} is open in the browser: open the project's notebook on AI Studio and try again`,
-    });
+    }, askedViaLane(projectId));
     return;
   }
   const attachCode = await withRendered(projectId, (project) => (project.route === 'direct' ? project.attachCode : null));
@@ -218,7 +250,7 @@ async function startLink(projectId: string, quiet: boolean): Promise<void> {
     tell({
       kind: 'noLink', project: projectId,
       reason: `project ${projectId} is set to connect through a relay: choose "Direct" in the extension's options`,
-    });
+    }, askedViaLane(projectId));
     return;
   }
   const [tabId, notebook] = found;
@@ -234,7 +266,7 @@ async function startLink(projectId: string, quiet: boolean): Promise<void> {
     // (a page still loading may hold an old record or no content script yet).
     if (wasUp) reopenLater(projectId);
     else if (!reopening.has(projectId)) {
-      tell({ kind: 'noLink', project: projectId, reason: `the notebook tab of project ${projectId} closed or reloaded` });
+      tell({ kind: 'noLink', project: projectId, reason: `the notebook tab of project ${projectId} closed or reloaded` }, askedViaLane(projectId));
     }
   });
   attach(link, projectId);
@@ -272,7 +304,8 @@ function fromCarrier(projectId: string, link: Link, report: CarrierReport): void
       link.up = true;
       link.number = (linkNumbers.get(projectId) ?? 0) + 1;
       linkNumbers.set(projectId, link.number);
-      link.viaLane = lane !== null;
+      link.viaLane = laneOpen();
+      linkOwners.set(projectId, link.viaLane);
       tell({ kind: 'linkUp', project: projectId, link: link.number }, link.viaLane);
       return;
     case 'frame': {
@@ -298,7 +331,7 @@ function fromCarrier(projectId: string, link: Link, report: CarrierReport): void
         tell({
           kind: 'noLink', project: projectId,
           reason: `the bridge in project ${projectId}'s container does not answer (${event.reason}): press Connect in the extension's popup on the notebook tab`,
-        });
+        }, askedViaLane(projectId));
       } else if (event.kind === 'closed') detach(projectId, `the kernel closed the channel: ${event.reason}`);
       else if (event.kind === 'kernelGone') detach(projectId, `the carrier's kernel is ${event.state}`);
       return;
@@ -309,7 +342,7 @@ function fromCarrier(projectId: string, link: Link, report: CarrierReport): void
     case 'failed':
       reopening.delete(projectId);
       closeLink(projectId);
-      tell({ kind: 'noLink', project: projectId, reason: report.reason });
+      tell({ kind: 'noLink', project: projectId, reason: report.reason }, askedViaLane(projectId));
       return;
   }
 }

@@ -49,6 +49,8 @@ impl std::fmt::Display for LaneRefusal {
         match self {
             Self::WrongToken => f.write_str("a connection to the lane had the wrong token"),
             Self::NotAnExtension(Some(origin)) => {
+                // Whoever sends it chooses its length: the log gets the start.
+                let origin: String = origin.chars().take(100).collect();
                 write!(
                     f,
                     "a connection to the lane came from {origin:?}, not an extension"
@@ -225,6 +227,8 @@ mod tests {
             token.admit(path, None),
             Err(LaneRefusal::NotAnExtension(None))
         );
+        let long = LaneRefusal::NotAnExtension(Some("x".repeat(70_000))).to_string();
+        assert!(long.len() < 200, "{} bytes", long.len());
         // Wrong, short, long, or none.
         let mut wrong = path.to_owned();
         wrong.replace_range(64.., if path.ends_with('0') { "1" } else { "0" });

@@ -317,7 +317,8 @@ impl<R: RngCore> Switchboard<R> {
     /// the lane (which the binary reads, and [`super::Routes::heard_bytes`] admits).
     pub fn link_bytes(&mut self, project: &str, bytes: &[u8], now_ms: u64) {
         let Some(p) = self.projects.get_mut(project) else {
-            return self.log(format!("ignored bytes for project {project}: no link"));
+            // Quoted: a lane's frame may name anything.
+            return self.log(format!("ignored bytes for project {project:?}: no link"));
         };
         if !p.carrier {
             // Left over from a link already dropped: the next one starts with a Hello.

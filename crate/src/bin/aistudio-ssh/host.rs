@@ -47,11 +47,14 @@ const MAX_REQUEST_LINE: u64 = 4096;
 const IDLE_EXIT: Duration = Duration::from_secs(1);
 /// How long the native host waits for a keeper (one it started, or one on its way out).
 const KEEPER_WAIT: Duration = Duration::from_secs(10);
-/// A connection sends its request line (or finishes its WebSocket handshake) within this.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection sends its request line within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write to the extension's connection that takes longer means its native host (or its
 /// lane) is stuck: it is dropped rather than stalling every stream.
 pub const EXTENSION_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `AISTUDIO_SSH_LANE=off` in the browser's environment: no lane, native messaging only.
+const LANE_SWITCH: &str = "AISTUDIO_SSH_LANE";
 
 /// What the threads tell the loop. A connection that sent an [`ExtensionRequest`], or was
 /// admitted to the lane, is an extension's: its messages carry the connection's number,
@@ -312,21 +315,28 @@ pub fn keep() -> Result<(), String> {
     let _ = fs::write(&pid_file, format!("{}\n", std::process::id()));
     let (tx, rx) = mpsc::channel();
     // Without a lane the bytes go over native messaging, slower but the same.
-    let lane = match lane::listen() {
-        Ok((listener, port)) => {
-            let token = LaneToken::new(&mut OsRng);
-            let url = token.url(port);
-            lane::spawn_acceptor(listener, token, tx.clone());
-            log(&format!("the lane listens on 127.0.0.1:{port}"));
-            Some(url)
-        }
-        Err(error) => {
-            log(&format!("no lane: cannot listen on loopback: {error}"));
-            None
+    let lane = if std::env::var_os(LANE_SWITCH).is_some_and(|value| value == "off") {
+        // For machines where listening on loopback is not wanted (the browser's environment
+        // reaches the keeper through its native host).
+        log(&format!("no lane: {LANE_SWITCH}=off"));
+        None
+    } else {
+        match lane::listen() {
+            Ok((listener, port)) => {
+                let token = LaneToken::new(&mut OsRng);
+                let url = token.url(port);
+                lane::spawn_acceptor(listener, token, tx.clone());
+                log(&format!("the lane listens on 127.0.0.1:{port}"));
+                Some(url)
+            }
+            Err(error) => {
+                log(&format!("no lane: cannot listen on loopback: {error}"));
+                None
+            }
         }
     };
-    spawn_acceptor(listener, tx);
-    run(rx, lane);
+    spawn_acceptor(listener, tx.clone());
+    run(rx, &tx, lane);
     // Under the lock: the socket is ours.
     let _ = fs::remove_file(&path);
     let _ = fs::remove_file(&pid_file);
@@ -356,7 +366,11 @@ pub fn next_connection() -> ProxyId {
 fn spawn_acceptor(listener: UnixListener, tx: Sender<Input>) {
     thread::spawn(move || {
         for connection in listener.incoming() {
-            let Ok(socket) = connection else { continue };
+            let Ok(socket) = connection else {
+                // Out of descriptors, say: not a loop at full speed.
+                thread::sleep(Duration::from_millis(100));
+                continue;
+            };
             let proxy = next_connection();
             let (Ok(read_half), Ok(write_half)) = (socket.try_clone(), socket.try_clone()) else {
                 continue;
@@ -484,14 +498,22 @@ struct Connection {
     writer: Sender<ProxyAction>,
 }
 
-/// Where the loop writes to an extension: its native host's connection, or its lane.
-enum ExtensionSocket {
+/// An extension's connection as the loop reaches it: a writer thread of its own (a browser
+/// slow to read stalls only that thread, never the loop and every other stream) and the
+/// socket, to close it.
+struct ExtensionSocket {
+    writer: Sender<ToExtension>,
+    socket: Socket,
+}
+
+/// The socket of an extension's connection: its native host's, or its lane.
+enum Socket {
     NativeHost(UnixStream),
     Lane(TcpStream),
 }
 
-impl ExtensionSocket {
-    fn send(&mut self, message: &ToExtension) -> Result<(), String> {
+impl Socket {
+    fn write(&mut self, message: &ToExtension) -> Result<(), String> {
         match self {
             Self::NativeHost(socket) => {
                 let value = serde_json::to_value(message).map_err(|error| error.to_string())?;
@@ -501,11 +523,40 @@ impl ExtensionSocket {
         }
     }
 
+    fn try_clone(&self) -> io::Result<Self> {
+        Ok(match self {
+            Self::NativeHost(socket) => Self::NativeHost(socket.try_clone()?),
+            Self::Lane(socket) => Self::Lane(socket.try_clone()?),
+        })
+    }
+
     fn shutdown(&self) {
         let _ = match self {
             Self::NativeHost(socket) => socket.shutdown(Shutdown::Both),
             Self::Lane(socket) => socket.shutdown(Shutdown::Both),
         };
+    }
+}
+
+impl ExtensionSocket {
+    /// Starts the connection's writer; a write that fails (or takes longer than
+    /// [`EXTENSION_WRITE_TIMEOUT`]) ends the connection as if the extension left.
+    fn start(connection: ProxyId, socket: Socket, tx: Sender<Input>) -> io::Result<Self> {
+        let mut to_write = socket.try_clone()?;
+        let (writer, messages) = mpsc::channel::<ToExtension>();
+        thread::Builder::new()
+            .name("extension writer".into())
+            .spawn(move || {
+                for message in messages {
+                    if let Err(error) = to_write.write(&message) {
+                        let why = format!("an extension's connection broke: {error}");
+                        let _ = tx.send(Input::BrowserGone(connection, Some(why)));
+                        to_write.shutdown();
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self { writer, socket })
     }
 }
 
@@ -517,12 +568,25 @@ struct Extensions {
 }
 
 impl Extensions {
+    /// An extension's connection was accepted: it is one more for [`Routes`].
+    fn came(&mut self, connection: ProxyId, socket: Socket, tx: &Sender<Input>) {
+        match ExtensionSocket::start(connection, socket, tx.clone()) {
+            Ok(extension) => {
+                let id = ExtensionId(connection.0);
+                self.sockets.insert(id, extension);
+                self.routes.came(id);
+            }
+            Err(error) => log(&format!("an extension's writer did not start: {error}")),
+        }
+    }
+
     /// An extension went (or its connection broke): its links are down; with none left,
     /// streams wait for the next within the grace period.
     fn drop(&mut self, id: ExtensionId, board: &mut Switchboard<OsRng>, now_ms: u64) {
-        if let Some(socket) = self.sockets.remove(&id) {
-            // Also ends its reader, and the native host's pipe with it.
-            socket.shutdown();
+        if let Some(extension) = self.sockets.remove(&id) {
+            // Also ends its reader, and the native host's pipe with it; its writer ends with
+            // its channel, once it wrote what it had.
+            extension.socket.shutdown();
         }
         for project in self.routes.gone(id) {
             let down = json!({"kind": "linkDown", "project": project, "reason": "the extension went away"});
@@ -537,7 +601,7 @@ impl Extensions {
     }
 }
 
-fn run(rx: Receiver<Input>, lane: Option<String>) {
+fn run(rx: Receiver<Input>, tx: &Sender<Input>, lane: Option<String>) {
     let start = Instant::now();
     let now = || start.elapsed().as_millis() as u64;
     let mut board = Switchboard::new(OsRng, Config::default());
@@ -599,18 +663,12 @@ fn run(rx: Receiver<Input>, lane: Option<String>) {
                     let answer = ProxyAnswer::ok().to_line();
                     let _ = socket.set_write_timeout(Some(EXTENSION_WRITE_TIMEOUT));
                     if (&socket).write_all(answer.as_bytes()).is_ok() {
-                        let id = ExtensionId(connection.0);
-                        extensions
-                            .sockets
-                            .insert(id, ExtensionSocket::NativeHost(socket));
-                        extensions.routes.came(id);
+                        extensions.came(connection, Socket::NativeHost(socket), tx);
                     }
                 }
                 Input::LaneCame(connection, socket) => {
                     log("an extension opened the lane");
-                    let id = ExtensionId(connection.0);
-                    extensions.sockets.insert(id, ExtensionSocket::Lane(socket));
-                    extensions.routes.came(id);
+                    extensions.came(connection, Socket::Lane(socket), tx);
                 }
                 Input::LaneBytes(connection, project, bytes) => {
                     let id = ExtensionId(connection.0);
@@ -665,12 +723,9 @@ fn run(rx: Receiver<Input>, lane: Option<String>) {
                     let Some(id) = extensions.routes.target(&message) else {
                         continue;
                     };
-                    let Some(socket) = extensions.sockets.get_mut(&id) else {
-                        continue;
-                    };
-                    if let Err(error) = socket.send(&message) {
-                        log(&format!("an extension's connection broke: {error}"));
-                        extensions.drop(id, &mut board, now());
+                    if let Some(extension) = extensions.sockets.get(&id) {
+                        // A writer that ended has sent BrowserGone: the drop follows.
+                        let _ = extension.writer.send(message);
                     }
                 }
                 Output::Log(line) => log(&line),
