@@ -61,6 +61,7 @@ const configs = BROWSERS.flatMap((browser) => [
       content: join(WWW, 'src', 'content.ts'),
       popup: join(WWW, 'src', 'popup.ts'),
       options: join(WWW, 'src', 'options.ts'),
+      broker: join(WWW, 'src', 'broker.ts'),
     },
     plugins: [
       new CopyPlugin({

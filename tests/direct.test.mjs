@@ -102,6 +102,9 @@ for (const [jupyterlab, lane] of [['3.6', false], ['4', true]]) {
       if (lane) assert.match(user.keeperLog(), /an extension opened the lane/);
       else assert.match(user.keeperLog(), /no lane: AISTUDIO_SSH_LANE=off/);
       assert.equal(/opened the lane/.test(user.keeperLog()), lane);
+      // The worker and the notebook tab exchange the link over a MessagePort of their own.
+      const links = await browser.context.serviceWorkers()[0].evaluate(() => globalThis.aistudioSsh.directLinks());
+      assert.deepEqual(links, [{ project: simulator.projectId, up: true, lane, messagePort: true }]);
 
       // scp of 20 MB each way, equal sha256.
       const up = randomFile(home, 'up.bin', 20);

@@ -2,7 +2,7 @@
 // registers the listeners; what each does lives in the modules it delegates to (the requests
 // in requests.ts). Kept minimal: this file cannot be unit-tested.
 import init from '../../build/wasm/aistudio_ssh.js';
-import { connectHelper } from './direct';
+import { acceptCarrierPort, connectHelper, directLinks } from './direct';
 import { generateKey, migrateKeys } from './keys';
 import { ext, keepStorageFromContentScripts } from './platform';
 import { answer, enveloped, senderContext } from './requestTable';
@@ -14,8 +14,9 @@ import { tabClosed, tabLoading, watchCellsPort } from './tabs';
 // level (a worker woken by an event runs this file again), so handlers await it instead.
 const core = init();
 
-// For the DevTools console and `npm run bench`: the same key making the extension uses.
-Object.assign(globalThis, { aistudioSsh: { core, generateKey } });
+// For the DevTools console, `npm run bench` and the tests: the same key making the extension
+// uses, and direct mode's links with the ways they take.
+Object.assign(globalThis, { aistudioSsh: { core, generateKey, directLinks } });
 
 // At every start: settings and status out of content scripts' reach where the browser allows
 // it, and keys an earlier version kept in storage.local moved into IndexedDB.
@@ -42,6 +43,12 @@ ext.tabs.onUpdated.addListener((tabId, change, tab) => {
 });
 ext.tabs.onRemoved.addListener((tabId) => void tabClosed(tabId));
 ext.runtime.onConnect.addListener((port) => watchCellsPort(port, core));
+
+// Direct mode, Chromium: a carrier's MessagePort, which our frame in its notebook tab hands
+// over (a worker's message event; only pages of the extension's origin can send it).
+if ('ServiceWorkerGlobalScope' in globalThis) {
+  self.addEventListener('message', (event: MessageEvent) => acceptCarrierPort(event));
+}
 
 // Direct mode: the helper runs while the browser does (its port also keeps this worker
 // alive); `ssh` reaches it through its local socket. Not installed: the popup says how.

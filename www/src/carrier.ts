@@ -1,10 +1,12 @@
 // The carrier of direct mode in a notebook frame: a kernel of the extension's own whose comm
 // takes the helper's bytes to the container's bridge and back. Thin: the background says
 // what to run and which messages to send, the core reads what comes back (each frame goes
-// to the background as it came); this file moves bytes between the port and the WebSocket.
+// to the background as it came); this file moves bytes between the background (its runtime
+// port, or in Chromium a MessagePort our hidden frame hands the worker) and the WebSocket.
 import { fromBase64, toBase64 } from './base64';
 import type { JupyterServer, OwnKernel } from './jupyterServer';
-import type { CarrierOrder, CarrierReport } from './messages';
+import { BROKER_PAGE, type CarrierOrder, type CarrierReport } from './messages';
+import { ext } from './platform';
 import { send } from './send';
 
 const encoder = new TextEncoder();
@@ -23,9 +25,14 @@ export class Carrier {
   private closed = false;
   /** Attachments run one after another (a drop can order one while another starts). */
   private attaching: Promise<void> = Promise.resolve();
+  /** The MessagePort handed to the worker, and our frame that handed it over. */
+  private direct: MessagePort | null = null;
+  private broker: HTMLIFrameElement | null = null;
+  /** Reports go the way the last `attach` came: the worker listens there. */
+  private reportDirect = false;
 
   constructor(private readonly server: JupyterServer, private readonly port: chrome.runtime.Port) {
-    port.onMessage.addListener((order: CarrierOrder) => this.order(order));
+    port.onMessage.addListener((order: CarrierOrder) => this.order(order, false));
     port.onDisconnect.addListener(() => {
       void this.close();
       // The worker may have stopped (a browser stops MV3 workers, or it crashed): any
@@ -35,20 +42,50 @@ export class Carrier {
     });
   }
 
-  private report(report: CarrierReport): void {
-    if (!this.closed) this.port.postMessage(report);
+  private report(report: CarrierReport, transfer: Transferable[] = []): void {
+    if (this.closed) return;
+    if (this.reportDirect && this.direct) this.direct.postMessage(report, transfer);
+    else this.port.postMessage(report);
   }
 
-  private order(order: CarrierOrder): void {
+  /** A binary frame from the kernel, as it goes to the worker on the way in use. */
+  private binaryReport(frame: ArrayBuffer): void {
+    if (this.reportDirect && this.direct) this.report({ kind: 'frame', text: undefined, binary: new Uint8Array(frame) }, [frame]);
+    else this.report({ kind: 'frame', text: undefined, binary: toBase64(new Uint8Array(frame)) });
+  }
+
+  /** Our hidden frame takes a MessagePort to the worker (`broker.ts`); orders may come on it. */
+  private offerPort(nonce: string): void {
+    if (this.broker || this.closed) return;
+    const broker = document.createElement('iframe');
+    broker.hidden = true;
+    broker.src = ext.runtime.getURL(BROKER_PAGE);
+    broker.addEventListener('load', () => {
+      if (this.closed) return;
+      const channel = new MessageChannel();
+      channel.port1.onmessage = (event: MessageEvent<CarrierOrder>) => this.order(event.data, true);
+      this.direct = channel.port1;
+      // Only our frame gets it: the page may have swapped the frame's document.
+      broker.contentWindow?.postMessage({ nonce }, new URL(broker.src).origin, [channel.port2]);
+    }, { once: true });
+    this.broker = broker;
+    document.documentElement.append(broker);
+  }
+
+  private order(order: CarrierOrder, direct: boolean): void {
     switch (order.kind) {
+      case 'offerPort':
+        this.offerPort(order.nonce);
+        return;
       case 'attach':
+        this.reportDirect = direct;
         this.attaching = this.attaching.then(() => this.attach(order)).catch((error: unknown) => {
           this.report({ kind: 'failed', reason: `the carrier could not start: ${error instanceof Error ? error.message : String(error)}` });
         });
         return;
       case 'bytes': {
         if (!this.socket || !this.head || this.socket.readyState !== WebSocket.OPEN) return;
-        const bytes = fromBase64(order.data);
+        const bytes = typeof order.data === 'string' ? fromBase64(order.data) : order.data;
         const frame = new Uint8Array(this.head.length + bytes.length);
         frame.set(this.head);
         this.counter += 1;
@@ -106,7 +143,7 @@ export class Carrier {
     socket.addEventListener('message', (message: MessageEvent<string | ArrayBuffer>) => {
       if (this.socket !== socket) return;
       if (typeof message.data === 'string') this.report({ kind: 'frame', text: message.data, binary: undefined });
-      else this.report({ kind: 'frame', text: undefined, binary: toBase64(new Uint8Array(message.data)) });
+      else this.binaryReport(message.data);
     });
     socket.addEventListener('close', () => {
       if (this.socket !== socket) return;
@@ -126,6 +163,8 @@ export class Carrier {
   private async close(): Promise<void> {
     this.closed = true;
     this.detach();
+    this.direct?.close();
+    this.broker?.remove();
     await this.kernel?.close();
     this.kernel = null;
   }

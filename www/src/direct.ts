@@ -26,6 +26,8 @@ const REOPEN_FOR_MS = 120_000;
 const REOPEN_EVERY_MS = 1000;
 /** After a running helper's port closed, it is started again this much later. */
 const RESTART_HELPER_MS = 2000;
+/** How long a new link waits for its carrier's MessagePort before it attaches without one. */
+const PORT_WAIT_MS = 1000;
 /** After an open lane closed, the helper is asked for it again this much later, this often. */
 const REOPEN_LANE_MS = 1000;
 const LANE_REOPENS = 3;
@@ -42,6 +44,11 @@ interface Link {
   attachCode: string;
   /** Whether its `linkUp` went on the lane: the link's messages stay on the way it took. */
   viaLane: boolean;
+  /**
+   * The carrier's MessagePort (Chromium), once it came: orders and reports cross there, bytes
+   * as they are; else on the runtime port, bytes as base64 (JSON only).
+   */
+  direct: MessagePort | null;
 }
 
 let helper: chrome.runtime.Port | null = null;
@@ -63,6 +70,8 @@ const askedViaLane = (projectId: string): boolean => linkOwners.get(projectId) ?
 /** Times the lane was asked for again since the helper started. */
 let laneReopens = 0;
 const laneOpen = (): boolean => lane?.readyState === WebSocket.OPEN;
+/** Carriers asked for a MessagePort, by the nonce they were given: who takes it. */
+const offeredPorts = new Map<string, (port: MessagePort | null) => void>();
 /** Per project: the header of its binary frames on the lane. */
 const laneHeaders = new Map<string, Uint8Array>();
 let status: HelperStatus = { state: 'unknown' };
@@ -141,9 +150,55 @@ function laneBytes(frame: ArrayBuffer): void {
     new Uint8Array(frame, 0, Math.min(frame.byteLength, maxLaneHeader())),
   );
   const link = links.get(project);
-  if (link?.up && number === link.number) {
-    link.port.postMessage({ kind: 'bytes', data: toBase64(new Uint8Array(frame, dataStart)) } satisfies CarrierOrder);
-  }
+  if (!link?.up || number !== link.number) return;
+  const bytes = new Uint8Array(frame, dataStart);
+  if (link.direct) orderCarrier(link, { kind: 'bytes', data: bytes }, [frame]);
+  else orderCarrier(link, { kind: 'bytes', data: toBase64(bytes) });
+}
+
+/** An order to a link's carrier: on its MessagePort once it has one. */
+function orderCarrier(link: Link, order: CarrierOrder, transfer: Transferable[] = []): void {
+  if (link.direct) link.direct.postMessage(order, transfer);
+  else link.port.postMessage(order);
+}
+
+/**
+ * A MessagePort our frame in a notebook tab handed over (`broker.ts`; background.ts gives
+ * the worker's message events here): taken by the carrier it was offered to, by its nonce.
+ */
+export function acceptCarrierPort(event: { data: unknown; ports: readonly MessagePort[] }): void {
+  const nonce = (event.data as { nonce?: unknown } | null)?.nonce;
+  const [port] = event.ports;
+  if (!port) return;
+  const take = typeof nonce === 'string' ? offeredPorts.get(nonce) : undefined;
+  if (!take) return port.close();
+  offeredPorts.delete(nonce as string);
+  take(port);
+}
+
+/**
+ * Asks a new link's carrier for a MessagePort (a worker can take one; Firefox's event page
+ * cannot, and keeps the runtime port), and waits for it at most [`PORT_WAIT_MS`].
+ */
+async function offerPort(projectId: string, link: Link): Promise<void> {
+  if (!('ServiceWorkerGlobalScope' in globalThis)) return;
+  const nonce = crypto.randomUUID();
+  const port = await new Promise<MessagePort | null>((resolve) => {
+    offeredPorts.set(nonce, resolve);
+    setTimeout(() => {
+      if (offeredPorts.delete(nonce)) resolve(null);
+    }, PORT_WAIT_MS);
+    link.port.postMessage({ kind: 'offerPort', nonce } satisfies CarrierOrder);
+  });
+  if (!port) return;
+  if (links.get(projectId) !== link) return port.close();
+  link.direct = port;
+  port.onmessage = (event: MessageEvent<CarrierReport>) => fromCarrier(projectId, link, event.data);
+}
+
+/** For the DevTools console and the tests: each link and the ways it takes. */
+export function directLinks(): { project: string; up: boolean; lane: boolean; messagePort: boolean }[] {
+  return [...links].map(([project, link]) => ({ project, up: link.up, lane: link.viaLane, messagePort: link.direct !== null }));
 }
 
 /** Starts the helper (the browser runs it as long as this port is open; the open port also keeps an MV3 worker alive). */
@@ -198,7 +253,7 @@ async function fromHelper(message: ToExtension): Promise<void> {
     case 'bytes': {
       const link = links.get(message.project);
       if (link?.up && message.link === link.number) {
-        link.port.postMessage({ kind: 'bytes', data: message.data } satisfies CarrierOrder);
+        orderCarrier(link, { kind: 'bytes', data: message.data });
       }
       return;
     }
@@ -255,7 +310,9 @@ async function startLink(projectId: string, quiet: boolean): Promise<void> {
   }
   const [tabId, notebook] = found;
   const port = ext.tabs.connect(tabId, { name: CARRIER_PORT, frameId: notebook.frameId });
-  const link: Link = { port, attachment: null, number: 0, up: false, heard: false, attachCode, viaLane: false };
+  const link: Link = {
+    port, attachment: null, number: 0, up: false, heard: false, attachCode, viaLane: false, direct: null,
+  };
   links.set(projectId, link);
   port.onMessage.addListener((report: CarrierReport) => fromCarrier(projectId, link, report));
   port.onDisconnect.addListener(() => {
@@ -269,7 +326,8 @@ async function startLink(projectId: string, quiet: boolean): Promise<void> {
       tell({ kind: 'noLink', project: projectId, reason: `the notebook tab of project ${projectId} closed or reloaded` }, askedViaLane(projectId));
     }
   });
-  attach(link, projectId);
+  await offerPort(projectId, link);
+  if (links.get(projectId) === link) attach(link, projectId);
 }
 
 /** The tab went away under a link in use (a reload): its sessions wait, so look for the tab again. */
@@ -290,9 +348,9 @@ function reopenLater(projectId: string): void {
 function attach(link: Link, projectId: string): void {
   link.heard = false;
   link.attachment = carrierAttachment(crypto.randomUUID(), crypto.randomUUID(), new Date().toISOString());
-  link.port.postMessage({
+  orderCarrier(link, {
     kind: 'attach', code: link.attachCode, attachment: link.attachment, staleKernel: carrierKernels.get(projectId) ?? null,
-  } satisfies CarrierOrder);
+  });
 }
 
 function fromCarrier(projectId: string, link: Link, report: CarrierReport): void {
@@ -313,7 +371,7 @@ function fromCarrier(projectId: string, link: Link, report: CarrierReport): void
       if (!commId) return;
       if (report.binary !== undefined) {
         // The bridge's bytes, sent on from where they are in the frame.
-        const frame = fromBase64(report.binary);
+        const frame = typeof report.binary === 'string' ? fromBase64(report.binary) : report.binary;
         const at = carrierBytesIn(frame, commId);
         if (at) {
           link.heard = true;
@@ -355,7 +413,7 @@ function detach(projectId: string, reason: string): void {
   link.up = false;
   link.attachment = null;
   if (wasUp) tell({ kind: 'linkDown', project: projectId, reason }, link.viaLane);
-  link.port.postMessage({ kind: 'detach' } satisfies CarrierOrder);
+  orderCarrier(link, { kind: 'detach' });
   setTimeout(() => {
     if (links.get(projectId) === link && !link.attachment) attach(link, projectId);
   }, REATTACH_MS);
@@ -367,5 +425,6 @@ function closeLink(projectId: string): void {
   links.delete(projectId);
   stats.delete(projectId);
   if (link.up) tell({ kind: 'linkDown', project: projectId, reason: 'the carrier closed' }, link.viaLane);
+  link.direct?.close();
   link.port.disconnect();
 }

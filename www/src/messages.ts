@@ -33,23 +33,38 @@ export const HELPER_HOST_NAME = 'io.github.aistudio_ssh';
 /** The port the background opens into a notebook tab's frame to carry a direct link. */
 export const CARRIER_PORT = 'carrier';
 
-/** The background's orders on a carrier port. */
+/**
+ * The frame of ours (web-accessible) that hands a carrier's MessagePort to the worker: see
+ * `broker.ts`.
+ */
+export const BROKER_PAGE = 'broker.html';
+
+/**
+ * The background's orders to a carrier: on its runtime port, or, once the carrier's
+ * MessagePort reached the worker, on that (where bytes cross as they are, not as base64).
+ */
 export type CarrierOrder =
+  /**
+   * Hand a MessagePort to the worker through our frame, `broker.html`, with this `nonce`
+   * (Chromium; the worker attaches without it if it does not come).
+   */
+  | { kind: 'offerPort'; nonce: string }
   /**
    * Attach: run `code` in the carrier's kernel (started if need be), then open the comm;
    * `staleKernel` is an earlier carrier's kernel (a page since reloaded) to shut down.
+   * The carrier reports on the way this order came.
    */
   | { kind: 'attach'; code: string; attachment: Attachment; staleKernel: string | null }
-  /** Bytes for the bridge (base64): sent after the attachment's data head. */
-  | { kind: 'bytes'; data: string }
+  /** Bytes for the bridge (base64 on the runtime port): sent after the attachment's data head. */
+  | { kind: 'bytes'; data: string | Uint8Array }
   /** End the current attachment (the next `attach` follows). */
   | { kind: 'detach' };
 
-/** What the content script reports on a carrier port. */
+/** What the content script reports to the background on a carrier's way. */
 export type CarrierReport =
   | { kind: 'attached'; kernelId: string }
-  /** A frame from the kernel: a text frame, or base64 of a binary one. */
-  | { kind: 'frame'; text: string | undefined; binary: string | undefined }
+  /** A frame from the kernel: a text frame, or a binary one (base64 on the runtime port). */
+  | { kind: 'frame'; text: string | undefined; binary: string | Uint8Array | undefined }
   /** The WebSocket closed under the attachment. */
   | { kind: 'detached'; reason: string }
   /** No carrier can run in this frame (no kernel, the attach code failed). */
