@@ -9,6 +9,14 @@ use crate::fields::is_identifier;
 /// (a self-hosted JupyterHub path can look like them).
 pub const AISTUDIO_ORIGIN: &str = "https://aistudio.baidu.com";
 
+/// Whether a notebook page at `origin` can load the extension's hidden frame that hands its
+/// carrier's MessagePort to the worker (`www/broker.html`): the manifest makes it
+/// web-accessible to AI Studio's pages only, so elsewhere (a self-hosted server) it is not
+/// asked for.
+pub fn loads_port_broker(origin: &str) -> bool {
+    origin == AISTUDIO_ORIGIN
+}
+
 /// The path segment between the zone and the user id in every AI Studio notebook URL.
 const USER_SEGMENT: &str = "user";
 
@@ -120,6 +128,18 @@ pub(crate) fn split_url(url: &str) -> Option<UrlParts<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_ai_studio_pages_load_the_port_broker() {
+        // As www/manifest.json5's web_accessible_resources allows it.
+        let manifest = include_str!("../../www/manifest.json5");
+        assert!(manifest.contains(
+            "{ resources: ['broker.html', 'broker.js'], matches: ['https://aistudio.baidu.com/*'] }"
+        ));
+        assert!(loads_port_broker("https://aistudio.baidu.com"));
+        assert!(!loads_port_broker("https://jupyter.example.org"));
+        assert!(!loads_port_broker("http://aistudio.baidu.com"));
+    }
 
     #[test]
     fn identifiers_reject_empty_dots_and_escapes() {

@@ -45,7 +45,8 @@ ext.tabs.onRemoved.addListener((tabId) => void tabClosed(tabId));
 ext.runtime.onConnect.addListener((port) => watchCellsPort(port, core));
 
 // Direct mode, Chromium: a carrier's MessagePort, which our frame in its notebook tab hands
-// over (a worker's message event; only pages of the extension's origin can send it).
+// over. Only pages of the extension's origin can post to the worker, but that frame relays
+// whatever its page posts: a port is taken only with a nonce the worker gave out.
 if ('ServiceWorkerGlobalScope' in globalThis) {
   self.addEventListener('message', (event: MessageEvent) => acceptCarrierPort(event));
 }

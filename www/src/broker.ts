@@ -2,12 +2,11 @@
 // MessagePort to the background worker, after which the two exchange a link's bytes directly
 // (binary, transferred) instead of as base64 JSON through the browser's runtime ports. A
 // content script cannot reach the worker's `postMessage` itself; this page, of the
-// extension's origin, can. It forwards the one port it is given and does nothing else: the
-// worker takes it only with the nonce it gave the content script.
-const forward = (event: MessageEvent): void => {
+// extension's origin, can. It forwards every port its parent page gives it (the page's own
+// scripts post from the same window as the content script) and does nothing else: the worker
+// takes a port only with the nonce it gave the content script, and closes the others.
+window.addEventListener('message', (event: MessageEvent) => {
   const [port] = event.ports;
   if (!port || event.source !== window.parent) return;
-  window.removeEventListener('message', forward);
   void navigator.serviceWorker.ready.then((registration) => registration.active?.postMessage(event.data, [port]));
-};
-window.addEventListener('message', forward);
+});

@@ -60,13 +60,19 @@ export class Carrier {
     const broker = document.createElement('iframe');
     broker.hidden = true;
     broker.src = ext.runtime.getURL(BROKER_PAGE);
+    // Fixed now, never read back from the frame: the page shares its DOM and may point it
+    // elsewhere, and the nonce must reach our frame only.
+    const ours = new URL(ext.runtime.getURL('')).origin;
     broker.addEventListener('load', () => {
       if (this.closed) return;
       const channel = new MessageChannel();
-      channel.port1.onmessage = (event: MessageEvent<CarrierOrder>) => this.order(event.data, true);
+      channel.port1.onmessage = (event: MessageEvent<CarrierOrder>) => {
+        // The worker has the port: our frame's work is done.
+        this.broker?.remove();
+        this.order(event.data, true);
+      };
       this.direct = channel.port1;
-      // Only our frame gets it: the page may have swapped the frame's document.
-      broker.contentWindow?.postMessage({ nonce }, new URL(broker.src).origin, [channel.port2]);
+      broker.contentWindow?.postMessage({ nonce }, ours, [channel.port2]);
     }, { once: true });
     this.broker = broker;
     document.documentElement.append(broker);

@@ -4,7 +4,7 @@
 // stream protocol runs end to end between the helper and the bridge, and the core says what
 // each kernel frame means.
 import {
-  carrierAttachment, carrierBytesIn, laneHeader, maxLaneHeader, readCarrierText, readLaneHeader,
+  carrierAttachment, carrierBytesIn, laneHeader, loadsPortBroker, maxLaneHeader, readCarrierText, readLaneHeader,
 } from '../../build/wasm/aistudio_ssh.js';
 import type { Attachment, ToExtension, ToHost } from '../../build/wasm/aistudio_ssh.js';
 import {
@@ -27,7 +27,7 @@ const REOPEN_EVERY_MS = 1000;
 /** After a running helper's port closed, it is started again this much later. */
 const RESTART_HELPER_MS = 2000;
 /** How long a new link waits for its carrier's MessagePort before it attaches without one. */
-const PORT_WAIT_MS = 1000;
+const PORT_WAIT_MS = 3000;
 /** After an open lane closed, the helper is asked for it again this much later, this often. */
 const REOPEN_LANE_MS = 1000;
 const LANE_REOPENS = 3;
@@ -180,14 +180,17 @@ export function acceptCarrierPort(event: { data: unknown; ports: readonly Messag
  * Asks a new link's carrier for a MessagePort (a worker can take one; Firefox's event page
  * cannot, and keeps the runtime port), and waits for it at most [`PORT_WAIT_MS`].
  */
-async function offerPort(projectId: string, link: Link): Promise<void> {
-  if (!('ServiceWorkerGlobalScope' in globalThis)) return;
+async function offerPort(projectId: string, link: Link, origin: string): Promise<void> {
+  if (!('ServiceWorkerGlobalScope' in globalThis) || !loadsPortBroker(origin)) return;
   const nonce = crypto.randomUUID();
   const port = await new Promise<MessagePort | null>((resolve) => {
-    offeredPorts.set(nonce, resolve);
-    setTimeout(() => {
+    const giveUp = () => {
       if (offeredPorts.delete(nonce)) resolve(null);
-    }, PORT_WAIT_MS);
+    };
+    offeredPorts.set(nonce, resolve);
+    setTimeout(giveUp, PORT_WAIT_MS);
+    // A tab that closes or reloads meanwhile sends nothing.
+    link.port.onDisconnect.addListener(giveUp);
     link.port.postMessage({ kind: 'offerPort', nonce } satisfies CarrierOrder);
   });
   if (!port) return;
@@ -326,7 +329,7 @@ async function startLink(projectId: string, quiet: boolean): Promise<void> {
       tell({ kind: 'noLink', project: projectId, reason: `the notebook tab of project ${projectId} closed or reloaded` }, askedViaLane(projectId));
     }
   });
-  await offerPort(projectId, link);
+  await offerPort(projectId, link, notebook.origin);
   if (links.get(projectId) === link) attach(link, projectId);
 }
 

@@ -163,6 +163,13 @@ pub fn carrier_bytes_in(frame: &[u8], comm_id: &str) -> Option<Vec<u32>> {
     carrier::bytes_in_binary(frame, comm_id).map(|at| vec![at.start as u32, at.end as u32])
 }
 
+/// Whether a notebook page at `origin` can load the frame that hands its carrier's
+/// MessagePort to the worker.
+#[wasm_bindgen(js_name = loadsPortBroker)]
+pub fn loads_port_broker(origin: &str) -> bool {
+    crate::page::loads_port_broker(origin)
+}
+
 /// The header of a binary frame on the helper's lane for `project`'s bytes (the bytes
 /// follow it; see `native_host::lane`).
 #[wasm_bindgen(js_name = laneHeader)]

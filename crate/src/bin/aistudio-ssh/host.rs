@@ -540,23 +540,31 @@ impl Socket {
 
 impl ExtensionSocket {
     /// Starts the connection's writer; a write that fails (or takes longer than
-    /// [`EXTENSION_WRITE_TIMEOUT`]) ends the connection as if the extension left.
+    /// [`EXTENSION_WRITE_TIMEOUT`]) ends the connection as if the extension left. If it
+    /// cannot start, the connection is closed (its reader ends, the extension sees it).
     fn start(connection: ProxyId, socket: Socket, tx: Sender<Input>) -> io::Result<Self> {
-        let mut to_write = socket.try_clone()?;
         let (writer, messages) = mpsc::channel::<ToExtension>();
-        thread::Builder::new()
-            .name("extension writer".into())
-            .spawn(move || {
-                for message in messages {
-                    if let Err(error) = to_write.write(&message) {
-                        let why = format!("an extension's connection broke: {error}");
-                        let _ = tx.send(Input::BrowserGone(connection, Some(why)));
-                        to_write.shutdown();
-                        return;
+        let started = socket.try_clone().and_then(|mut to_write| {
+            thread::Builder::new()
+                .name("extension writer".into())
+                .spawn(move || {
+                    for message in messages {
+                        if let Err(error) = to_write.write(&message) {
+                            let why = format!("an extension's connection broke: {error}");
+                            let _ = tx.send(Input::BrowserGone(connection, Some(why)));
+                            to_write.shutdown();
+                            return;
+                        }
                     }
-                }
-            })?;
-        Ok(Self { writer, socket })
+                })
+        });
+        match started {
+            Ok(_) => Ok(Self { writer, socket }),
+            Err(error) => {
+                socket.shutdown();
+                Err(error)
+            }
+        }
     }
 }
 

@@ -136,12 +136,25 @@ fn serve(socket: TcpStream, handshake: Place, token: &LaneToken, tx: &Sender<Inp
     let Ok(writer) = socket.try_clone() else {
         return;
     };
+    // Taken when admitted, before the handshake is answered: a lane over the limit is
+    // refused, not opened and closed (which the extension would retry).
+    let mut lane_place = None;
     let check = |request: &Request, response: Response| {
         let origin = request
             .headers()
             .get("origin")
             .and_then(|value| value.to_str().ok());
-        match token.admit(request.uri().path(), origin) {
+        let admitted = token.admit(request.uri().path(), origin);
+        if admitted.is_ok() {
+            lane_place = Place::take(&LANES, MAX_LANES);
+            if lane_place.is_none() {
+                log("a lane was refused: too many open");
+                let mut answer = ErrorResponse::new(Some("too many lanes open".into()));
+                *answer.status_mut() = tungstenite::http::StatusCode::SERVICE_UNAVAILABLE;
+                return Err(answer);
+            }
+        }
+        match admitted {
             Ok(()) => Ok(response),
             Err(refusal) => {
                 let n = REFUSALS.fetch_add(1, Ordering::Relaxed) + 1;
@@ -166,8 +179,7 @@ fn serve(socket: TcpStream, handshake: Place, token: &LaneToken, tx: &Sender<Inp
         return;
     };
     drop(handshake);
-    let Some(_lane) = Place::take(&LANES, MAX_LANES) else {
-        log("a lane was refused: too many open");
+    let Some(_lane) = lane_place else {
         return;
     };
     let side = socket.get_mut();
