@@ -833,6 +833,27 @@ fn the_lane_admits_only_the_extension_and_carries_a_link() {
     host.close();
 }
 
+#[test]
+fn a_removed_socket_is_listened_on_again() {
+    let host = Host::start(Answer::Link(Box::new(stdio_bridge(echo_server()))));
+    let (runtime, keeper) = (host.runtime.clone(), host.keeper_pid());
+    // A cleaner of an old temporary folder takes the socket's folder away.
+    let folder = runtime.path().join("aistudio-ssh");
+    std::fs::remove_dir_all(&folder).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !folder.join("helper.sock").exists() {
+        assert!(Instant::now() < deadline, "the socket is back within 10 s");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&folder).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "the folder is the user's alone again");
+    echo_through_proxy(runtime.path(), 1024 * 1024, Arc::default());
+    assert_eq!(host.keeper_pid(), keeper, "the same keeper");
+    host.close();
+    keeper_leaves(runtime.path(), keeper);
+}
+
 /// A native host of another version says so on the keeper's socket; the keeper's answer line.
 fn other_version_asks(runtime: &Path) -> (UnixStream, String) {
     let socket = UnixStream::connect(runtime.join("aistudio-ssh/helper.sock")).unwrap();

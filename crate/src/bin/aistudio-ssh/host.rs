@@ -21,7 +21,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -47,6 +47,10 @@ const MAX_REQUEST_LINE: u64 = 4096;
 const IDLE_EXIT: Duration = Duration::from_secs(1);
 /// How long the native host waits for a keeper (one it started, or one on its way out).
 const KEEPER_WAIT: Duration = Duration::from_secs(10);
+/// Set when the keeper leaves (and removes its socket).
+static LEAVING: AtomicBool = AtomicBool::new(false);
+/// How often the keeper checks that its socket is still there.
+const SOCKET_CHECK: Duration = Duration::from_secs(2);
 /// A connection sends its request line within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A write to the extension's connection that takes longer means its native host (or its
@@ -336,7 +340,9 @@ pub fn keep() -> Result<(), String> {
         }
     };
     spawn_acceptor(listener, tx.clone());
+    spawn_socket_watch(path.clone(), tx.clone());
     run(rx, &tx, lane);
+    LEAVING.store(true, Ordering::SeqCst);
     // Under the lock: the socket is ours.
     let _ = fs::remove_file(&path);
     let _ = fs::remove_file(&pid_file);
@@ -355,6 +361,45 @@ pub fn log(line: &str) {
         at.as_secs(),
         at.subsec_millis()
     );
+}
+
+/// Listens again where the socket was if something removed it (a cleaner of an old `$TMPDIR`,
+/// as macOS runs, while the browser stays open for days): `proxy` and native hosts would
+/// otherwise not find a keeper that still runs and holds the lock.
+fn spawn_socket_watch(path: PathBuf, tx: Sender<Input>) {
+    thread::spawn(move || loop {
+        thread::sleep(SOCKET_CHECK);
+        // The keeper removes its socket when it leaves: not to be made again then.
+        if LEAVING.load(Ordering::SeqCst) {
+            return;
+        }
+        if fs::symlink_metadata(&path).is_ok() {
+            continue;
+        }
+        // The folder may be gone too: made again, and checked, as at the start.
+        let listener = socket_path().and_then(|path| {
+            UnixListener::bind(&path)
+                .map_err(|error| format!("cannot listen on {}: {error}", path.display()))
+        });
+        match listener {
+            // It left meanwhile: what it removed stays removed.
+            Ok(_) if LEAVING.load(Ordering::SeqCst) => {
+                let _ = fs::remove_file(&path);
+                return;
+            }
+            Ok(listener) => {
+                log("the socket was removed: listening on it again");
+                if let Some(folder) = path.parent() {
+                    let _ = fs::write(
+                        folder.join(KEEPER_PID_FILE),
+                        format!("{}\n", std::process::id()),
+                    );
+                }
+                spawn_acceptor(listener, tx.clone());
+            }
+            Err(error) => log(&format!("the socket was removed: {error}")),
+        }
+    });
 }
 
 /// A number for a new connection, on the socket or the lane: they share the loop's names.
