@@ -87,7 +87,8 @@ const carrierKernels = new Map<string, string>();
 
 /**
  * Tells the helper: on the lane while it is open, or on the way `viaLane` says (a link's, or
- * its `want`'s); natively once the lane closed, where the helper then hears of the link.
+ * the way the helper hears its project on); natively once the lane closed, where the helper
+ * then hears of the link.
  */
 function tell(message: ToHost, viaLane = laneOpen()): void {
   if (viaLane && lane && laneOpen()) lane.send(JSON.stringify(message));
