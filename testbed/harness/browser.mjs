@@ -42,10 +42,9 @@ export async function launchWithExtension({
     env: { ...env, LANGUAGE: lang.replace('-', '_') },
   });
   try {
-    const worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker', { timeout: 20_000 }));
+    const { worker, extensionId } = await extensionWorker(context);
     // Let a re-used profile's worker finish starting before pages talk to it.
     await worker.evaluate(() => globalThis.aistudioSsh?.core);
-    const extensionId = new URL(worker.url()).host;
     return {
       context,
       extensionId,
@@ -59,6 +58,15 @@ export async function launchWithExtension({
     removeProfile();
     throw error;
   }
+}
+
+/**
+ * The extension's service worker in `context` (waited for while it starts) and the id it runs under.
+ * @param {import('playwright-core').BrowserContext} context
+ */
+async function extensionWorker(context) {
+  const worker = context.serviceWorkers()[0] ?? (await context.waitForEvent('serviceworker', { timeout: 20_000 }));
+  return { worker, extensionId: new URL(worker.url()).host };
 }
 
 /** Chromium's switches for a test browser with the built extension, in `lang`. */
@@ -114,8 +122,7 @@ export async function launchDetachable({ env = process.env, prepareProfile = () 
         }
       }
       [this.context] = this.connection.contexts();
-      const worker = this.context.serviceWorkers()[0] ?? (await this.context.waitForEvent('serviceworker', { timeout: 20_000 }));
-      this.extensionId = new URL(worker.url()).host;
+      ({ extensionId: this.extensionId } = await extensionWorker(this.context));
     },
     /** Disconnects the debugger; pages, tabs and the extension go on. */
     async detach() {

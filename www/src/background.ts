@@ -2,7 +2,7 @@
 // registers the listeners; what each does lives in the modules it delegates to (the requests
 // in requests.ts). Kept minimal: this file cannot be unit-tested.
 import init from '../../build/wasm/aistudio_ssh.js';
-import { acceptCarrierPort, connectHelper, directLinks } from './direct';
+import { TAKES_CARRIER_PORTS, acceptCarrierPort, connectHelper, directLinks } from './direct';
 import { generateKey, migrateKeys } from './keys';
 import { ext, keepStorageFromContentScripts } from './platform';
 import { answer, enveloped, senderContext } from './requestTable';
@@ -47,7 +47,7 @@ ext.runtime.onConnect.addListener((port) => watchCellsPort(port, core));
 // Direct mode, Chromium: a carrier's MessagePort, which our frame in its notebook tab hands
 // over. Only pages of the extension's origin can post to the worker, but that frame relays
 // whatever its page posts: a port is taken only with a nonce the worker gave out.
-if ('ServiceWorkerGlobalScope' in globalThis) {
+if (TAKES_CARRIER_PORTS) {
   self.addEventListener('message', (event: MessageEvent) => acceptCarrierPort(event));
 }
 

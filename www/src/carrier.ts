@@ -44,13 +44,18 @@ export class Carrier {
 
   private report(report: CarrierReport, transfer: Transferable[] = []): void {
     if (this.closed) return;
-    if (this.reportDirect && this.direct) this.direct.postMessage(report, transfer);
+    if (this.reportingDirect) this.direct?.postMessage(report, transfer);
     else this.port.postMessage(report);
+  }
+
+  /** Whether reports go on the MessagePort (the last `attach` came on it). */
+  private get reportingDirect(): boolean {
+    return this.reportDirect && this.direct !== null;
   }
 
   /** A binary frame from the kernel, as it goes to the worker on the way in use. */
   private binaryReport(frame: ArrayBuffer): void {
-    if (this.reportDirect && this.direct) this.report({ kind: 'frame', text: undefined, binary: new Uint8Array(frame) }, [frame]);
+    if (this.reportingDirect) this.report({ kind: 'frame', text: undefined, binary: new Uint8Array(frame) }, [frame]);
     else this.report({ kind: 'frame', text: undefined, binary: toBase64(new Uint8Array(frame)) });
   }
 

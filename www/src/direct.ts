@@ -26,6 +26,11 @@ const REOPEN_FOR_MS = 120_000;
 const REOPEN_EVERY_MS = 1000;
 /** After a running helper's port closed, it is started again this much later. */
 const RESTART_HELPER_MS = 2000;
+/**
+ * Whether this background can take a carrier's MessagePort: a service worker (Chromium) can
+ * be posted to by our frame; Firefox's event page cannot.
+ */
+export const TAKES_CARRIER_PORTS = 'ServiceWorkerGlobalScope' in globalThis;
 /** How long a new link waits for its carrier's MessagePort before it attaches without one. */
 const PORT_WAIT_MS = 3000;
 /** After an open lane closed, the helper is asked for it again this much later, this often. */
@@ -182,7 +187,7 @@ export function acceptCarrierPort(event: { data: unknown; ports: readonly Messag
  * cannot, and keeps the runtime port), and waits for it at most [`PORT_WAIT_MS`].
  */
 async function offerPort(projectId: string, link: Link, origin: string): Promise<void> {
-  if (!('ServiceWorkerGlobalScope' in globalThis) || !loadsPortBroker(origin)) return;
+  if (!TAKES_CARRIER_PORTS || !loadsPortBroker(origin)) return;
   const nonce = crypto.randomUUID();
   const port = await new Promise<MessagePort | null>((resolve) => {
     const giveUp = () => {

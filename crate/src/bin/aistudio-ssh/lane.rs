@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use aistudio_ssh::native_host::{lane, LaneToken, ToExtension};
 use tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tungstenite::http::StatusCode;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::protocol::WebSocketConfig;
@@ -144,28 +145,27 @@ fn serve(socket: TcpStream, handshake: Place, token: &LaneToken, tx: &Sender<Inp
             .headers()
             .get("origin")
             .and_then(|value| value.to_str().ok());
-        let admitted = token.admit(request.uri().path(), origin);
-        if admitted.is_ok() {
-            lane_place = Place::take(&LANES, MAX_LANES);
-            if lane_place.is_none() {
-                log("a lane was refused: too many open");
-                let mut answer = ErrorResponse::new(Some("too many lanes open".into()));
-                *answer.status_mut() = tungstenite::http::StatusCode::SERVICE_UNAVAILABLE;
-                return Err(answer);
+        let refuse = |status, text: String| {
+            let mut answer = ErrorResponse::new(Some(text));
+            *answer.status_mut() = status;
+            Err(answer)
+        };
+        if let Err(refusal) = token.admit(request.uri().path(), origin) {
+            let n = REFUSALS.fetch_add(1, Ordering::Relaxed) + 1;
+            if n <= REFUSALS_LOGGED || n % 1000 == 0 {
+                log(&format!("{refusal} (refusal {n})"));
             }
+            return refuse(StatusCode::FORBIDDEN, refusal.to_string());
         }
-        match admitted {
-            Ok(()) => Ok(response),
-            Err(refusal) => {
-                let n = REFUSALS.fetch_add(1, Ordering::Relaxed) + 1;
-                if n <= REFUSALS_LOGGED || n % 1000 == 0 {
-                    log(&format!("{refusal} (refusal {n})"));
-                }
-                let mut answer = ErrorResponse::new(Some(refusal.to_string()));
-                *answer.status_mut() = tungstenite::http::StatusCode::FORBIDDEN;
-                Err(answer)
-            }
+        lane_place = Place::take(&LANES, MAX_LANES);
+        if lane_place.is_none() {
+            log("a lane was refused: too many open");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many lanes open".into(),
+            );
         }
+        Ok(response)
     };
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
