@@ -612,6 +612,15 @@ fn small_config(window_extra: u32, chunk: usize, send_buffer: usize) -> Config {
     }
 }
 
+/// The same, with data coalesced while `coalesce_bytes` are in flight (0: never).
+fn coalescing(config: Config, coalesce_bytes: usize) -> Config {
+    Config {
+        coalesce_bytes,
+        coalesce_ms: 5,
+        ..config
+    }
+}
+
 #[test]
 fn streams_both_ways_arrive_whole_over_a_clean_link() {
     let mut h = Harness::new(1, small_config(0, 4096, 30_000), CLEAN, 200_000);
@@ -631,9 +640,11 @@ proptest! {
         window_extra in prop_oneof![Just(0u32), Just(200_000)],
         chunk in 256usize..8192,
         send_buffer in 1000usize..100_000,
+        coalesce_bytes in prop_oneof![Just(0usize), 1000usize..50_000],
     ) {
         let faults = Faults { reorder: 30, duplicate: 10, drop_per_step: 2, skip_read: 30 };
-        let mut h = Harness::new(seed, small_config(window_extra, chunk, send_buffer), faults, 120_000);
+        let config = coalescing(small_config(window_extra, chunk, send_buffer), coalesce_bytes);
+        let mut h = Harness::new(seed, config, faults, 120_000);
         h.open(true, from_a);
         h.open(false, from_b);
         // Drops in the middle of the transfer, with frames in flight; streams opened meanwhile.
@@ -939,6 +950,71 @@ fn an_idle_link_pings_and_measures_the_round_trip() {
     // A link silent for too long is reported once.
     a.handle_timeout(10_030 + 40_000);
     assert!(events(&mut a).contains(&Event::LinkSilent));
+}
+
+/// What `a` sends at `now` reaches `b` (whose answers wait); its Data frames as (offset, length).
+fn data_sent(a: &mut Endpoint, b: &mut Endpoint, now: u64) -> Vec<(u64, usize)> {
+    let mut data = Vec::new();
+    while let Some(frame) = a.poll_transmit(now) {
+        if let Frame::Data { offset, bytes, .. } = &frame {
+            data.push((*offset, bytes.len()));
+        }
+        b.handle(frame, now);
+    }
+    data
+}
+
+#[test]
+fn a_busy_link_sends_data_in_batches_and_an_idle_one_at_once() {
+    let config = Config {
+        coalesce_bytes: 64 * 1024,
+        coalesce_ms: 8,
+        ..Config::default()
+    };
+    let (mut a, mut b) = linked(config.clone(), config);
+    let id = a.open_stream("ssh");
+    // Nothing in flight (typing): a byte goes at once, and the peer's Ack opens its window.
+    a.write(id, b"x").unwrap();
+    pump(&mut a, &mut b, 1);
+    assert_eq!(b.stream_info(id).unwrap().received, 1);
+    assert_eq!(a.stream_info(id).unwrap().acked, 1);
+
+    // A batch's worth goes at once too; its Acks are held back, so the link stays busy.
+    a.write(id, &[1; 100_000]).unwrap();
+    assert_eq!(
+        data_sent(&mut a, &mut b, 2)
+            .iter()
+            .map(|d| d.1)
+            .sum::<usize>(),
+        100_000
+    );
+    // Less than a batch now waits, for at most coalesce_ms.
+    a.write(id, &[2; 1000]).unwrap();
+    assert_eq!(data_sent(&mut a, &mut b, 10), []);
+    assert_eq!(a.poll_timeout(), Some(18));
+    a.write(id, &[3; 1000]).unwrap();
+    assert_eq!(data_sent(&mut a, &mut b, 17), []);
+    assert_eq!(data_sent(&mut a, &mut b, 18), [(100_001, 2000)]);
+
+    // More than a batch ready goes at once, all of it (the last frames are under a batch).
+    a.write(id, &[4; 1000]).unwrap();
+    assert_eq!(data_sent(&mut a, &mut b, 20), []);
+    a.write(id, &[5; 200_000]).unwrap();
+    let sent = data_sent(&mut a, &mut b, 21);
+    assert_eq!(sent.first().map(|d| d.0), Some(102_001));
+    assert_eq!(sent.iter().map(|d| d.1).sum::<usize>(), 201_000);
+
+    // The last bytes of a stream do not wait.
+    a.write(id, &[6; 10]).unwrap();
+    a.close(id).unwrap();
+    assert_eq!(data_sent(&mut a, &mut b, 22), [(303_001, 10)]);
+
+    // Once the peer acknowledged what was in flight, the link is idle again: no wait.
+    let other = a.open_stream("ssh");
+    pump(&mut a, &mut b, 30);
+    assert_eq!(a.stream_info(id).unwrap().acked, 303_011);
+    a.write(other, b"y").unwrap();
+    assert_eq!(data_sent(&mut a, &mut b, 31).len(), 1);
 }
 
 #[test]

@@ -36,8 +36,8 @@ use serde_json::{json, Value};
 
 use super::lane;
 
-/// What a proxy's reader takes from its socket at once.
-const CHUNK: usize = 64 * 1024;
+/// What a proxy's reader takes from its socket at once (scp's bulk comes in fewer turns).
+const CHUNK: usize = 256 * 1024;
 /// Inputs taken in before the loop sends what they caused.
 const MAX_INPUTS_PER_TURN: usize = 64;
 /// A request line longer than this is not ours.
