@@ -14,6 +14,9 @@ export const WASM_OUT_DIR = join(ROOT, 'build', 'wasm');
 export const DIST_DIR = join(ROOT, 'dist');
 /** The helper `npm run build` makes for this machine (the native messaging host and ProxyCommand). */
 export const HELPER_BINARY = join(DIST_DIR, 'helper', 'aistudio-ssh');
+/** The same helper for Windows, cross-built (`npm run build`), run by the tests under Wine. */
+export const WINDOWS_HELPER_BINARY = join(DIST_DIR, 'helper', 'windows', 'aistudio-ssh.exe');
+export const WINDOWS_TARGET = 'x86_64-pc-windows-gnu';
 export const BROWSERS = ['chromium', 'firefox'];
 
 /**

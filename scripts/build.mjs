@@ -2,12 +2,15 @@
 import {
   chmodSync, copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, rmSync, statSync,
 } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  BROWSERS, CRATE_NAME, DIST_DIR, HELPER_BINARY, ROOT, WASM_OUT_DIR, WASM_TARGET, productVersion, run, runSteps,
+  BROWSERS, CRATE_NAME, DIST_DIR, HELPER_BINARY, ROOT, WASM_OUT_DIR, WASM_TARGET, WINDOWS_HELPER_BINARY, WINDOWS_TARGET,
+  productVersion, run, runSteps,
 } from '../project.mjs';
-import { ensureNpmPackages, ensureRustTargetAndComponents, ensureWasmBindgenCli } from './toolchain.mjs';
+import {
+  ensureNpmPackages, ensureRustTargetAndComponents, ensureWasmBindgenCli, ensureWindowsCrossToolchain,
+} from './toolchain.mjs';
 
 const WASM_FILE = 'aistudio_ssh_bg.wasm';
 /** The wasm features rustc enables by default for wasm32-unknown-unknown, which wasm-opt must accept and may keep. */
@@ -58,6 +61,19 @@ function buildHelper() {
   chmodSync(HELPER_BINARY, 0o755);
 }
 
+/** The helper for Windows users, cross-built, at dist/helper/windows/aistudio-ssh.exe. */
+function buildWindowsHelper() {
+  const { cargo, env } = ensureWindowsCrossToolchain();
+  // A target folder of its own: another compiler than rustup's, whose builds it would redo.
+  const targetDir = join(ROOT, 'target', 'windows');
+  run(cargo, [
+    'build', '--release', '--locked', '--target', WINDOWS_TARGET, '-Zbuild-std=std,panic_abort,panic_unwind',
+    '-p', CRATE_NAME, '--bin', CRATE_NAME, '--target-dir', targetDir,
+  ], { env });
+  mkdirSync(dirname(WINDOWS_HELPER_BINARY), { recursive: true });
+  copyFileSync(join(targetDir, WINDOWS_TARGET, 'release', `${CRATE_NAME}.exe`), WINDOWS_HELPER_BINARY);
+}
+
 /** Deterministic zips (fixed timestamps, sorted entries) of each browser's unpacked build. */
 async function zipBuilds() {
   const { ZipFile } = await import('yazl');
@@ -100,6 +116,7 @@ export function buildSteps() {
     ['webpack', bundle],
     ['zips', zipBuilds],
     ['cargo build (helper, release)', buildHelper],
+    ['cargo build (helper for Windows, release)', buildWindowsHelper],
   ];
 }
 

@@ -12,11 +12,11 @@ import { ensureDebianPackages, ensureWasmBindgenCli } from './toolchain.mjs';
  * ESR, driven over its built-in Marionette), Chromium's zh-CN UI strings, a small CJK
  * font so screenshots of the zh_CN UI are legible, OpenSSH for the script tests and the
  * simulator, shellcheck for the scripts (sources and renders), pyflakes for the probe's Python,
- * and Debian's Python venv for JupyterLab.
+ * Debian's Python venv for JupyterLab, and Wine to run the helper built for Windows.
  */
 const TEST_PACKAGES = [
   'chromium', 'chromium-driver', 'chromium-l10n', 'firefox-esr', 'fonts-wqy-microhei', 'openssh-server', 'openssh-client',
-  'shellcheck', 'pyflakes3', 'python3-venv',
+  'shellcheck', 'pyflakes3', 'python3-venv', 'wine64',
 ];
 
 function wasmBrowserTests() {

@@ -68,3 +68,22 @@ export function ensureDebianPackages(packages) {
   run('apt-get', ['update'], { env });
   run('apt-get', ['install', '-y', ...missing], { env });
 }
+
+/**
+ * What cross-builds the helper for Windows from Debian: rustup has no Windows standard
+ * library here (and no internet to fetch one), so Debian's rustc-web builds its own from
+ * rust-web-src (`-Zbuild-std`, allowed on a release compiler by RUSTC_BOOTSTRAP), linked by
+ * MinGW-w64. Debian's cargo and rustc are named by path: rustup's stay first on PATH.
+ */
+export function ensureWindowsCrossToolchain() {
+  ensureDebianPackages(['rustc-web', 'cargo-web', 'rust-web-src', 'gcc-mingw-w64-x86-64']);
+  return {
+    cargo: '/usr/bin/cargo',
+    env: {
+      ...process.env,
+      RUSTC: '/usr/bin/rustc',
+      RUSTC_BOOTSTRAP: '1',
+      CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER: 'x86_64-w64-mingw32-gcc',
+    },
+  };
+}

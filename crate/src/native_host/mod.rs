@@ -93,6 +93,29 @@ pub struct Browser {
     /// The registry key (under `HKEY_CURRENT_USER`) whose default value names the manifest
     /// on Windows.
     pub windows_key: &'static str,
+    /// The browser's own folder on Windows, relative to `%LOCALAPPDATA%`: it is there when
+    /// this folder is.
+    pub windows_dir: &'static str,
+}
+
+impl Browser {
+    /// The registry key `install` sets on Windows (its default value: our manifest's path),
+    /// as `reg.exe` names it. Ours by its last part, [`HOST_NAME`].
+    pub fn registry_key(&self) -> String {
+        format!(r"HKCU\{}\{HOST_NAME}", self.windows_key)
+    }
+}
+
+impl BrowserFamily {
+    /// The folder of this family's manifest on Windows, relative to `%LOCALAPPDATA%` (on
+    /// Linux and macOS each browser reads its own folder; on Windows the registry points
+    /// anywhere, so one manifest per dialect).
+    pub fn windows_manifest_dir(self) -> &'static str {
+        match self {
+            Self::Chromium => r"aistudio-ssh\NativeMessagingHosts\chromium",
+            Self::Firefox => r"aistudio-ssh\NativeMessagingHosts\firefox",
+        }
+    }
 }
 
 /// The browsers `aistudio-ssh install` knows, as their documentation places manifests.
@@ -103,6 +126,7 @@ pub const BROWSERS: [Browser; 5] = [
         linux_dir: ".config/google-chrome/NativeMessagingHosts",
         macos_dir: "Library/Application Support/Google/Chrome/NativeMessagingHosts",
         windows_key: r"Software\Google\Chrome\NativeMessagingHosts",
+        windows_dir: r"Google\Chrome\User Data",
     },
     Browser {
         name: "Chromium",
@@ -110,6 +134,7 @@ pub const BROWSERS: [Browser; 5] = [
         linux_dir: ".config/chromium/NativeMessagingHosts",
         macos_dir: "Library/Application Support/Chromium/NativeMessagingHosts",
         windows_key: r"Software\Chromium\NativeMessagingHosts",
+        windows_dir: r"Chromium\User Data",
     },
     Browser {
         name: "Microsoft Edge",
@@ -117,6 +142,7 @@ pub const BROWSERS: [Browser; 5] = [
         linux_dir: ".config/microsoft-edge/NativeMessagingHosts",
         macos_dir: "Library/Application Support/Microsoft Edge/NativeMessagingHosts",
         windows_key: r"Software\Microsoft\Edge\NativeMessagingHosts",
+        windows_dir: r"Microsoft\Edge\User Data",
     },
     Browser {
         name: "Brave",
@@ -124,6 +150,7 @@ pub const BROWSERS: [Browser; 5] = [
         linux_dir: ".config/BraveSoftware/Brave-Browser/NativeMessagingHosts",
         macos_dir: "Library/Application Support/BraveSoftware/Brave-Browser/NativeMessagingHosts",
         windows_key: r"Software\BraveSoftware\Brave-Browser\NativeMessagingHosts",
+        windows_dir: r"BraveSoftware\Brave-Browser\User Data",
     },
     Browser {
         name: "Firefox",
@@ -131,6 +158,7 @@ pub const BROWSERS: [Browser; 5] = [
         linux_dir: ".mozilla/native-messaging-hosts",
         macos_dir: "Library/Application Support/Mozilla/NativeMessagingHosts",
         windows_key: r"Software\Mozilla\NativeMessagingHosts",
+        windows_dir: r"Mozilla\Firefox",
     },
 ];
 

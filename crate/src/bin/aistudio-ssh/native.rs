@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode, Stdio};
 
 use aistudio_ssh::native_host::{
     self, host_manifest, is_extension_id, Browser, BrowserFamily, BROWSERS, HOST_NAME,
@@ -16,9 +16,10 @@ pub const USAGE: &str =
        aistudio-ssh proxy aistudio-PROJECT
 
 install registers this program as the browsers' native messaging host for the extension
-(Chrome, Chromium, Edge, Brave, Firefox on Linux and macOS: each one whose settings folder
-exists), or in DIR only; --extension-id adds a store's id. It prints every file it wrote.
-uninstall removes exactly those files. native-host is what the browser starts; it
+(Chrome, Chromium, Edge, Brave, Firefox: each one whose settings folder exists; on Windows
+a manifest under %LOCALAPPDATA%\\aistudio-ssh and the browser's registry key under HKCU),
+or in DIR only; --extension-id adds a store's id. It prints every file and key it wrote.
+uninstall removes exactly those. native-host is what the browser starts; it
 starts (or reaches) the keeper, which serves proxy on a socket of this user's
 ($XDG_RUNTIME_DIR/aistudio-ssh/helper.sock, else $TMPDIR/aistudio-ssh-UID/helper.sock) and
 keeps open sessions while the browser's extension restarts. proxy is ssh's ProxyCommand in direct mode
@@ -30,6 +31,8 @@ struct Target {
     name: String,
     family: BrowserFamily,
     dir: PathBuf,
+    /// On Windows, the browser's registry key that names the manifest.
+    registry_key: Option<String>,
 }
 
 #[derive(Default)]
@@ -74,11 +77,8 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
 
 /// The manifest folders of the browsers this user has (their settings folder exists).
 fn browser_targets() -> Result<Vec<Target>, String> {
-    if !cfg!(any(target_os = "linux", target_os = "macos")) {
-        return Err(
-            "install knows Linux and macOS folders; on Windows, registry keys are not written yet"
-                .into(),
-        );
+    if cfg!(windows) {
+        return windows_targets();
     }
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -96,10 +96,63 @@ fn browser_targets() -> Result<Vec<Target>, String> {
             name: browser.name.to_owned(),
             family: browser.family,
             dir: folder(browser),
+            registry_key: None,
         })
         // The browser's own settings folder, the manifest folder's parent, says it is there.
         .filter(|target| target.dir.parent().is_some_and(Path::is_dir))
         .collect())
+}
+
+/// Windows: each browser whose folder is in `%LOCALAPPDATA%`, its registry key, and the
+/// manifest of its family, which the key names.
+fn windows_targets() -> Result<Vec<Target>, String> {
+    let local = std::env::var_os("LOCALAPPDATA")
+        .map(PathBuf::from)
+        .ok_or("LOCALAPPDATA is not set")?;
+    Ok(BROWSERS
+        .iter()
+        .filter(|browser| local.join(browser.windows_dir).is_dir())
+        .map(|browser| Target {
+            name: browser.name.to_owned(),
+            family: browser.family,
+            dir: local.join(browser.family.windows_manifest_dir()),
+            registry_key: Some(browser.registry_key()),
+        })
+        .collect())
+}
+
+/// Runs `reg.exe` (Windows); `Ok(false)` when it says no (a key that is not there).
+fn reg(args: &[&str]) -> Result<bool, String> {
+    let output = Command::new("reg")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run reg.exe: {error}"))?;
+    Ok(output.status.success())
+}
+
+/// Sets the key's default value to the manifest's path.
+fn register(key: &str, manifest: &Path) -> Result<(), String> {
+    let path = manifest
+        .to_str()
+        .ok_or("the manifest's path is not UTF-8")?;
+    if reg(&["add", key, "/ve", "/t", "REG_SZ", "/d", path, "/f"])? {
+        Ok(())
+    } else {
+        Err(format!("reg.exe could not set {key}"))
+    }
+}
+
+/// Deletes the key (ours: its name is our host's); `false` when it was not there.
+fn unregister(key: &str) -> Result<bool, String> {
+    if !reg(&["query", key, "/ve"])? {
+        return Ok(false);
+    }
+    if reg(&["delete", key, "/f"])? {
+        Ok(true)
+    } else {
+        Err(format!("reg.exe could not delete {key}"))
+    }
 }
 
 fn targets(options: &Options) -> Result<Vec<Target>, String> {
@@ -108,6 +161,7 @@ fn targets(options: &Options) -> Result<Vec<Target>, String> {
             name: dir.display().to_string(),
             family: family.unwrap_or(BrowserFamily::Chromium),
             dir: dir.clone(),
+            registry_key: None,
         }]),
         (None, _) => browser_targets(),
     }
@@ -123,8 +177,16 @@ pub fn install(args: &[String]) -> ExitCode {
         Err(usage) => return fail(2, &usage),
     };
     let result = (|| {
+        // Absolute on Windows already, where canonicalizing would give a `\\?\` path
+        // that a browser may not start.
         let binary = std::env::current_exe()
-            .and_then(fs::canonicalize)
+            .and_then(|path| {
+                if cfg!(windows) {
+                    Ok(path)
+                } else {
+                    fs::canonicalize(path)
+                }
+            })
             .map_err(|error| format!("cannot find this program's path: {error}"))?;
         let binary = binary
             .to_str()
@@ -145,6 +207,10 @@ pub fn install(args: &[String]) -> ExitCode {
                 .and_then(|()| fs::write(&path, format!("{manifest:#}\n")))
                 .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
             println!("{}: wrote {}", target.name, path.display());
+            if let Some(key) = &target.registry_key {
+                register(key, &path)?;
+                println!("{}: set {key} to {}", target.name, path.display());
+            }
         }
         Ok(())
     })();
@@ -158,6 +224,11 @@ pub fn uninstall(args: &[String]) -> ExitCode {
     };
     let result = (|| {
         for target in targets(&options)? {
+            if let Some(key) = &target.registry_key {
+                if unregister(key)? {
+                    println!("{}: removed {key}", target.name);
+                }
+            }
             let path = manifest_path(&target.dir);
             let ours = fs::read_to_string(&path)
                 .ok()
