@@ -80,20 +80,28 @@ impl LaneToken {
         format!("ws://127.0.0.1:{port}/{}", self.0)
     }
 
+    /// The token as written where only its user reads it (the keeper's address file).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `given` is this token.
+    pub fn matches(&self, given: &str) -> bool {
+        // Every byte compared whatever the first difference: the time says nothing.
+        given.len() == self.0.len()
+            && given
+                .bytes()
+                .zip(self.0.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
+
     /// Whether a WebSocket request with this path and `Origin` header may use the lane.
     ///
     /// # Errors
     /// The token is wrong, or the request is not from an extension.
     pub fn admit(&self, path: &str, origin: Option<&str>) -> Result<(), LaneRefusal> {
-        let token = path.strip_prefix('/').unwrap_or_default().as_bytes();
-        // Every byte compared whatever the first difference: the time says nothing.
-        let same = token.len() == self.0.len()
-            && token
-                .iter()
-                .zip(self.0.as_bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        if !same {
+        if !self.matches(path.strip_prefix('/').unwrap_or_default()) {
             return Err(LaneRefusal::WrongToken);
         }
         match origin {

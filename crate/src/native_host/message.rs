@@ -217,6 +217,10 @@ pub fn project_of_alias(alias: &str) -> Option<&str> {
 pub const SOCKET_DIR: &str = "aistudio-ssh";
 /// The socket's file name.
 pub const SOCKET_FILE: &str = "helper.sock";
+/// On Windows, which has no Unix socket in std: the keeper listens on a loopback port and
+/// writes `<port> <token>` here, in the user's `%LOCALAPPDATA%\aistudio-ssh`; a client
+/// sends the token as its first line.
+pub const KEEPER_ADDRESS_FILE: &str = "helper.address";
 /// The keeper's process id, next to its socket (for whoever has to stop it).
 pub const KEEPER_PID_FILE: &str = "keeper.pid";
 /// What the keeper logs, next to its socket (written anew by each keeper).
@@ -237,6 +241,18 @@ pub fn socket_path(xdg_runtime_dir: Option<&OsStr>, tmpdir: Option<&OsStr>, uid:
             .join(format!("{SOCKET_DIR}-{uid}")),
     };
     folder.join(SOCKET_FILE)
+}
+
+/// What [`KEEPER_ADDRESS_FILE`] holds: `<port> <token>` and a newline.
+pub fn keeper_address(port: u16, token: &str) -> String {
+    format!("{port} {token}\n")
+}
+
+/// The port and token of [`keeper_address`]; `None` for anything else.
+pub fn parse_keeper_address(text: &str) -> Option<(u16, &str)> {
+    let (port, token) = text.trim_end().split_once(' ')?;
+    let valid = !token.is_empty() && token.bytes().all(|b| b.is_ascii_hexdigit());
+    Some((port.parse().ok()?, token)).filter(|_| valid)
 }
 
 #[cfg(test)]
@@ -357,6 +373,25 @@ mod tests {
         assert_eq!(project_of_alias("aistudio-"), None);
         assert_eq!(project_of_alias("aistudio-a b"), None);
         assert_eq!(project_of_alias("../x"), None);
+    }
+
+    #[test]
+    fn the_keepers_address_file_reads_back_and_nothing_else_does() {
+        let token = "0123456789abcdef".repeat(4);
+        let text = keeper_address(49152, &token);
+        assert_eq!(text, format!("49152 {token}\n"));
+        assert_eq!(parse_keeper_address(&text), Some((49152, token.as_str())));
+        for bad in [
+            "",
+            "49152",
+            "49152 ",
+            "70000 ab",
+            "x ab",
+            "49152 not-hex",
+            " 1 ab",
+        ] {
+            assert_eq!(parse_keeper_address(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 
 pub use lane::{LaneHeader, LaneRefusal, LaneToken};
 pub use message::{
-    project_of_alias, socket_path, Base64Bytes, ExtensionRequest, ProxyAnswer, ProxyRequest,
-    ToExtension, ToHost, KEEPER_LOCK_FILE, KEEPER_LOG_FILE, KEEPER_PID_FILE, SOCKET_DIR,
-    SOCKET_FILE,
+    keeper_address, parse_keeper_address, project_of_alias, socket_path, Base64Bytes,
+    ExtensionRequest, ProxyAnswer, ProxyRequest, ToExtension, ToHost, KEEPER_ADDRESS_FILE,
+    KEEPER_LOCK_FILE, KEEPER_LOG_FILE, KEEPER_PID_FILE, SOCKET_DIR, SOCKET_FILE,
 };
 pub use routes::{ExtensionId, Routes};
 use sha2::{Digest, Sha256};

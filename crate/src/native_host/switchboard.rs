@@ -379,7 +379,7 @@ impl<R: RngCore> Switchboard<R> {
         }
         let due = p
             .last_want_ms
-            .map_or(true, |last| now_ms >= last + WANT_INTERVAL_MS);
+            .is_none_or(|last| now_ms >= last + WANT_INTERVAL_MS);
         if !p.carrier && due {
             p.last_want_ms = Some(now_ms);
             self.tell_extension(ToExtension::Want { project });
@@ -719,7 +719,7 @@ impl<R: RngCore> Switchboard<R> {
         };
         let due = p
             .last_status_ms
-            .map_or(true, |last| now_ms >= last + STATUS_INTERVAL_MS);
+            .is_none_or(|last| now_ms >= last + STATUS_INTERVAL_MS);
         if !(p.status_changed && due) {
             return;
         }

@@ -793,7 +793,7 @@ impl Endpoint {
             return;
         };
         s.confirmed = true;
-        let consistent = s.peer_final.map_or(true, |known| known == final_offset)
+        let consistent = s.peer_final.is_none_or(|known| known == final_offset)
             && final_offset >= s.recv.highest()
             && final_offset <= s.recv.limit();
         if !consistent {

@@ -15,10 +15,6 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +31,7 @@ use rand_core::OsRng;
 use serde_json::{json, Value};
 
 use super::lane;
+use super::local::{self, Admission, Listener, Stream};
 
 /// What a proxy's reader takes from its socket at once (scp's bulk comes in fewer turns).
 const CHUNK: usize = 256 * 1024;
@@ -65,7 +62,7 @@ const LANE_SWITCH: &str = "AISTUDIO_SSH_LANE";
 /// which [`Routes`] follows.
 pub enum Input {
     /// With the native host's version.
-    ExtensionCame(ProxyId, UnixStream, String),
+    ExtensionCame(ProxyId, Stream, String),
     /// An extension opened the lane: the socket the loop writes to.
     LaneCame(ProxyId, TcpStream),
     FromBrowser(ProxyId, Value),
@@ -85,50 +82,13 @@ pub enum Input {
     Gone(ProxyId),
 }
 
-/// The socket folder, checked: ours, open to no one else.
-///
-/// # Errors
-/// The folder cannot be made, or belongs to someone else, or others may enter it.
-pub fn socket_path() -> Result<PathBuf, String> {
-    // SAFETY: getuid cannot fail and touches no memory of ours.
-    let uid = unsafe { libc::getuid() };
-    let path = native_host::socket_path(
-        std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
-        std::env::var_os("TMPDIR").as_deref(),
-        uid,
-    );
-    let folder = path.parent().ok_or("the socket path has no folder")?;
-    match fs::DirBuilder::new().mode(0o700).create(folder) {
-        Ok(()) => {}
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(error) => return Err(format!("cannot make {}: {error}", folder.display())),
-    }
-    // symlink_metadata: a link planted in a shared /tmp is not our folder.
-    let meta = fs::symlink_metadata(folder)
-        .map_err(|error| format!("cannot read {}: {error}", folder.display()))?;
-    if !meta.is_dir() || meta.uid() != uid {
-        return Err(format!(
-            "{} is not a folder of this user (uid {uid}): remove it, or set XDG_RUNTIME_DIR",
-            folder.display()
-        ));
-    }
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} is open to other users (mode {:o}): `chmod 700` it",
-            folder.display(),
-            meta.permissions().mode() & 0o777
-        ));
-    }
-    Ok(path)
-}
-
 /// The native host the browser starts: a pipe between its stdio and the keeper (started
 /// when none answers). Ends when the browser closes stdin or the keeper the connection.
 ///
 /// # Errors
 /// The socket folder is not the user's own, or no keeper could be reached.
 pub fn native_host() -> Result<(), String> {
-    let path = socket_path()?;
+    let path = local::socket_path()?;
     let (to_keeper, mut from_keeper) = reach_keeper(&path)?;
     thread::spawn(move || {
         let _ = copy(&mut io::stdin().lock(), &mut &to_keeper);
@@ -137,16 +97,10 @@ pub fn native_host() -> Result<(), String> {
         let _ = to_keeper.shutdown(Shutdown::Both);
         std::process::exit(0);
     });
-    let mut stdout =
-        raw_stdout().map_err(|error| format!("cannot write to the browser's pipe: {error}"))?;
+    let mut stdout = local::raw_stdout()
+        .map_err(|error| format!("cannot write to the browser's pipe: {error}"))?;
     copy(&mut from_keeper, &mut stdout)
         .map_err(|error| format!("the connection to the keeper broke: {error}"))
-}
-
-/// Stdout without Rust's line buffering (a copy of its descriptor): a chunk of bytes is one
-/// write, where `Stdout` would write up to its last newline and then the rest.
-pub fn raw_stdout() -> io::Result<fs::File> {
-    Ok(fs::File::from(io::stdout().as_fd().try_clone_to_owned()?))
 }
 
 /// Copies until the end of `from`, each read written and flushed at once. Not `io::copy`:
@@ -167,12 +121,12 @@ pub fn copy(from: &mut impl Read, to: &mut impl Write) -> io::Result<()> {
 }
 
 /// A keeper's connection taken by this extension: the socket to write to and its reader.
-fn reach_keeper(path: &Path) -> Result<(UnixStream, BufReader<UnixStream>), String> {
+fn reach_keeper(path: &Path) -> Result<(Stream, BufReader<Stream>), String> {
     let deadline = Instant::now() + KEEPER_WAIT;
     let log_path = path.with_file_name(KEEPER_LOG_FILE);
     let mut started: Option<std::process::Child> = None;
     loop {
-        if let Ok(socket) = UnixStream::connect(path) {
+        if let Ok(socket) = local::connect(path) {
             // A keeper on its way out closes the connection before its answer: try again.
             if let Ok(Some(reader)) = ask_keeper(&socket) {
                 if let Some(mut child) = started {
@@ -183,7 +137,7 @@ fn reach_keeper(path: &Path) -> Result<(UnixStream, BufReader<UnixStream>), Stri
             }
         }
         match &mut started {
-            None => started = Some(start_keeper()?),
+            None => started = Some(start_keeper(&log_path)?),
             Some(child) => match child.try_wait() {
                 // Another keeper was starting at the same time and serves: reach that one.
                 Ok(Some(status)) if status.success() => started = None,
@@ -213,7 +167,7 @@ fn reach_keeper(path: &Path) -> Result<(UnixStream, BufReader<UnixStream>), Stri
 }
 
 /// Says this connection is the extension's; `Some` once the keeper answered `ok`.
-fn ask_keeper(socket: &UnixStream) -> io::Result<Option<BufReader<UnixStream>>> {
+fn ask_keeper(socket: &Stream) -> io::Result<Option<BufReader<Stream>>> {
     (&*socket).write_all(ExtensionRequest::this_version().to_line().as_bytes())?;
     socket.set_read_timeout(Some(KEEPER_WAIT))?;
     let mut reader = BufReader::new(socket.try_clone()?);
@@ -227,8 +181,8 @@ fn ask_keeper(socket: &UnixStream) -> io::Result<Option<BufReader<UnixStream>>> 
 /// `aistudio-ssh keeper` in a session of its own, in `/`: the browser's end of the native
 /// host does not end it, nor hold a folder. It logs to a file of its own, not to the
 /// browser's stderr: a browser (or its driver) waits for that to close before it counts as
-/// exited. Its stderr is a pipe to us until then.
-fn start_keeper() -> Result<std::process::Child, String> {
+/// exited. Its stderr is a pipe to us until then (on Windows, its log from the start).
+fn start_keeper(log_path: &Path) -> Result<std::process::Child, String> {
     let binary = std::env::current_exe()
         .map_err(|error| format!("cannot find the helper's own binary: {error}"))?;
     let mut command = Command::new(binary);
@@ -238,54 +192,74 @@ fn start_keeper() -> Result<std::process::Child, String> {
         .stdout(Stdio::null())
         // Until it has its log: a keeper that fails before says why here.
         .stderr(Stdio::piped());
-    // SAFETY: setsid and chdir are async-signal-safe and touch no memory of ours.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            libc::chdir(c"/".as_ptr());
-            Ok(())
-        });
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let _ = log_path;
+        // SAFETY: setsid and chdir are async-signal-safe and touch no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                libc::setsid();
+                libc::chdir(c"/".as_ptr());
+                Ok(())
+            });
+        }
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        // No console, a process group of its own, and out of the browser's job if the job
+        // lets it go (else the browser may end it with the native host).
+        const DETACHED_PROCESS: u32 = 0x0000_0008;
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        const CREATE_BREAKAWAY_FROM_JOB: u32 = 0x0100_0000;
+        let log = local::open_private(log_path, true)
+            .map_err(|error| format!("cannot write {}: {error}", log_path.display()))?;
+        command.stderr(log);
+        if let Some(folder) = log_path.parent() {
+            command.current_dir(folder);
+        }
+        command.creation_flags(
+            DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP | CREATE_BREAKAWAY_FROM_JOB,
+        );
+        if let Ok(child) = command.spawn() {
+            return Ok(child);
+        }
+        command.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
     }
     command
         .spawn()
         .map_err(|error| format!("cannot start the keeper: {error}"))
 }
 
-/// Takes the keepers' lock, held for this keeper's life (the kernel lets it go when the
+/// Takes the keepers' lock, held for this keeper's life (the system lets it go when the
 /// process ends, however it ends): `None` when another keeper holds it.
 fn keeper_lock(folder: &Path) -> Result<Option<fs::File>, String> {
     let path = folder.join(KEEPER_LOCK_FILE);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
+    let file = local::open_private(&path, false)
         .map_err(|error| format!("cannot open {}: {error}", path.display()))?;
-    // SAFETY: flock on a descriptor we own.
-    let taken = unsafe {
-        libc::flock(
-            std::os::fd::AsRawFd::as_raw_fd(&file),
-            libc::LOCK_EX | libc::LOCK_NB,
-        )
-    } == 0;
-    Ok(taken.then_some(file))
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(error)) => {
+            Err(format!("cannot lock {}: {error}", path.display()))
+        }
+    }
 }
 
 /// Sends this process's stderr to the keeper's log. Appended to: what an earlier keeper
 /// said (before a crash, say) stays; the folder is the user's runtime folder, which the
-/// system empties at logout.
+/// system empties at logout. (On Windows the native host gave it the log as stderr.)
 fn log_to_file(path: &Path) -> Result<(), String> {
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
-    // SAFETY: dup2 onto our own stderr; `log` stays open until then.
-    unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&log), libc::STDERR_FILENO) };
+    #[cfg(unix)]
+    {
+        let log = local::open_private(path, true)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        // SAFETY: dup2 onto our own stderr; `log` stays open until then.
+        unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&log), libc::STDERR_FILENO) };
+    }
+    #[cfg(windows)]
+    let _ = path;
     Ok(())
 }
 
@@ -295,7 +269,7 @@ fn log_to_file(path: &Path) -> Result<(), String> {
 /// # Errors
 /// The socket cannot be made.
 pub fn keep() -> Result<(), String> {
-    let path = socket_path()?;
+    let path = local::socket_path()?;
     let folder = path.parent().ok_or("the socket path has no folder")?;
     // Held until this process ends: two keepers starting at once cannot both serve.
     let Some(_lock) = keeper_lock(folder)? else {
@@ -307,14 +281,8 @@ pub fn keep() -> Result<(), String> {
         aistudio_ssh::VERSION,
         std::process::id()
     ));
-    // A keeper that died (or a machine restarted) left its socket behind.
-    match fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-        Err(error) => return Err(format!("cannot replace {}: {error}", path.display())),
-    }
-    let listener = UnixListener::bind(&path)
-        .map_err(|error| format!("cannot listen on {}: {error}", path.display()))?;
+    // A keeper that died (or a machine restarted) left its socket behind: replaced.
+    let listener = Listener::bind(&path)?;
     let pid_file = folder.join(KEEPER_PID_FILE);
     let _ = fs::write(&pid_file, format!("{}\n", std::process::id()));
     let (tx, rx) = mpsc::channel();
@@ -377,10 +345,7 @@ fn spawn_socket_watch(path: PathBuf, tx: Sender<Input>) {
             continue;
         }
         // The folder may be gone too: made again, and checked, as at the start.
-        let listener = socket_path().and_then(|path| {
-            UnixListener::bind(&path)
-                .map_err(|error| format!("cannot listen on {}: {error}", path.display()))
-        });
+        let listener = local::socket_path().and_then(|path| Listener::bind(&path));
         match listener {
             // It left meanwhile: what it removed stays removed.
             Ok(_) if LEAVING.load(Ordering::SeqCst) => {
@@ -408,44 +373,52 @@ pub fn next_connection() -> ProxyId {
     ProxyId(NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-fn spawn_acceptor(listener: UnixListener, tx: Sender<Input>) {
-    thread::spawn(move || {
-        for connection in listener.incoming() {
-            let Ok(socket) = connection else {
-                // Out of descriptors, say: not a loop at full speed.
-                thread::sleep(Duration::from_millis(100));
-                continue;
-            };
-            let proxy = next_connection();
-            let (Ok(read_half), Ok(write_half)) = (socket.try_clone(), socket.try_clone()) else {
-                continue;
-            };
-            let (reader, go) = mpsc::channel();
-            let (writer, actions) = mpsc::channel();
-            // Registered before the reader can report anything.
-            if tx
-                .send(Input::Accepted {
-                    proxy,
-                    reader,
-                    writer,
-                })
-                .is_err()
-            {
-                return;
-            }
-            spawn_proxy_reader(proxy, read_half, go, tx.clone());
-            spawn_proxy_writer(proxy, write_half, actions, tx.clone());
+fn spawn_acceptor(listener: Listener, tx: Sender<Input>) {
+    thread::spawn(move || loop {
+        let Ok(socket) = listener.accept() else {
+            // Out of descriptors, say: not a loop at full speed.
+            thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        let proxy = next_connection();
+        let (Ok(read_half), Ok(write_half)) = (socket.try_clone(), socket.try_clone()) else {
+            continue;
+        };
+        let (reader, go) = mpsc::channel();
+        let (writer, actions) = mpsc::channel();
+        // Registered before the reader can report anything.
+        if tx
+            .send(Input::Accepted {
+                proxy,
+                reader,
+                writer,
+            })
+            .is_err()
+        {
+            return;
         }
+        spawn_proxy_reader(proxy, read_half, listener.admission(), go, tx.clone());
+        spawn_proxy_writer(proxy, write_half, actions, tx.clone());
     });
 }
 
 /// Reads the request line, then one chunk per go-ahead from the loop.
-fn spawn_proxy_reader(proxy: ProxyId, socket: UnixStream, go: Receiver<()>, tx: Sender<Input>) {
+fn spawn_proxy_reader(
+    proxy: ProxyId,
+    socket: Stream,
+    admission: Admission,
+    go: Receiver<()>,
+    tx: Sender<Input>,
+) {
     thread::spawn(move || {
         // A client that says nothing (or no UTF-8) is not kept: it would keep the keeper.
         let _ = socket.set_read_timeout(Some(REQUEST_TIMEOUT));
         let mut socket = BufReader::new(socket);
         let mut line = String::new();
+        if !admission.admits(&mut socket) {
+            let _ = tx.send(Input::Gone(proxy));
+            return;
+        }
         let read = (&mut socket).take(MAX_REQUEST_LINE).read_line(&mut line);
         if read.is_err() || socket.get_ref().set_read_timeout(None).is_err() {
             let _ = tx.send(Input::Gone(proxy));
@@ -476,7 +449,7 @@ fn spawn_proxy_reader(proxy: ProxyId, socket: UnixStream, go: Receiver<()>, tx: 
 /// The extension's native messages, framed as on stdio, until its connection ends.
 fn read_extension(
     connection: ProxyId,
-    mut socket: BufReader<UnixStream>,
+    mut socket: BufReader<Stream>,
     version: String,
     tx: &Sender<Input>,
 ) {
@@ -504,7 +477,7 @@ fn read_extension(
 
 fn spawn_proxy_writer(
     proxy: ProxyId,
-    mut socket: UnixStream,
+    mut socket: Stream,
     actions: Receiver<ProxyAction>,
     tx: Sender<Input>,
 ) {
@@ -553,7 +526,7 @@ struct ExtensionSocket {
 
 /// The socket of an extension's connection: its native host's, or its lane.
 enum Socket {
-    NativeHost(UnixStream),
+    NativeHost(Stream),
     Lane(TcpStream),
 }
 

@@ -152,7 +152,7 @@ fn serve(socket: TcpStream, handshake: Place, token: &LaneToken, tx: &Sender<Inp
         };
         if let Err(refusal) = token.admit(request.uri().path(), origin) {
             let n = REFUSALS.fetch_add(1, Ordering::Relaxed) + 1;
-            if n <= REFUSALS_LOGGED || n % 1000 == 0 {
+            if n <= REFUSALS_LOGGED || n.is_multiple_of(1000) {
                 log(&format!("{refusal} (refusal {n})"));
             }
             return refuse(StatusCode::FORBIDDEN, refusal.to_string());

@@ -3,12 +3,10 @@
 //! and serves them as their native messaging host, and is ssh's `ProxyCommand` through it
 //! (direct mode).
 
-#[cfg(unix)]
 mod host;
-#[cfg(unix)]
 mod lane;
+mod local;
 mod native;
-#[cfg(unix)]
 mod proxy;
 
 use std::fs;
@@ -87,15 +85,8 @@ fn main() -> ExitCode {
     }
 }
 
-#[cfg(unix)]
 fn proxy(args: &[String]) -> ExitCode {
     proxy::proxy(args)
-}
-
-#[cfg(not(unix))]
-fn proxy(_args: &[String]) -> ExitCode {
-    eprintln!("aistudio-ssh: proxy runs on Linux and macOS only for now");
-    ExitCode::from(255)
 }
 
 fn parse_args(args: &[String]) -> Option<(PathBuf, PathBuf)> {

@@ -21,7 +21,8 @@ a manifest under %LOCALAPPDATA%\\aistudio-ssh and the browser's registry key und
 or in DIR only; --extension-id adds a store's id. It prints every file and key it wrote.
 uninstall removes exactly those. native-host is what the browser starts; it
 starts (or reaches) the keeper, which serves proxy on a socket of this user's
-($XDG_RUNTIME_DIR/aistudio-ssh/helper.sock, else $TMPDIR/aistudio-ssh-UID/helper.sock) and
+($XDG_RUNTIME_DIR/aistudio-ssh/helper.sock, else $TMPDIR/aistudio-ssh-UID/helper.sock; on
+Windows a loopback port named in %LOCALAPPDATA%\\aistudio-ssh\\helper.address) and
 keeps open sessions while the browser's extension restarts. proxy is ssh's ProxyCommand in direct mode
 (ProxyCommand aistudio-ssh proxy %n): it connects stdin and stdout to the project's sshd
 through the browser; it exits 255 with the reason when it cannot.";
@@ -281,25 +282,10 @@ fn report(what: &str, result: Result<(), String>) -> ExitCode {
     }
 }
 
-#[cfg(unix)]
 fn pipe() -> Result<(), String> {
     crate::host::native_host()
 }
 
-#[cfg(unix)]
 fn keep() -> Result<(), String> {
     crate::host::keep()
 }
-
-#[cfg(not(unix))]
-fn pipe() -> Result<(), String> {
-    Err(UNIX_ONLY.into())
-}
-
-#[cfg(not(unix))]
-fn keep() -> Result<(), String> {
-    Err(UNIX_ONLY.into())
-}
-
-#[cfg(not(unix))]
-const UNIX_ONLY: &str = "direct mode's helper runs on Linux and macOS only for now";

@@ -7,7 +7,6 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::Shutdown;
-use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
@@ -42,8 +41,8 @@ fn fail(error: &str) -> ExitCode {
 }
 
 fn connect(project: &str) -> Result<ExitCode, String> {
-    let path = crate::host::socket_path()?;
-    let socket = UnixStream::connect(&path).map_err(|error| match error.kind() {
+    let path = crate::local::socket_path()?;
+    let socket = crate::local::connect(&path).map_err(|error| match error.kind() {
         // The path too: a shell whose XDG_RUNTIME_DIR differs from the browser's looks elsewhere.
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
             format!("{NOT_RUNNING} (no helper at {})", path.display())
@@ -96,7 +95,7 @@ fn connect(project: &str) -> Result<ExitCode, String> {
         let _ = crate::host::copy(&mut stdin, &mut writer);
         let _ = to_helper.shutdown(Shutdown::Write);
     });
-    let mut stdout = crate::host::raw_stdout().map_err(|error| error.to_string())?;
+    let mut stdout = crate::local::raw_stdout().map_err(|error| error.to_string())?;
     let mut buf = vec![0; 256 * 1024];
     loop {
         match from_helper.read(&mut buf) {

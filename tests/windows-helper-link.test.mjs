@@ -1,0 +1,143 @@
+// User story: on Windows, ssh's ProxyCommand reaches my notebook through the helper the
+// browser started. The cross-built helper under Wine plays every Windows part (native host,
+// its keeper, `proxy`); this test plays the browser's extension over native messaging (no
+// lane) and carries the link to the real bridge.py in front of an echo server for sshd.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ROOT } from '../project.mjs';
+import { winePrefix } from '../testbed/harness/wine.mjs';
+
+const PROJECT = '7892508';
+const ALIAS = `aistudio-${PROJECT}`;
+const BRIDGE = join(ROOT, 'crate', 'src', 'scripts', 'bridge.py');
+
+/** Native messaging's framing: a 32-bit little-endian length, then JSON. */
+function writeMessage(stream, message) {
+  const body = Buffer.from(JSON.stringify(message));
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(body.length);
+  stream.write(Buffer.concat([length, body]));
+}
+
+function onMessages(stream, handle) {
+  let pending = Buffer.alloc(0);
+  stream.on('data', (chunk) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 4 && pending.length >= 4 + pending.readUInt32LE(0)) {
+      const length = pending.readUInt32LE(0);
+      handle(JSON.parse(pending.subarray(4, 4 + length).toString()));
+      pending = pending.subarray(4 + length);
+    }
+  });
+}
+
+/** Runs a child to its end: { status, stdout (Buffer), stderr }. */
+function finished(child) {
+  const out = [];
+  let stderr = '';
+  child.stdout.on('data', (chunk) => out.push(chunk));
+  child.stderr.on('data', (chunk) => { stderr += chunk; });
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr })));
+}
+
+async function until(condition, what, limitMs = 10_000) {
+  const deadline = Date.now() + limitMs;
+  while (!condition()) {
+    assert.ok(Date.now() < deadline, `${what} within ${limitMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+test('Windows: proxy -> keeper -> native host carries a stream to the bridge and back', async (t) => {
+  const wine = winePrefix();
+  const echo = createServer((socket) => socket.pipe(socket));
+  await new Promise((resolve) => echo.listen(0, '127.0.0.1', resolve));
+  const children = [];
+  t.after(() => {
+    for (const child of children) child.kill();
+    echo.close();
+    wine.stop();
+  });
+  const env = { AISTUDIO_SSH_LANE: 'off' };
+  const folder = join(wine.localAppData, 'aistudio-ssh');
+
+  // No browser has started the helper: proxy says so at once.
+  const alone = await finished(wine.spawnHelper(['proxy', ALIAS], env));
+  assert.equal(alone.status, 255);
+  assert.match(alone.stderr, /the helper is not running: open your browser/);
+
+  // The browser starts the native host; it starts the keeper and answers hello.
+  const host = wine.spawnHelper(['native-host'], env);
+  children.push(host);
+  const seen = { hello: null, wants: 0, drops: 0 };
+  let bridge = null;
+  onMessages(host.stdout, (message) => {
+    switch (message.kind) {
+      case 'hello': seen.hello = message; break;
+      case 'want': {
+        // The extension opens the link: here a bridge of its own on stdio, as the kernel's
+        // comm would reach the container's.
+        seen.wants += 1;
+        bridge = spawn('python3', [BRIDGE, '--sshd-port', String(echo.address().port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+        children.push(bridge);
+        bridge.stdout.on('data', (chunk) => writeMessage(host.stdin, { kind: 'bytes', project: PROJECT, data: chunk.toString('base64') }));
+        writeMessage(host.stdin, { kind: 'linkUp', project: PROJECT, link: 1 });
+        break;
+      }
+      case 'bytes':
+        assert.equal(message.link, 1);
+        bridge.stdin.write(Buffer.from(message.data, 'base64'));
+        break;
+      case 'drop': seen.drops += 1; break;
+      case 'status': break;
+      default: assert.fail(`the host sent ${JSON.stringify(message)}`);
+    }
+  });
+  writeMessage(host.stdin, { kind: 'hello' });
+  await until(() => seen.hello, 'the native host answers hello', 30_000);
+  assert.equal(seen.hello.host, 'io.github.aistudio_ssh');
+  assert.equal(seen.hello.lane, null);
+
+  // The keeper's address: a loopback port and a token, in the user's profile.
+  const [port, token] = readFileSync(join(folder, 'helper.address'), 'utf8').trim().split(' ');
+  assert.match(token, /^[0-9a-f]{64}$/);
+  const keeperPid = readFileSync(join(folder, 'keeper.pid'), 'utf8').trim();
+  assert.match(keeperPid, /^\d+$/);
+
+  // Another program on this machine without the token gets nothing, not even an answer.
+  const stranger = createConnection(Number(port), '127.0.0.1');
+  let heard = '';
+  stranger.on('data', (chunk) => { heard += chunk; });
+  stranger.write(`${'0'.repeat(64)}\n${JSON.stringify({ project: PROJECT })}\n`);
+  const closed = await Promise.race([
+    new Promise((resolve) => { stranger.on('close', () => resolve(true)); stranger.on('error', () => resolve(true)); }),
+    new Promise((resolve) => setTimeout(() => resolve(false), 5000)),
+  ]);
+  stranger.destroy();
+  assert.equal(heard, '');
+  assert.ok(closed, 'the keeper closes a connection without the token');
+
+  // ssh's bytes through proxy, keeper, native host, "extension", bridge, echo, and back.
+  const sent = randomBytes(2 * 1024 * 1024);
+  const proxy = wine.spawnHelper(['proxy', ALIAS], env);
+  children.push(proxy);
+  const result = finished(proxy);
+  proxy.stdin.end(sent);
+  const { status, stdout, stderr } = await result;
+  assert.equal(status, 0, stderr);
+  assert.equal(stdout.length, sent.length);
+  assert.ok(stdout.equals(sent), 'the echo is what was sent');
+  assert.equal(seen.wants, 1);
+  assert.equal(seen.drops, 0);
+
+  // The browser goes: the native host ends, and the keeper leaves with its address file.
+  host.stdin.end();
+  await until(() => host.exitCode !== null, 'the native host ends');
+  assert.equal(host.exitCode, 0);
+  await until(() => !existsSync(join(folder, 'helper.address')) && !existsSync(join(folder, 'keeper.pid')), 'the keeper leaves');
+});
