@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -71,41 +71,63 @@ test('Windows: proxy -> keeper -> native host carries a stream to the bridge and
   assert.equal(alone.status, 255);
   assert.match(alone.stderr, /the helper is not running: open your browser/);
 
-  // The browser starts the native host; it starts the keeper and answers hello.
-  const host = wine.spawnHelper(['native-host'], env);
-  children.push(host);
-  const seen = { hello: null, wants: 0, drops: 0 };
-  let bridge = null;
-  onMessages(host.stdout, (message) => {
-    switch (message.kind) {
-      case 'hello': seen.hello = message; break;
-      case 'want': {
-        // The extension opens the link: here a bridge of its own on stdio, as the kernel's
-        // comm would reach the container's.
-        seen.wants += 1;
-        bridge = spawn('python3', [BRIDGE, '--sshd-port', String(echo.address().port)], { stdio: ['pipe', 'pipe', 'inherit'] });
-        children.push(bridge);
-        bridge.stdout.on('data', (chunk) => writeMessage(host.stdin, { kind: 'bytes', project: PROJECT, data: chunk.toString('base64') }));
-        writeMessage(host.stdin, { kind: 'linkUp', project: PROJECT, link: 1 });
-        break;
+  // A keeper died and another program took its port: it echoes the client's token back, but
+  // does not know the keeper's, and proxy tells it apart.
+  const impostor = createServer((socket) => socket.once('data', (line) => socket.write(line)));
+  await new Promise((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(join(folder, 'helper.address'), `${impostor.address().port} ${'a'.repeat(64)} ${'b'.repeat(64)}\n`);
+  const fooled = await finished(wine.spawnHelper(['proxy', ALIAS], env));
+  impostor.close();
+  assert.equal(fooled.status, 255);
+  assert.match(fooled.stderr, /is not this user's keeper/);
+
+  /**
+   * The browser: Chrome starts the native host with the caller's origin and its window, and
+   * the extension says hello; the test answers `want` as the extension would.
+   */
+  const startBrowser = async () => {
+    const host = wine.spawnHelper(['chrome-extension://nfbfpekjfcnniobpegkajkakabpienla/', '--parent-window=0'], env);
+    children.push(host);
+    const seen = { hello: null, wants: 0, drops: 0 };
+    let bridge = null;
+    onMessages(host.stdout, (message) => {
+      switch (message.kind) {
+        case 'hello': seen.hello = message; break;
+        case 'want': {
+          // The extension opens the link: here a bridge of its own on stdio, as the kernel's
+          // comm would reach the container's.
+          seen.wants += 1;
+          bridge = spawn('python3', [BRIDGE, '--sshd-port', String(echo.address().port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+          children.push(bridge);
+          bridge.stdout.on('data', (chunk) => writeMessage(host.stdin, { kind: 'bytes', project: PROJECT, data: chunk.toString('base64') }));
+          writeMessage(host.stdin, { kind: 'linkUp', project: PROJECT, link: 1 });
+          break;
+        }
+        case 'bytes':
+          assert.equal(message.link, 1);
+          bridge.stdin.write(Buffer.from(message.data, 'base64'));
+          break;
+        case 'drop': seen.drops += 1; break;
+        case 'status': break;
+        default: assert.fail(`the host sent ${JSON.stringify(message)}`);
       }
-      case 'bytes':
-        assert.equal(message.link, 1);
-        bridge.stdin.write(Buffer.from(message.data, 'base64'));
-        break;
-      case 'drop': seen.drops += 1; break;
-      case 'status': break;
-      default: assert.fail(`the host sent ${JSON.stringify(message)}`);
-    }
-  });
-  writeMessage(host.stdin, { kind: 'hello' });
-  await until(() => seen.hello, 'the native host answers hello', 30_000);
+    });
+    writeMessage(host.stdin, { kind: 'hello' });
+    await until(() => seen.hello, 'the native host answers hello', 30_000);
+    return { host, seen };
+  };
+
+  // The host starts the keeper, which replaces the stale address, and answers hello.
+  const { host, seen } = await startBrowser();
   assert.equal(seen.hello.host, 'io.github.aistudio_ssh');
   assert.equal(seen.hello.lane, null);
 
-  // The keeper's address: a loopback port and a token, in the user's profile.
-  const [port, token] = readFileSync(join(folder, 'helper.address'), 'utf8').trim().split(' ');
-  assert.match(token, /^[0-9a-f]{64}$/);
+  // The keeper's address: a loopback port and two tokens, in the user's profile.
+  const [port, clientToken, keeperToken] = readFileSync(join(folder, 'helper.address'), 'utf8').trim().split(' ');
+  assert.match(clientToken, /^[0-9a-f]{64}$/);
+  assert.match(keeperToken, /^[0-9a-f]{64}$/);
+  assert.notEqual(clientToken, 'a'.repeat(64));
   const keeperPid = readFileSync(join(folder, 'keeper.pid'), 'utf8').trim();
   assert.match(keeperPid, /^\d+$/);
 
@@ -140,4 +162,21 @@ test('Windows: proxy -> keeper -> native host carries a stream to the bridge and
   await until(() => host.exitCode !== null, 'the native host ends');
   assert.equal(host.exitCode, 0);
   await until(() => !existsSync(join(folder, 'helper.address')) && !existsSync(join(folder, 'keeper.pid')), 'the keeper leaves');
+
+  // The browser again, and it goes while an ssh session is open: the browser sees its pipe
+  // close (the keeper, which stays for the session, holds none of it).
+  const again = await startBrowser();
+  const session = wine.spawnHelper(['proxy', ALIAS], env);
+  children.push(session);
+  session.stdin.write('still here');
+  let echoed = '';
+  session.stdout.on('data', (chunk) => { echoed += chunk; });
+  await until(() => echoed === 'still here', 'the session echoes');
+  let pipeClosed = false;
+  again.host.stdout.on('close', () => { pipeClosed = true; });
+  again.host.stdin.end();
+  await until(() => pipeClosed && again.host.exitCode !== null, 'the browser sees the native host end', 5000);
+  assert.equal(again.host.exitCode, 0);
+  assert.ok(existsSync(join(folder, 'keeper.pid')), 'the keeper stays for the open session');
+  // (Its stream waits out the grace for a browser to come back; the prefix's end stops it.)
 });

@@ -2,7 +2,7 @@
 // have (a manifest, and the browser's registry key naming it), and `uninstall` takes back
 // exactly that. The cross-built helper under Wine, in a prefix of the test's own.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { winePrefix } from '../testbed/harness/wine.mjs';
@@ -62,6 +62,8 @@ test('Windows: install writes a manifest and each browser\'s registry key; unins
   assert.equal(again.status, 0, again.stderr);
   assert.equal(again.stdout, installed.stdout);
 
+  // Chrome was uninstalled meanwhile: its key is still ours to remove.
+  rmSync(join(wine.localAppData, 'Google'), { recursive: true });
   const removed = wine.helper(['uninstall']);
   assert.equal(removed.status, 0, removed.stderr);
   assert.match(removed.stdout, /^Google Chrome: removed HKCU\\Software\\Google\\Chrome\\NativeMessagingHosts\\io\.github\.aistudio_ssh$/m);

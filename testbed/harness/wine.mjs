@@ -32,14 +32,24 @@ export function winePrefix() {
     // No Mono or Gecko installer prompts: nothing here needs them.
     WINEDLLOVERRIDES: 'mscoree,mshtml=',
   };
-  // The prefix made, and Wine's server and services started, with no pipe of ours: each
-  // later call would otherwise wait for them to close our pipes (seconds after it ended).
-  spawnSync(WINE, ['wineboot', '-i'], { env, stdio: 'ignore', timeout: 120_000 });
-  const shim = spawnSync('x86_64-w64-mingw32-gcc', [
-    '-shared', '-O2', '-o', join(prefix, 'drive_c', 'windows', 'system32', 'bcryptprimitives.dll'),
-    join(HARNESS_DIR, 'wine-bcryptprimitives.c'), '-ladvapi32',
-  ], { encoding: 'utf8' });
-  if (shim.status !== 0) throw new Error(`the bcryptprimitives.dll shim did not build: ${shim.stderr}`);
+  const stop = () => {
+    // Every Wine process of the prefix ends with its server.
+    spawnSync(WINESERVER, ['-k'], { env });
+    rmSync(home, { recursive: true, force: true });
+  };
+  try {
+    // The prefix made, and Wine's server and services started, with no pipe of ours: each
+    // later call would otherwise wait for them to close our pipes (seconds after it ended).
+    spawnSync(WINE, ['wineboot', '-i'], { env, stdio: 'ignore', timeout: 120_000 });
+    const shim = spawnSync('x86_64-w64-mingw32-gcc', [
+      '-shared', '-O2', '-o', join(prefix, 'drive_c', 'windows', 'system32', 'bcryptprimitives.dll'),
+      join(HARNESS_DIR, 'wine-bcryptprimitives.c'), '-ladvapi32',
+    ], { encoding: 'utf8' });
+    if (shim.status !== 0) throw new Error(`the bcryptprimitives.dll shim did not build: ${shim.stderr}`);
+  } catch (error) {
+    stop();
+    throw error;
+  }
   const run = (args) => {
     const result = spawnSync(WINE, args, { env, encoding: 'utf8', timeout: 60_000 });
     if (result.error) throw result.error;
@@ -52,10 +62,6 @@ export function winePrefix() {
     /** The helper as a running child with pipes, `extra` added to its environment. */
     spawnHelper: (args, extra = {}) => spawn(WINE, [WINDOWS_HELPER_BINARY, ...args], { env: { ...env, ...extra } }),
     reg: (args) => run(['reg', ...args]),
-    stop() {
-      // Every Wine process of the prefix ends with its server.
-      spawnSync(WINESERVER, ['-k'], { env });
-      rmSync(home, { recursive: true, force: true });
-    },
+    stop,
   };
 }

@@ -87,13 +87,7 @@ impl LaneToken {
 
     /// Whether `given` is this token.
     pub fn matches(&self, given: &str) -> bool {
-        // Every byte compared whatever the first difference: the time says nothing.
-        given.len() == self.0.len()
-            && given
-                .bytes()
-                .zip(self.0.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        same_secret(given, &self.0)
     }
 
     /// Whether a WebSocket request with this path and `Origin` header may use the lane.
@@ -109,6 +103,17 @@ impl LaneToken {
             other => Err(LaneRefusal::NotAnExtension(other.map(str::to_owned))),
         }
     }
+}
+
+/// Whether `given` is `secret`, every byte compared whatever the first difference: the time
+/// it takes says nothing of where they differ.
+pub fn same_secret(given: &str, secret: &str) -> bool {
+    given.len() == secret.len()
+        && given
+            .bytes()
+            .zip(secret.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// An extension's origin as browsers send it in `Origin`.

@@ -218,8 +218,10 @@ pub const SOCKET_DIR: &str = "aistudio-ssh";
 /// The socket's file name.
 pub const SOCKET_FILE: &str = "helper.sock";
 /// On Windows, which has no Unix socket in std: the keeper listens on a loopback port and
-/// writes `<port> <token>` here, in the user's `%LOCALAPPDATA%\aistudio-ssh`; a client
-/// sends the token as its first line.
+/// writes `<port> <client token> <keeper token>` here, in the user's
+/// `%LOCALAPPDATA%\aistudio-ssh`. A client sends the first token as its first line, and the
+/// keeper answers with the second before anything else: each knows the other read this file
+/// (a program that took the port of a keeper that died cannot pass for it).
 pub const KEEPER_ADDRESS_FILE: &str = "helper.address";
 /// The keeper's process id, next to its socket (for whoever has to stop it).
 pub const KEEPER_PID_FILE: &str = "keeper.pid";
@@ -243,16 +245,18 @@ pub fn socket_path(xdg_runtime_dir: Option<&OsStr>, tmpdir: Option<&OsStr>, uid:
     folder.join(SOCKET_FILE)
 }
 
-/// What [`KEEPER_ADDRESS_FILE`] holds: `<port> <token>` and a newline.
-pub fn keeper_address(port: u16, token: &str) -> String {
-    format!("{port} {token}\n")
+/// What [`KEEPER_ADDRESS_FILE`] holds: `<port> <client token> <keeper token>` and a newline.
+pub fn keeper_address(port: u16, client: &str, keeper: &str) -> String {
+    format!("{port} {client} {keeper}\n")
 }
 
-/// The port and token of [`keeper_address`]; `None` for anything else.
-pub fn parse_keeper_address(text: &str) -> Option<(u16, &str)> {
-    let (port, token) = text.trim_end().split_once(' ')?;
-    let valid = !token.is_empty() && token.bytes().all(|b| b.is_ascii_hexdigit());
-    Some((port.parse().ok()?, token)).filter(|_| valid)
+/// The port and tokens of [`keeper_address`]; `None` for anything else.
+pub fn parse_keeper_address(text: &str) -> Option<(u16, &str, &str)> {
+    let mut parts = text.trim_end().split(' ');
+    let (port, client, keeper) = (parts.next()?, parts.next()?, parts.next()?);
+    let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_hexdigit());
+    let valid = parts.next().is_none() && token(client) && token(keeper);
+    Some((port.parse().ok()?, client, keeper)).filter(|_| valid)
 }
 
 #[cfg(test)]
@@ -377,19 +381,25 @@ mod tests {
 
     #[test]
     fn the_keepers_address_file_reads_back_and_nothing_else_does() {
-        let token = "0123456789abcdef".repeat(4);
-        let text = keeper_address(49152, &token);
-        assert_eq!(text, format!("49152 {token}\n"));
-        assert_eq!(parse_keeper_address(&text), Some((49152, token.as_str())));
-        for bad in [
+        let (client, keeper) = ("0123456789abcdef".repeat(4), "fedcba9876543210".repeat(4));
+        let text = keeper_address(49152, &client, &keeper);
+        assert_eq!(text, format!("49152 {client} {keeper}\n"));
+        assert_eq!(
+            parse_keeper_address(&text),
+            Some((49152, client.as_str(), keeper.as_str()))
+        );
+        let bad = [
             "",
             "49152",
-            "49152 ",
-            "70000 ab",
-            "x ab",
-            "49152 not-hex",
-            " 1 ab",
-        ] {
+            "49152 ab",
+            "49152 ab ",
+            "70000 ab cd",
+            "x ab cd",
+            "49152 not-hex cd",
+            " 1 ab cd",
+            "49152 ab cd ef",
+        ];
+        for bad in bad {
             assert_eq!(parse_keeper_address(bad), None, "{bad:?}");
         }
     }

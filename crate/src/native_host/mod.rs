@@ -19,7 +19,7 @@ use std::io::{self, Read, Write};
 
 use serde_json::{json, Value};
 
-pub use lane::{LaneHeader, LaneRefusal, LaneToken};
+pub use lane::{same_secret, LaneHeader, LaneRefusal, LaneToken};
 pub use message::{
     keeper_address, parse_keeper_address, project_of_alias, socket_path, Base64Bytes,
     ExtensionRequest, ProxyAnswer, ProxyRequest, ToExtension, ToHost, KEEPER_ADDRESS_FILE,

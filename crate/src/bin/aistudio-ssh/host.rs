@@ -17,8 +17,9 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,7 @@ use rand_core::OsRng;
 use serde_json::{json, Value};
 
 use super::lane;
-use super::local::{self, Admission, Listener, Stream};
+use super::local::{self, Listener, Stream};
 
 /// What a proxy's reader takes from its socket at once (scp's bulk comes in fewer turns).
 const CHUNK: usize = 256 * 1024;
@@ -39,6 +40,14 @@ const CHUNK: usize = 256 * 1024;
 const MAX_INPUTS_PER_TURN: usize = 64;
 /// A request line longer than this is not ours.
 const MAX_REQUEST_LINE: u64 = 4096;
+/// Connections still proving themselves (see [`local::Admission`]): past this many, new ones
+/// are closed at once (on Windows any local program can reach the port).
+const MAX_ADMISSIONS: usize = 32;
+/// What of the keeper's log a native host reports when the keeper it started failed.
+const LOG_TAIL: usize = 4000;
+/// A log past this is set aside (`keeper.log.old`) when a keeper starts (on Windows nothing
+/// empties its folder; on Linux and macOS a session can last).
+const MAX_LOG: u64 = 1024 * 1024;
 /// The keeper leaves this long after the extension went and its last proxy closed (a worker
 /// that restarts with no stream open finds no keeper and starts one).
 const IDLE_EXIT: Duration = Duration::from_secs(1);
@@ -148,7 +157,12 @@ fn reach_keeper(path: &Path) -> Result<(Stream, BufReader<Stream>), String> {
                         let _ = stderr.read_to_string(&mut said);
                     }
                     if said.trim().is_empty() {
-                        said = fs::read_to_string(&log_path).unwrap_or_default();
+                        let log = fs::read_to_string(&log_path).unwrap_or_default();
+                        let mut from = log.len().saturating_sub(LOG_TAIL);
+                        while !log.is_char_boundary(from) {
+                            from += 1;
+                        }
+                        said = log[from..].to_owned();
                     }
                     return Err(format!("the keeper exited ({status}): {}", said.trim()));
                 }
@@ -185,6 +199,9 @@ fn ask_keeper(socket: &Stream) -> io::Result<Option<BufReader<Stream>>> {
 fn start_keeper(log_path: &Path) -> Result<std::process::Child, String> {
     let binary = std::env::current_exe()
         .map_err(|error| format!("cannot find the helper's own binary: {error}"))?;
+    if fs::metadata(log_path).is_ok_and(|meta| meta.len() > MAX_LOG) {
+        let _ = fs::rename(log_path, log_path.with_extension("log.old"));
+    }
     let mut command = Command::new(binary);
     command
         .arg("keeper")
@@ -195,7 +212,6 @@ fn start_keeper(log_path: &Path) -> Result<std::process::Child, String> {
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
-        let _ = log_path;
         // SAFETY: setsid and chdir are async-signal-safe and touch no memory of ours.
         unsafe {
             command.pre_exec(|| {
@@ -213,6 +229,7 @@ fn start_keeper(log_path: &Path) -> Result<std::process::Child, String> {
         const DETACHED_PROCESS: u32 = 0x0000_0008;
         const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
         const CREATE_BREAKAWAY_FROM_JOB: u32 = 0x0100_0000;
+        local::keep_stdio_from_children();
         let log = local::open_private(log_path, true)
             .map_err(|error| format!("cannot write {}: {error}", log_path.display()))?;
         command.stderr(log);
@@ -222,8 +239,12 @@ fn start_keeper(log_path: &Path) -> Result<std::process::Child, String> {
         command.creation_flags(
             DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP | CREATE_BREAKAWAY_FROM_JOB,
         );
-        if let Ok(child) = command.spawn() {
-            return Ok(child);
+        match command.spawn() {
+            Ok(child) => return Ok(child),
+            Err(error) => eprintln!(
+                "aistudio-ssh native-host: the keeper cannot leave the browser's job \
+                 ({error}): it ends with the browser"
+            ),
         }
         command.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
     }
@@ -374,76 +395,82 @@ pub fn next_connection() -> ProxyId {
 }
 
 fn spawn_acceptor(listener: Listener, tx: Sender<Input>) {
+    let admitting = Arc::new(AtomicUsize::new(0));
     thread::spawn(move || loop {
         let Ok(socket) = listener.accept() else {
             // Out of descriptors, say: not a loop at full speed.
             thread::sleep(Duration::from_millis(100));
             continue;
         };
-        let proxy = next_connection();
-        let (Ok(read_half), Ok(write_half)) = (socket.try_clone(), socket.try_clone()) else {
+        if admitting.fetch_add(1, Ordering::SeqCst) >= MAX_ADMISSIONS {
+            admitting.fetch_sub(1, Ordering::SeqCst);
             continue;
-        };
-        let (reader, go) = mpsc::channel();
-        let (writer, actions) = mpsc::channel();
-        // Registered before the reader can report anything.
-        if tx
-            .send(Input::Accepted {
-                proxy,
-                reader,
-                writer,
-            })
-            .is_err()
-        {
-            return;
         }
-        spawn_proxy_reader(proxy, read_half, listener.admission(), go, tx.clone());
-        spawn_proxy_writer(proxy, write_half, actions, tx.clone());
+        let (admission, admitting, tx) = (listener.admission(), admitting.clone(), tx.clone());
+        thread::spawn(move || {
+            let admitted = admission.admits(&socket);
+            admitting.fetch_sub(1, Ordering::SeqCst);
+            // Not admitted: closed, and the loop never heard of it.
+            if admitted {
+                serve_connection(socket, &tx);
+            }
+        });
     });
 }
 
-/// Reads the request line, then one chunk per go-ahead from the loop.
-fn spawn_proxy_reader(
-    proxy: ProxyId,
-    socket: Stream,
-    admission: Admission,
-    go: Receiver<()>,
-    tx: Sender<Input>,
-) {
-    thread::spawn(move || {
-        // A client that says nothing (or no UTF-8) is not kept: it would keep the keeper.
-        let _ = socket.set_read_timeout(Some(REQUEST_TIMEOUT));
-        let mut socket = BufReader::new(socket);
-        let mut line = String::new();
-        if !admission.admits(&mut socket) {
-            let _ = tx.send(Input::Gone(proxy));
+/// An admitted connection: the loop learns of it, a writer thread takes its actions, and
+/// this thread reads it: the request line, then one chunk per go-ahead from the loop.
+fn serve_connection(socket: Stream, tx: &Sender<Input>) {
+    let proxy = next_connection();
+    let (Ok(read_half), Ok(write_half)) = (socket.try_clone(), socket.try_clone()) else {
+        return;
+    };
+    let (reader, go) = mpsc::channel();
+    let (writer, actions) = mpsc::channel();
+    // Registered before the reader can report anything.
+    if tx
+        .send(Input::Accepted {
+            proxy,
+            reader,
+            writer,
+        })
+        .is_err()
+    {
+        return;
+    }
+    spawn_proxy_writer(proxy, write_half, actions, tx.clone());
+    read_proxy(proxy, read_half, &go, tx);
+}
+
+fn read_proxy(proxy: ProxyId, socket: Stream, go: &Receiver<()>, tx: &Sender<Input>) {
+    // A client that says nothing (or no UTF-8) is not kept: it would keep the keeper.
+    let _ = socket.set_read_timeout(Some(REQUEST_TIMEOUT));
+    let mut socket = BufReader::new(socket);
+    let mut line = String::new();
+    let read = (&mut socket).take(MAX_REQUEST_LINE).read_line(&mut line);
+    if read.is_err() || socket.get_ref().set_read_timeout(None).is_err() {
+        let _ = tx.send(Input::Gone(proxy));
+        return;
+    }
+    if let Some(request) = ExtensionRequest::parse(&line) {
+        return read_extension(proxy, socket, request.extension, tx);
+    }
+    if tx.send(Input::Request(proxy, line)).is_err() {
+        return;
+    }
+    let mut buf = vec![0; CHUNK];
+    // The BufReader keeps whatever followed the line.
+    while go.recv().is_ok() {
+        let input = match socket.read(&mut buf) {
+            Ok(0) => Input::Eof(proxy),
+            Ok(n) => Input::Data(proxy, buf[..n].to_vec()),
+            Err(_) => Input::Gone(proxy),
+        };
+        let last = !matches!(input, Input::Data(..));
+        if tx.send(input).is_err() || last {
             return;
         }
-        let read = (&mut socket).take(MAX_REQUEST_LINE).read_line(&mut line);
-        if read.is_err() || socket.get_ref().set_read_timeout(None).is_err() {
-            let _ = tx.send(Input::Gone(proxy));
-            return;
-        }
-        if let Some(request) = ExtensionRequest::parse(&line) {
-            return read_extension(proxy, socket, request.extension, &tx);
-        }
-        if tx.send(Input::Request(proxy, line)).is_err() {
-            return;
-        }
-        let mut buf = vec![0; CHUNK];
-        // The BufReader keeps whatever followed the line.
-        while go.recv().is_ok() {
-            let input = match socket.read(&mut buf) {
-                Ok(0) => Input::Eof(proxy),
-                Ok(n) => Input::Data(proxy, buf[..n].to_vec()),
-                Err(_) => Input::Gone(proxy),
-            };
-            let last = !matches!(input, Input::Data(..));
-            if tx.send(input).is_err() || last {
-                return;
-            }
-        }
-    });
+    }
 }
 
 /// The extension's native messages, framed as on stdio, until its connection ends.

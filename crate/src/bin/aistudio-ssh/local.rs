@@ -1,16 +1,20 @@
 //! The keeper's socket, which only its user can use, per system: on Linux and macOS a Unix
 //! socket in a folder of the user's own (0700); on Windows, whose std has no Unix socket, a
-//! loopback port whose address and token sit in a file of the user's profile
-//! (`%LOCALAPPDATA%\aistudio-ssh`, closed to others like the rest of the profile), and a
-//! client's first line is that token.
+//! loopback port whose address and two tokens sit in a file of the user's profile
+//! (`%LOCALAPPDATA%\aistudio-ssh`, closed to others like the rest of the profile): a client's
+//! first line is the one, the keeper's answer the other.
 
 use std::fs;
-use std::io::{self, BufRead};
+use std::io;
 use std::path::{Path, PathBuf};
+#[cfg(windows)]
+use std::time::Duration;
 
 use aistudio_ssh::native_host;
 #[cfg(windows)]
-use aistudio_ssh::native_host::{keeper_address, parse_keeper_address, LaneToken, SOCKET_DIR};
+use aistudio_ssh::native_host::{
+    keeper_address, parse_keeper_address, same_secret, LaneToken, SOCKET_DIR,
+};
 
 /// A connection to the keeper.
 #[cfg(unix)]
@@ -109,8 +113,13 @@ pub struct Listener {
     #[cfg(windows)]
     inner: std::net::TcpListener,
     #[cfg(windows)]
-    token: LaneToken,
+    tokens: (LaneToken, LaneToken),
 }
+
+/// A client proves itself and the keeper answers (Windows) within this, in all: a client
+/// that drips its bytes holds no thread for longer.
+#[cfg(windows)]
+pub const ADMISSION_DEADLINE: Duration = Duration::from_secs(3);
 
 impl Listener {
     /// Listens at `path` (on Windows: on a new loopback port, written to `path` with a new
@@ -131,13 +140,20 @@ impl Listener {
         {
             let inner = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(failed)?;
             let port = inner.local_addr().map_err(failed)?.port();
-            let token = LaneToken::new(&mut rand_core::OsRng);
+            let client = LaneToken::new(&mut rand_core::OsRng);
+            let keeper = LaneToken::new(&mut rand_core::OsRng);
             // Written whole under another name, then renamed: a client never reads half.
             let partial = path.with_extension("partial");
-            fs::write(&partial, keeper_address(port, token.as_str()))
-                .and_then(|()| fs::rename(&partial, path))
-                .map_err(failed)?;
-            Ok(Self { inner, token })
+            fs::write(
+                &partial,
+                keeper_address(port, client.as_str(), keeper.as_str()),
+            )
+            .and_then(|()| fs::rename(&partial, path))
+            .map_err(failed)?;
+            Ok(Self {
+                inner,
+                tokens: (client, keeper),
+            })
         }
     }
 
@@ -153,35 +169,60 @@ impl Listener {
     pub fn admission(&self) -> Admission {
         Admission {
             #[cfg(windows)]
-            token: self.token.clone(),
+            tokens: self.tokens.clone(),
         }
     }
 }
 
 /// On Windows, the token a connection must send as its first line (any local program can
-/// reach a loopback port); on Unix the socket's folder already admitted it.
+/// reach a loopback port) and the keeper's answer; on Unix the socket's folder already
+/// admitted it.
 pub struct Admission {
     #[cfg(windows)]
-    token: LaneToken,
+    tokens: (LaneToken, LaneToken),
 }
 
 impl Admission {
-    /// Whether the connection may go on (on Windows, its first line read from `reader`).
-    pub fn admits(&self, reader: &mut impl BufRead) -> bool {
+    /// Whether the connection may go on: on Windows its first line, read within
+    /// [`ADMISSION_DEADLINE`], is the client token, answered with the keeper's.
+    pub fn admits(&self, stream: &Stream) -> bool {
         #[cfg(windows)]
         {
-            let mut line = String::new();
-            let read = io::Read::take(&mut *reader, 200).read_line(&mut line);
-            read.is_ok() && self.token.matches(line.trim_end())
+            use std::io::Write;
+            let (client, keeper) = &self.tokens;
+            read_line_within(stream, ADMISSION_DEADLINE).is_some_and(|line| client.matches(&line))
+                && (&*stream)
+                    .write_all(format!("{}\n", keeper.as_str()).as_bytes())
+                    .is_ok()
         }
         #[cfg(unix)]
         {
-            let _ = reader;
+            let _ = stream;
             true
         }
     }
 }
 
+/// A line of at most 200 bytes, read a byte at a time (what follows stays unread) within
+/// `limit` in all; `None` past it, or for anything else.
+#[cfg(windows)]
+fn read_line_within(stream: &Stream, limit: Duration) -> Option<String> {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + limit;
+    let mut line = Vec::new();
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .ok()?;
+        let mut byte = [0u8];
+        match (&*stream).read(&mut byte) {
+            Ok(1) if byte[0] == b'\n' => return String::from_utf8(line).ok(),
+            Ok(1) if line.len() < 200 => line.push(byte[0]),
+            _ => return None,
+        }
+    }
+}
 /// Connects to the keeper at `path` (on Windows: the port in that file, then its token).
 pub fn connect(path: &Path) -> io::Result<Stream> {
     #[cfg(unix)]
@@ -192,12 +233,21 @@ pub fn connect(path: &Path) -> io::Result<Stream> {
     {
         use std::io::Write;
         let text = fs::read_to_string(path)?;
-        let (port, token) = parse_keeper_address(&text)
+        let (port, client, keeper) = parse_keeper_address(&text)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a keeper's address"))?;
         let mut stream = Stream::connect(("127.0.0.1", port))?;
         // A keystroke goes at once, not after the peer's delayed acknowledgement.
         stream.set_nodelay(true)?;
-        stream.write_all(format!("{token}\n").as_bytes())?;
+        stream.write_all(format!("{client}\n").as_bytes())?;
+        // Nothing more before the keeper proved it read the same file.
+        let answer = read_line_within(&stream, ADMISSION_DEADLINE);
+        if !answer.is_some_and(|line| same_secret(&line, keeper)) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("what answers on port {port} is not this user's keeper"),
+            ));
+        }
+        stream.set_read_timeout(None)?;
         Ok(stream)
     }
 }
@@ -210,4 +260,27 @@ pub fn raw_stdout() -> io::Result<fs::File> {
     #[cfg(windows)]
     let owned = std::os::windows::io::AsHandle::as_handle(&io::stdout()).try_clone_to_owned()?;
     Ok(fs::File::from(owned))
+}
+
+/// Windows: this process's standard handles (for a native host, the browser's pipes) are
+/// not inherited by the children it starts, whatever else std lets them inherit. A keeper
+/// holding the browser's pipe would keep the browser from seeing this host end.
+#[cfg(windows)]
+pub fn keep_stdio_from_children() {
+    use std::os::windows::io::AsRawHandle;
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn SetHandleInformation(handle: *mut core::ffi::c_void, mask: u32, flags: u32) -> i32;
+    }
+    const HANDLE_FLAG_INHERIT: u32 = 1;
+    let handles = [
+        io::stdin().as_raw_handle(),
+        io::stdout().as_raw_handle(),
+        io::stderr().as_raw_handle(),
+    ];
+    for handle in handles {
+        // SAFETY: a handle of this process's own (or null, which the call refuses), and
+        // only its inherit flag changes.
+        unsafe { SetHandleInformation(handle, HANDLE_FLAG_INHERIT, 0) };
+    }
 }

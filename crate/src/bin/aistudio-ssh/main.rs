@@ -3,10 +3,16 @@
 //! and serves them as their native messaging host, and is ssh's `ProxyCommand` through it
 //! (direct mode).
 
+// The helper's I/O: Linux, macOS and Windows (the crate's tests also build this binary
+// for wasm32, where it only renders).
+#[cfg(any(unix, windows))]
 mod host;
+#[cfg(any(unix, windows))]
 mod lane;
+#[cfg(any(unix, windows))]
 mod local;
 mod native;
+#[cfg(any(unix, windows))]
 mod proxy;
 
 use std::fs;
@@ -85,8 +91,15 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(any(unix, windows))]
 fn proxy(args: &[String]) -> ExitCode {
     proxy::proxy(args)
+}
+
+#[cfg(not(any(unix, windows)))]
+fn proxy(_args: &[String]) -> ExitCode {
+    eprintln!("aistudio-ssh: {}", native::UNSUPPORTED);
+    ExitCode::from(255)
 }
 
 fn parse_args(args: &[String]) -> Option<(PathBuf, PathBuf)> {

@@ -76,10 +76,11 @@ fn parse_options(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-/// The manifest folders of the browsers this user has (their settings folder exists).
-fn browser_targets() -> Result<Vec<Target>, String> {
+/// The manifest folders of the browsers this user has (their settings folder exists; on
+/// Windows for `every`, all the browsers we know: a key outlives its browser's folder).
+fn browser_targets(every: bool) -> Result<Vec<Target>, String> {
     if cfg!(windows) {
-        return windows_targets();
+        return windows_targets(every);
     }
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
@@ -104,15 +105,15 @@ fn browser_targets() -> Result<Vec<Target>, String> {
         .collect())
 }
 
-/// Windows: each browser whose folder is in `%LOCALAPPDATA%`, its registry key, and the
-/// manifest of its family, which the key names.
-fn windows_targets() -> Result<Vec<Target>, String> {
+/// Windows: each browser whose folder is in `%LOCALAPPDATA%` (or `every` one), its registry
+/// key, and the manifest of its family, which the key names.
+fn windows_targets(every: bool) -> Result<Vec<Target>, String> {
     let local = std::env::var_os("LOCALAPPDATA")
         .map(PathBuf::from)
         .ok_or("LOCALAPPDATA is not set")?;
     Ok(BROWSERS
         .iter()
-        .filter(|browser| local.join(browser.windows_dir).is_dir())
+        .filter(|browser| every || local.join(browser.windows_dir).is_dir())
         .map(|browser| Target {
             name: browser.name.to_owned(),
             family: browser.family,
@@ -122,9 +123,12 @@ fn windows_targets() -> Result<Vec<Target>, String> {
         .collect())
 }
 
-/// Runs `reg.exe` (Windows); `Ok(false)` when it says no (a key that is not there).
+/// Runs `reg.exe` (Windows) from System32, never one beside this program (where Windows
+/// looks first for a bare name); `Ok(false)` when it says no (a key that is not there).
 fn reg(args: &[&str]) -> Result<bool, String> {
-    let output = Command::new("reg")
+    let windows =
+        std::env::var_os("SystemRoot").map_or_else(|| PathBuf::from(r"C:\Windows"), PathBuf::from);
+    let output = Command::new(windows.join("System32").join("reg.exe"))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -156,7 +160,7 @@ fn unregister(key: &str) -> Result<bool, String> {
     }
 }
 
-fn targets(options: &Options) -> Result<Vec<Target>, String> {
+fn targets(options: &Options, every: bool) -> Result<Vec<Target>, String> {
     match (&options.dir, options.family) {
         (Some(dir), family) => Ok(vec![Target {
             name: dir.display().to_string(),
@@ -164,7 +168,7 @@ fn targets(options: &Options) -> Result<Vec<Target>, String> {
             dir: dir.clone(),
             registry_key: None,
         }]),
-        (None, _) => browser_targets(),
+        (None, _) => browser_targets(every),
     }
 }
 
@@ -193,7 +197,7 @@ pub fn install(args: &[String]) -> ExitCode {
             .to_str()
             .ok_or("this program's path is not UTF-8")?
             .to_owned();
-        let targets = targets(&options)?;
+        let targets = targets(&options, false)?;
         if targets.is_empty() {
             return Err(
                 "no Chrome, Chromium, Edge, Brave or Firefox settings folder found; \
@@ -224,7 +228,7 @@ pub fn uninstall(args: &[String]) -> ExitCode {
         Err(usage) => return fail(2, &usage),
     };
     let result = (|| {
-        for target in targets(&options)? {
+        for target in targets(&options, true)? {
             if let Some(key) = &target.registry_key {
                 if unregister(key)? {
                     println!("{}: removed {key}", target.name);
@@ -282,10 +286,25 @@ fn report(what: &str, result: Result<(), String>) -> ExitCode {
     }
 }
 
+#[cfg(any(unix, windows))]
 fn pipe() -> Result<(), String> {
     crate::host::native_host()
 }
 
+#[cfg(any(unix, windows))]
 fn keep() -> Result<(), String> {
     crate::host::keep()
 }
+
+#[cfg(not(any(unix, windows)))]
+fn pipe() -> Result<(), String> {
+    Err(UNSUPPORTED.into())
+}
+
+#[cfg(not(any(unix, windows)))]
+fn keep() -> Result<(), String> {
+    Err(UNSUPPORTED.into())
+}
+
+#[cfg(not(any(unix, windows)))]
+pub const UNSUPPORTED: &str = "direct mode's helper runs on Linux, macOS and Windows";
