@@ -1,12 +1,18 @@
 // Facts about the checkout that every build and test step shares, and the one way to run a command.
 // At the top, owned by no folder: scripts/, testbed/, tests/ and webpack.config.js import it.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = dirname(fileURLToPath(import.meta.url));
+
+// rustup's cargo and rustc before any other, for every step and its children: Debian's
+// rustc-web (the Windows helper's cross compiler, named by its path where used) puts a cargo
+// and a rustc in /usr/bin that have no wasm32 target.
+const RUSTUP_BIN = join(process.env.CARGO_HOME ?? join(homedir(), '.cargo'), 'bin');
+if (existsSync(join(RUSTUP_BIN, 'rustup'))) process.env.PATH = `${RUSTUP_BIN}${delimiter}${process.env.PATH}`;
 export const CRATE_NAME = 'aistudio-ssh';
 export const WASM_TARGET = 'wasm32-unknown-unknown';
 /** wasm-bindgen's output, the input of webpack. */
