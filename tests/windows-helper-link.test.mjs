@@ -10,6 +10,7 @@ import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from '../project.mjs';
+import { eventually } from '../testbed/harness/browser.mjs';
 import { winePrefix } from '../testbed/harness/wine.mjs';
 
 const PROJECT = '7892508';
@@ -43,14 +44,6 @@ function finished(child) {
   child.stdout.on('data', (chunk) => out.push(chunk));
   child.stderr.on('data', (chunk) => { stderr += chunk; });
   return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr })));
-}
-
-async function until(condition, what, limitMs = 10_000) {
-  const deadline = Date.now() + limitMs;
-  while (!condition()) {
-    assert.ok(Date.now() < deadline, `${what} within ${limitMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 test('Windows: proxy -> keeper -> native host carries a stream to the bridge and back', async (t) => {
@@ -114,7 +107,7 @@ test('Windows: proxy -> keeper -> native host carries a stream to the bridge and
       }
     });
     writeMessage(host.stdin, { kind: 'hello' });
-    await until(() => seen.hello, 'the native host answers hello', 30_000);
+    await eventually(async () => seen.hello, Boolean, { what: 'the native host answers hello', timeoutMs: 30_000 });
     return { host, seen };
   };
 
@@ -159,9 +152,9 @@ test('Windows: proxy -> keeper -> native host carries a stream to the bridge and
 
   // The browser goes: the native host ends, and the keeper leaves with its address file.
   host.stdin.end();
-  await until(() => host.exitCode !== null, 'the native host ends');
+  await eventually(async () => host.exitCode !== null, Boolean, { what: 'the native host ends', timeoutMs: 10_000 });
   assert.equal(host.exitCode, 0);
-  await until(() => !existsSync(join(folder, 'helper.address')) && !existsSync(join(folder, 'keeper.pid')), 'the keeper leaves');
+  await eventually(async () => !existsSync(join(folder, 'helper.address')) && !existsSync(join(folder, 'keeper.pid')), Boolean, { what: 'the keeper leaves', timeoutMs: 10_000 });
 
   // The browser again, and it goes while an ssh session is open: the browser sees its pipe
   // close (the keeper, which stays for the session, holds none of it).
@@ -171,11 +164,11 @@ test('Windows: proxy -> keeper -> native host carries a stream to the bridge and
   session.stdin.write('still here');
   let echoed = '';
   session.stdout.on('data', (chunk) => { echoed += chunk; });
-  await until(() => echoed === 'still here', 'the session echoes');
+  await eventually(async () => echoed === 'still here', Boolean, { what: 'the session echoes', timeoutMs: 10_000 });
   let pipeClosed = false;
   again.host.stdout.on('close', () => { pipeClosed = true; });
   again.host.stdin.end();
-  await until(() => pipeClosed && again.host.exitCode !== null, 'the browser sees the native host end', 5000);
+  await eventually(async () => pipeClosed && again.host.exitCode !== null, Boolean, { what: 'the browser sees the native host end', timeoutMs: 5000 });
   assert.equal(again.host.exitCode, 0);
   assert.ok(existsSync(join(folder, 'keeper.pid')), 'the keeper stays for the open session');
   // (Its stream waits out the grace for a browser to come back; the prefix's end stops it.)

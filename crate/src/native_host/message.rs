@@ -245,6 +245,14 @@ pub fn socket_path(xdg_runtime_dir: Option<&OsStr>, tmpdir: Option<&OsStr>, uid:
     folder.join(SOCKET_FILE)
 }
 
+/// Where the keeper writes its address on Windows: `%LOCALAPPDATA%\aistudio-ssh\helper.address`
+/// (the user's profile, closed to others).
+pub fn address_path(local_app_data: &OsStr) -> PathBuf {
+    PathBuf::from(local_app_data)
+        .join(SOCKET_DIR)
+        .join(KEEPER_ADDRESS_FILE)
+}
+
 /// What [`KEEPER_ADDRESS_FILE`] holds: `<port> <client token> <keeper token>` and a newline.
 pub fn keeper_address(port: u16, client: &str, keeper: &str) -> String {
     format!("{port} {client} {keeper}\n")
@@ -377,6 +385,14 @@ mod tests {
         assert_eq!(project_of_alias("aistudio-"), None);
         assert_eq!(project_of_alias("aistudio-a b"), None);
         assert_eq!(project_of_alias("../x"), None);
+    }
+
+    #[test]
+    fn the_windows_address_sits_in_the_users_local_app_data() {
+        assert_eq!(
+            address_path(OsStr::new("C:/Users/u/AppData/Local")),
+            std::path::Path::new("C:/Users/u/AppData/Local/aistudio-ssh/helper.address")
+        );
     }
 
     #[test]

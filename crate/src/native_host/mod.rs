@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 pub use lane::{same_secret, LaneHeader, LaneRefusal, LaneToken};
 pub use message::{
-    keeper_address, parse_keeper_address, project_of_alias, socket_path, Base64Bytes,
+    address_path, keeper_address, parse_keeper_address, project_of_alias, socket_path, Base64Bytes,
     ExtensionRequest, ProxyAnswer, ProxyRequest, ToExtension, ToHost, KEEPER_ADDRESS_FILE,
     KEEPER_LOCK_FILE, KEEPER_LOG_FILE, KEEPER_PID_FILE, SOCKET_DIR, SOCKET_FILE,
 };

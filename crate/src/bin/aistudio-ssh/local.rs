@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use aistudio_ssh::native_host;
 #[cfg(windows)]
-use aistudio_ssh::native_host::{
-    keeper_address, parse_keeper_address, same_secret, LaneToken, SOCKET_DIR,
-};
+use aistudio_ssh::native_host::{keeper_address, parse_keeper_address, same_secret, LaneToken};
 
 /// A connection to the keeper.
 #[cfg(unix)]
@@ -48,9 +46,7 @@ fn path() -> Result<PathBuf, String> {
 #[cfg(windows)]
 fn path() -> Result<PathBuf, String> {
     let local = std::env::var_os("LOCALAPPDATA").ok_or("LOCALAPPDATA is not set")?;
-    Ok(PathBuf::from(local)
-        .join(SOCKET_DIR)
-        .join(native_host::KEEPER_ADDRESS_FILE))
+    Ok(native_host::address_path(&local))
 }
 
 #[cfg(unix)]
